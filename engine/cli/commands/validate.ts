@@ -1,0 +1,90 @@
+import { readdir, stat } from 'node:fs/promises';
+import { dirname, extname, join, resolve } from 'node:path';
+import { loadPipelines, isPipelineFile } from '../../config/load-pipeline.ts';
+import { SchemaRegistry } from '../../config/schema-registry.ts';
+import { SinkRegistry, pluginSpecsFromEnv } from '../../plugins/sink-registry.ts';
+import { ConfigInvalidError, formatDiagnostic, type Diagnostic } from '../../errors.ts';
+import { isTestFile, loadTestFile } from '../../testing/run-test-file.ts';
+import { schemasDir, pipelinesDir, type CommonOptions } from '../context.ts';
+
+/** What `synapse validate` found. */
+export interface ValidateReport {
+  pipelines: number;
+  testFiles: number;
+  schemas: number;
+  diagnostics: Diagnostic[];
+}
+
+/**
+ * Lints pipelines, their test files and the schema directory. Paths may be directories or files;
+ * none given: ./pipelines. The schema directory is always checked, since pipelines depend on it.
+ */
+export async function validatePaths(paths: string[], opts: CommonOptions): Promise<ValidateReport> {
+  const diagnostics: Diagnostic[] = [];
+  const targets = paths.length ? paths.map((p) => resolve(p)) : [pipelinesDir()];
+  const schemaDir = schemasDir(opts);
+  const pipelineFiles: string[] = [];
+  const testFiles: string[] = [];
+  const extraSchemas: string[] = [];
+  for (const target of targets) {
+    let isDir = false;
+    try {
+      isDir = (await stat(target)).isDirectory();
+    } catch {
+      diagnostics.push({ file: target, line: 1, col: 1, message: 'no such file or directory' });
+      continue;
+    }
+    const files = isDir ? (await readdir(target)).sort().map((n) => join(target, n)) : [target];
+    for (const f of files) {
+      if (isTestFile(f)) testFiles.push(f);
+      else if (isPipelineFile(f)) pipelineFiles.push(f);
+      else if (extname(f) === '.json' && resolve(dirname(f)) !== schemaDir) extraSchemas.push(f);
+    }
+  }
+
+  let schemas: SchemaRegistry;
+  try {
+    schemas = await SchemaRegistry.load(schemaDir);
+  } catch (err) {
+    if (!(err instanceof ConfigInvalidError)) throw err;
+    diagnostics.push(...err.diagnostics);
+    schemas = new SchemaRegistry();
+  }
+  const sinks = SinkRegistry.withBuiltins();
+  await sinks.loadPlugins(pluginSpecsFromEnv());
+  const ctx = { schemas, sinks };
+  const loaded = await loadPipelines(pipelineFiles, ctx);
+  diagnostics.push(...loaded.errors);
+
+  // A test file must parse and name a pipeline that exists beside it (or among the given files).
+  const known = new Set(loaded.pipelines.map((p) => p.name));
+  const dirsChecked = new Map<string, Set<string>>();
+  for (const file of testFiles) {
+    try {
+      const { doc, spec } = await loadTestFile(file);
+      const dir = dirname(file);
+      let names = dirsChecked.get(dir);
+      if (!names) {
+        names = new Set((await loadPipelines([dir], ctx)).pipelines.map((p) => p.name));
+        dirsChecked.set(dir, names);
+      }
+      if (!names.has(spec.pipeline) && !known.has(spec.pipeline)) {
+        const rejected = loaded.rejected.size > 0 && [...loaded.rejected.keys()].some((f) => f.replace(/\.ya?ml$/, '').endsWith(spec.pipeline));
+        if (!rejected) diagnostics.push({ ...doc.locate(['pipeline']), message: `no pipeline named '${spec.pipeline}' in ${dir}` });
+      }
+    } catch (err) {
+      if (!(err instanceof ConfigInvalidError)) throw err;
+      diagnostics.push(...err.diagnostics);
+    }
+  }
+  return { pipelines: pipelineFiles.length, testFiles: testFiles.length, schemas: schemas.list().length + extraSchemas.length, diagnostics };
+}
+
+/** `synapse validate`: prints every problem as FILE:LINE:COL message; exit code 1 on any. */
+export async function validateCommand(paths: string[], opts: CommonOptions): Promise<number> {
+  const report = await validatePaths(paths, opts);
+  for (const d of report.diagnostics) process.stdout.write(`${formatDiagnostic(d)}\n`);
+  const summary = `${report.pipelines} pipeline(s), ${report.testFiles} test file(s), ${report.schemas} schema(s): ${report.diagnostics.length} error(s)`;
+  process.stdout.write(`${summary}\n`);
+  return report.diagnostics.length ? 1 : 0;
+}

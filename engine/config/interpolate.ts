@@ -1,0 +1,40 @@
+import type { DocPath } from './source-document.ts';
+
+/** One `${VAR}` that could not be resolved. */
+export interface InterpolationProblem {
+  path: DocPath;
+  message: string;
+}
+
+const PATTERN = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}/g;
+
+/**
+ * Replaces `${VAR}` and `${VAR:-default}` in every string of `value` with the environment's
+ * values. `$${` is an escaped, literal `${`. An unset variable without a default is a problem
+ * (reported at its path), never silently an empty string.
+ */
+export function interpolate(
+  value: unknown,
+  env: NodeJS.ProcessEnv,
+  problems: InterpolationProblem[],
+  path: (string | number)[] = [],
+): unknown {
+  if (typeof value === 'string') {
+    if (!value.includes('${')) return value;
+    return value.replace(PATTERN, (match, name: string | undefined, fallback: string | undefined) => {
+      if (match === '$${') return '${';
+      const set = env[name!];
+      if (set !== undefined && set !== '') return set;
+      if (fallback !== undefined) return fallback;
+      problems.push({ path: [...path], message: `environment variable ${name} is not set (write \${${name}:-default} to give a default)` });
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, problems, [...path, i]));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, env, problems, [...path, k]);
+    return out;
+  }
+  return value;
+}

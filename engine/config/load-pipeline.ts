@@ -1,0 +1,377 @@
+import { createHash } from 'node:crypto';
+import { readdir, access } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { ValidateFunction } from 'ajv';
+import { ConfigInvalidError, PipelineInvalidError, type Diagnostic } from '../errors.ts';
+import { compileExpression, ExpressionSyntaxError, DEFAULT_EXPRESSION_TIMEOUT_MS, type CompiledExpression } from '../expr/compile-expression.ts';
+import type { SinkDefinition } from '../plugins/define-sink.ts';
+import type { SinkRegistry } from '../plugins/sink-registry.ts';
+import { ajvDiagnostics } from './ajv-diagnostics.ts';
+import { parseDuration } from './duration.ts';
+import { interpolate, type InterpolationProblem } from './interpolate.ts';
+import { pipelineFileSchema } from './pipeline-file-schema.ts';
+import { SchemaRegistry } from './schema-registry.ts';
+import { SourceDocument, readConfigText, type DocPath } from './source-document.ts';
+
+/** Where a stream pipeline reads from (SPEC §3 `source`). */
+export interface StreamSourceSpec {
+  kind: 'stream';
+  stream: string;
+  group: string;
+  start: string;
+  codec: 'json' | 'fields';
+  batch: number;
+  blockMs: number;
+  claimIdleMs: number;
+  maxDeliveries: number;
+}
+
+/** A pipeline that fires on an interval instead of reading a stream. */
+export interface ScheduleSourceSpec {
+  kind: 'schedule';
+  everyMs: number;
+  /** The schedule text as written (`60s`). */
+  every: string;
+  codec: 'json';
+}
+
+export type SourceSpec = StreamSourceSpec | ScheduleSourceSpec;
+
+/** How failed sink writes are retried. */
+export interface RetryPolicy {
+  attempts: number;
+  backoff: 'exponential' | 'fixed';
+  delayMs: number;
+  maxDelayMs: number;
+}
+
+/** One sink of a pipeline, its plugin resolved and its config validated (defaults filled in). */
+export interface SinkSpec {
+  id: string;
+  type: string;
+  when?: CompiledExpression;
+  config: Record<string, unknown>;
+  definition: SinkDefinition<any>;
+}
+
+/** A pipeline file, fully checked and compiled: nothing left to fail at load time. */
+export interface CompiledPipeline {
+  name: string;
+  file: string;
+  /** sha256 of the file's text: the version the admin API shows and PUT compares. */
+  hash: string;
+  description?: string;
+  enabled: boolean;
+  source: SourceSpec;
+  validate?: { schemaId: string; schemaFile?: string; validator: ValidateFunction; onInvalid: 'dlq' | 'drop' };
+  filter?: CompiledExpression;
+  transform?: CompiledExpression;
+  sinks: SinkSpec[];
+  retry: RetryPolicy;
+  dlq: string;
+  expressionTimeoutMs: number;
+  maxEventBytes: number;
+}
+
+/** What loading needs: the schemas pipelines refer to and the sink plugins they name. */
+export interface LoadContext {
+  schemas: SchemaRegistry;
+  sinks: SinkRegistry;
+  env?: NodeJS.ProcessEnv;
+}
+
+export const PIPELINE_DEFAULTS = {
+  start: '$',
+  codec: 'json' as const,
+  batch: 100,
+  blockMs: 1000,
+  claimIdleMs: 30_000,
+  maxDeliveries: 10,
+  retry: { attempts: 3, backoff: 'exponential' as const, delayMs: 200, maxDelayMs: 30_000 },
+  maxEventBytes: 1024 * 1024,
+};
+
+const fileAjv = new Ajv2020({ allErrors: true, strict: false });
+const validateFile: ValidateFunction = fileAjv.compile(pipelineFileSchema);
+
+/** Whether a file name is a pipeline (not its test file). */
+export function isPipelineFile(name: string): boolean {
+  return /\.ya?ml$/.test(name) && !/\.test\.ya?ml$/.test(name);
+}
+
+/** Reads and compiles one pipeline file. Throws PipelineInvalidError listing every problem. */
+export async function loadPipeline(file: string, ctx: LoadContext): Promise<CompiledPipeline> {
+  let text: string;
+  try {
+    text = await readConfigText(file);
+  } catch (err) {
+    if (err instanceof ConfigInvalidError) throw new PipelineInvalidError(err.diagnostics);
+    throw err;
+  }
+  return compilePipelineText(file, text, ctx);
+}
+
+/** Compiles pipeline YAML given as text (a PUT body, an editor buffer) as if read from `file`. */
+export async function compilePipelineText(file: string, text: string, ctx: LoadContext): Promise<CompiledPipeline> {
+  let doc: SourceDocument;
+  try {
+    doc = SourceDocument.parse(file, text);
+  } catch (err) {
+    if (err instanceof ConfigInvalidError) throw new PipelineInvalidError(err.diagnostics);
+    throw err;
+  }
+  return new PipelineCompiler(doc, ctx).compile();
+}
+
+class PipelineCompiler {
+  private readonly problems: Diagnostic[] = [];
+
+  constructor(private readonly doc: SourceDocument, private readonly ctx: LoadContext) {}
+
+  private fail(path: DocPath, message: string, opts?: { key?: boolean }): void {
+    this.problems.push({ ...this.doc.locate(path, opts), message });
+  }
+
+  async compile(): Promise<CompiledPipeline> {
+    const { doc } = this;
+    if (!doc.value || typeof doc.value !== 'object' || Array.isArray(doc.value)) {
+      throw new PipelineInvalidError([{ ...doc.locate([]), message: 'a pipeline file must be a YAML mapping (name:, source:, sink:, ...)' }]);
+    }
+    const envProblems: InterpolationProblem[] = [];
+    const raw = interpolate(doc.value, this.ctx.env ?? process.env, envProblems) as Record<string, any>;
+    for (const p of envProblems) this.fail(p.path, p.message);
+
+    if (!validateFile(raw)) {
+      this.problems.push(...ajvDiagnostics(validateFile.errors ?? [], doc));
+      throw new PipelineInvalidError(sortDiagnostics(this.problems));
+    }
+
+    const name: string = raw.name ?? basename(doc.file).replace(/\.ya?ml$/, '');
+    const timeoutMs: number = raw.expression_timeout_ms ?? DEFAULT_EXPRESSION_TIMEOUT_MS;
+    const source = this.compileSource(raw.source ?? {}, name);
+    const validate = await this.compileValidate(raw.validate);
+    const filter = this.compileExpr(raw.filter, ['filter'], timeoutMs);
+    const transform = this.compileExpr(raw.transform, ['transform'], timeoutMs);
+    const sinks = this.compileSinks(raw, timeoutMs);
+    if (source?.kind === 'schedule' && validate) this.fail(['validate'], 'a schedule source produces tick events; validate: does not apply');
+
+    if (this.problems.length || !source) throw new PipelineInvalidError(sortDiagnostics(this.problems));
+
+    const retry = raw.retry ?? {};
+    const d = PIPELINE_DEFAULTS.retry;
+    return {
+      name,
+      file: resolve(doc.file),
+      hash: createHash('sha256').update(doc.text).digest('hex'),
+      description: raw.description,
+      enabled: raw.enabled ?? true,
+      source,
+      validate,
+      filter,
+      transform,
+      sinks,
+      retry: {
+        attempts: retry.attempts ?? d.attempts,
+        backoff: retry.backoff ?? d.backoff,
+        delayMs: retry.delay_ms ?? d.delayMs,
+        maxDelayMs: retry.max_delay_ms ?? d.maxDelayMs,
+      },
+      dlq: raw.dlq ?? `${source.kind === 'stream' ? source.stream : `schedule:${name}`}:dlq`,
+      expressionTimeoutMs: timeoutMs,
+      maxEventBytes: raw.max_event_bytes ?? PIPELINE_DEFAULTS.maxEventBytes,
+    };
+  }
+
+  private compileSource(src: Record<string, any>, name: string): SourceSpec | undefined {
+    if (src.stream && src.schedule) {
+      this.fail(['source', 'schedule'], 'source has both stream: and schedule:; a pipeline reads one', { key: true });
+      return undefined;
+    }
+    if (src.schedule) {
+      const streamOnly = ['group', 'start', 'codec', 'batch', 'block_ms', 'claim_idle_ms', 'max_deliveries'].filter((k) => k in src);
+      for (const k of streamOnly) this.fail(['source', k], `'source.${k}' applies to stream sources, not to schedule:`, { key: true });
+      return { kind: 'schedule', every: src.schedule, everyMs: parseDuration(src.schedule)!, codec: 'json' };
+    }
+    if (!src.stream) {
+      this.fail(['source'], 'source needs stream: (a Redis stream key) or schedule: (an interval such as 60s)');
+      return undefined;
+    }
+    const D = PIPELINE_DEFAULTS;
+    return {
+      kind: 'stream',
+      stream: src.stream,
+      group: src.group ?? name,
+      start: src.start ?? D.start,
+      codec: src.codec ?? D.codec,
+      batch: src.batch ?? D.batch,
+      blockMs: src.block_ms ?? D.blockMs,
+      claimIdleMs: src.claim_idle_ms ?? D.claimIdleMs,
+      maxDeliveries: src.max_deliveries ?? D.maxDeliveries,
+    };
+  }
+
+  private async compileValidate(v: { schema: string; on_invalid?: 'dlq' | 'drop' } | undefined): Promise<CompiledPipeline['validate']> {
+    if (!v) return undefined;
+    const { schemas } = this.ctx;
+    let schemaId = v.schema;
+    if (!schemas.has(schemaId)) {
+      // Not a known $id: try it as a path relative to the pipeline file.
+      const path = resolve(dirname(this.doc.file), v.schema);
+      const known = schemas.getByFile(path);
+      if (known) schemaId = known.id;
+      else if (await exists(path)) {
+        try {
+          const problems = schemas.addDocuments([await SourceDocument.read(path)]);
+          if (problems.length) {
+            this.problems.push(...problems);
+            return undefined;
+          }
+        } catch (err) {
+          if (err instanceof ConfigInvalidError) {
+            this.problems.push(...err.diagnostics);
+            return undefined;
+          }
+          throw err;
+        }
+        const added = schemas.getByFile(path);
+        if (!added) return undefined;
+        schemaId = added.id;
+      } else {
+        const ids = schemas.list().map((s) => s.id);
+        const hint = ids.length ? ` (known: ${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', ...' : ''})` : ' (the schema directory is empty)';
+        this.fail(['validate', 'schema'], `unknown schema '${v.schema}': not a $id in the schema directory nor a file${hint}`);
+        return undefined;
+      }
+    }
+    return {
+      schemaId,
+      schemaFile: schemas.get(schemaId)?.file,
+      validator: schemas.compile(schemaId),
+      onInvalid: v.on_invalid ?? 'dlq',
+    };
+  }
+
+  private compileExpr(source: string | undefined, path: DocPath, timeoutMs: number): CompiledExpression | undefined {
+    if (source === undefined) return undefined;
+    try {
+      return compileExpression(source, { timeoutMs });
+    } catch (err) {
+      if (!(err instanceof ExpressionSyntaxError)) throw err;
+      this.problems.push({ ...this.doc.locateInScalar(path, err.offset), message: `${path.join('.')}: ${err.message}` });
+      return undefined;
+    }
+  }
+
+  private compileSinks(raw: Record<string, any>, timeoutMs: number): SinkSpec[] {
+    if (raw.sink && raw.sinks) {
+      this.fail(['sinks'], 'use either sink: or sinks:, not both', { key: true });
+      return [];
+    }
+    if (!raw.sink && !raw.sinks) {
+      this.fail([], 'the pipeline has no sink: add sink: { type: log } or a sinks: list');
+      return [];
+    }
+    const list: { spec: Record<string, any>; path: DocPath }[] = raw.sink
+      ? [{ spec: raw.sink, path: ['sink'] }]
+      : (raw.sinks as Record<string, any>[]).map((spec, i) => ({ spec, path: ['sinks', i] }));
+    const out: SinkSpec[] = [];
+    const ids = new Set<string>();
+    const typeCount = new Map<string, number>();
+    for (const { spec, path } of list) {
+      const registered = this.ctx.sinks.get(spec.type);
+      if (!registered) {
+        this.fail([...path, 'type'], `unknown sink type '${spec.type}' (known: ${this.ctx.sinks.names().join(', ')})`);
+        continue;
+      }
+      const n = (typeCount.get(spec.type) ?? 0) + 1;
+      typeCount.set(spec.type, n);
+      const id: string = spec.id ?? (n === 1 ? spec.type : `${spec.type}#${n}`);
+      if (ids.has(id)) {
+        this.fail([...path, 'id'], `duplicate sink id '${id}'`);
+        continue;
+      }
+      ids.add(id);
+      const config = structuredClone(spec.with ?? {}) as Record<string, unknown>;
+      if (!registered.validateConfig(config)) {
+        this.problems.push(...ajvDiagnostics(registered.validateConfig.errors ?? [], this.doc, [...path, 'with'], `${spec.type} sink 'with'`));
+        continue;
+      }
+      out.push({ id, type: spec.type, config, definition: registered.definition,
+        when: this.compileExpr(spec.when, [...path, 'when'], timeoutMs) });
+    }
+    return out;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function sortDiagnostics(d: Diagnostic[]): Diagnostic[] {
+  return [...d].sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col);
+}
+
+/** The result of loading a directory: every valid pipeline, and every problem of the rest. */
+export interface LoadedPipelines {
+  pipelines: CompiledPipeline[];
+  errors: Diagnostic[];
+  /** Files rejected, with their diagnostics. */
+  rejected: Map<string, Diagnostic[]>;
+}
+
+/**
+ * Loads every pipeline file of a directory (or the given files). A file with an error is rejected
+ * whole; the others still load. Two files claiming the same name are both an error.
+ */
+export async function loadPipelines(paths: string[], ctx: LoadContext): Promise<LoadedPipelines> {
+  const files = await expandPipelineFiles(paths);
+  const pipelines: CompiledPipeline[] = [];
+  const rejected = new Map<string, Diagnostic[]>();
+  for (const file of files) {
+    try {
+      pipelines.push(await loadPipeline(file, ctx));
+    } catch (err) {
+      if (!(err instanceof ConfigInvalidError)) throw err;
+      rejected.set(file, err.diagnostics);
+    }
+  }
+  const byName = new Map<string, CompiledPipeline>();
+  const unique: CompiledPipeline[] = [];
+  for (const p of pipelines) {
+    const first = byName.get(p.name);
+    if (first) {
+      rejected.set(p.file, [{ file: p.file, line: 1, col: 1, message: `duplicate pipeline name '${p.name}', also in ${first.file}` }]);
+      continue;
+    }
+    byName.set(p.name, p);
+    unique.push(p);
+  }
+  return { pipelines: unique, errors: [...rejected.values()].flat(), rejected };
+}
+
+/** Pipeline files under the given files and directories (not recursive), sorted. */
+export async function expandPipelineFiles(paths: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of paths) {
+    let names: string[] | undefined;
+    try {
+      names = await readdir(p);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOTDIR') {
+        out.push(p);
+        continue;
+      }
+      if (code === 'ENOENT') continue;
+      throw err;
+    }
+    out.push(...names.filter(isPipelineFile).sort().map((n) => join(p, n)));
+  }
+  return out;
+}

@@ -1,0 +1,71 @@
+/**
+ * The JSON Schema of a pipeline file (SPEC §3). Unknown keys are errors everywhere: a typo such
+ * as `filtr:` must not silently disable a filter.
+ */
+const expression = { type: 'string', minLength: 1, description: 'A JSONata expression.' } as const;
+
+const sinkSpec = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['type'],
+  properties: {
+    type: { type: 'string', minLength: 1, description: 'The sink plugin name (publish, notify, log, ...).' },
+    id: { type: 'string', pattern: '^[A-Za-z0-9_.-]+$', description: 'Names this sink in tests and metrics; defaults to its type (type#2 for a second one).' },
+    when: { ...expression, description: 'JSONata over the transformed event; falsy skips this sink.' },
+    with: { type: 'object', description: "The sink's configuration, checked against its configSchema." },
+  },
+} as const;
+
+export const pipelineFileSchema = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  $id: 'https://synapse.dev/schemas/pipeline-file.json',
+  type: 'object',
+  additionalProperties: false,
+  required: ['source'],
+  properties: {
+    name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', description: 'Unique pipeline name; defaults to the file name.' },
+    description: { type: 'string' },
+    enabled: { type: 'boolean', description: 'false keeps the file loaded and validated but does not run it.' },
+    source: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        stream: { type: 'string', minLength: 1, description: 'Redis stream key to consume.' },
+        schedule: { type: 'string', pattern: '^[0-9]+(ms|s|m|h|d)$', description: 'Fire on this interval instead of reading a stream (60s, 5m).' },
+        group: { type: 'string', minLength: 1, description: 'Consumer group; defaults to the pipeline name.' },
+        start: { type: 'string', pattern: '^(\\$|0|[0-9]+(-[0-9]+)?)$', description: 'Where a new group starts: $ (new entries), 0 (all) or an entry id.' },
+        codec: { enum: ['json', 'fields'], description: 'json: the envelope is in the payload field; fields: the entry is a flat field map.' },
+        batch: { type: 'integer', minimum: 1, maximum: 10000, description: 'Entries per read.' },
+        block_ms: { type: 'integer', minimum: 1, maximum: 60000, description: 'How long one read waits for new entries.' },
+        claim_idle_ms: { type: 'integer', minimum: 1000, description: 'Reclaim entries another consumer left pending this long.' },
+        max_deliveries: { type: 'integer', minimum: 1, description: 'An entry delivered more often than this goes to the DLQ as poison.' },
+      },
+    },
+    validate: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['schema'],
+      properties: {
+        schema: { type: 'string', minLength: 1, description: 'A schema $id, or a path relative to this file.' },
+        on_invalid: { enum: ['dlq', 'drop'], description: 'dlq (default) or drop.' },
+      },
+    },
+    filter: expression,
+    transform: expression,
+    sink: sinkSpec,
+    sinks: { type: 'array', minItems: 1, items: sinkSpec },
+    retry: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        attempts: { type: 'integer', minimum: 1, maximum: 100, description: 'Tries per sink write, the first included.' },
+        backoff: { enum: ['exponential', 'fixed'] },
+        delay_ms: { type: 'integer', minimum: 0 },
+        max_delay_ms: { type: 'integer', minimum: 0 },
+      },
+    },
+    dlq: { type: 'string', minLength: 1, description: 'DLQ stream; defaults to <stream>:dlq.' },
+    expression_timeout_ms: { type: 'integer', minimum: 1, maximum: 60000, description: 'Time limit of one JSONata evaluation.' },
+    max_event_bytes: { type: 'integer', minimum: 1, description: 'Larger entries go to the DLQ undecoded.' },
+  },
+} as const;

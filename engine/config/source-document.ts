@@ -1,0 +1,170 @@
+import { readFile, stat } from 'node:fs/promises';
+import {
+  LineCounter, parseDocument, isMap, isSeq, isScalar, isPair, isAlias,
+  type Document, type Node as YamlNode, type Scalar,
+} from 'yaml';
+import { ConfigInvalidError, errorMessage, type Diagnostic, type SourceLocation } from '../errors.ts';
+
+/** Largest configuration file Synapse reads; anything bigger is a mistake, not a pipeline. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+/** Aliases allowed per document: enough for real reuse, far too few for a "billion laughs" bomb. */
+export const MAX_ALIAS_COUNT = 100;
+
+/** A path into a parsed document: map keys and sequence indices, as ajv's instancePath splits. */
+export type DocPath = ReadonlyArray<string | number>;
+
+/**
+ * A YAML (or JSON) file parsed with its source positions kept, so every later error —
+ * schema violation, bad expression, unknown sink — can point at FILE:LINE:COL.
+ */
+export class SourceDocument {
+  private constructor(
+    readonly file: string,
+    readonly text: string,
+    private readonly doc: Document.Parsed,
+    private readonly lines: LineCounter,
+    /** The document as plain JS values. */
+    readonly value: unknown,
+  ) {}
+
+  /**
+   * Parses text. Throws ConfigInvalidError (with positions) for YAML syntax errors, duplicate
+   * keys and alias bombs.
+   */
+  static parse(file: string, text: string): SourceDocument {
+    const lines = new LineCounter();
+    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: false });
+    const diagnostics: Diagnostic[] = [];
+    for (const e of [...doc.errors]) {
+      const { line, col } = lines.linePos(e.pos[0]);
+      diagnostics.push({ file, line, col, message: firstLine(e.message) });
+    }
+    if (diagnostics.length > 0) throw new ConfigInvalidError(diagnostics);
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (err) {
+      throw new ConfigInvalidError([{ file, line: 1, col: 1,
+        message: `${errorMessage(err)} (aliases are limited to ${MAX_ALIAS_COUNT} expansions)` }]);
+    }
+    return new SourceDocument(file, text, doc, lines, value);
+  }
+
+  /** Reads and parses a file, refusing files that are too large or not text. */
+  static async read(file: string): Promise<SourceDocument> {
+    return SourceDocument.parse(file, await readConfigText(file));
+  }
+
+  /** Line and column (1-based) of a character offset. */
+  locationOf(offset: number): SourceLocation {
+    const { line, col } = this.lines.linePos(Math.max(0, Math.min(offset, this.text.length)));
+    return { file: this.file, line, col };
+  }
+
+  /**
+   * Where the value at `path` is; with `key: true`, where its key is (for "unknown key").
+   * Falls back to the nearest ancestor that exists.
+   */
+  locate(path: DocPath, opts: { key?: boolean } = {}): SourceLocation {
+    const found = this.find(path);
+    const node = opts.key ? (found.key ?? found.value) : (found.value ?? found.key);
+    return this.locationOf(node?.range?.[0] ?? 0);
+  }
+
+  /** The scalar node at `path`, if the value there is a scalar (used to map expression offsets). */
+  scalarAt(path: DocPath): Scalar | undefined {
+    const { value } = this.find(path);
+    return value && isScalar(value) ? value : undefined;
+  }
+
+  /**
+   * Maps an offset inside the string value of the scalar at `path` to a file location, so that
+   * an error at character 12 of a JSONata expression points into the YAML file. Exact for plain,
+   * quoted (without escapes) and block scalars; otherwise approximate.
+   */
+  locateInScalar(path: DocPath, offset: number): SourceLocation {
+    const node = this.scalarAt(path);
+    if (!node?.range || typeof node.source !== 'string') return this.locate(path);
+    const start = node.range[0];
+    if (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED') {
+      // Content starts on the line after the header (`|`, `>-`...); each line is indented.
+      const headerEnd = this.text.indexOf('\n', start);
+      if (headerEnd < 0) return this.locationOf(start);
+      const contentLines = node.source.split('\n');
+      let remaining = offset;
+      let lineStart = headerEnd + 1;
+      for (const content of contentLines) {
+        const physicalEnd = this.text.indexOf('\n', lineStart);
+        const physical = this.text.slice(lineStart, physicalEnd < 0 ? undefined : physicalEnd);
+        const indent = physical.length - physical.trimStart().length;
+        if (remaining <= content.length) return this.locationOf(lineStart + Math.min(indent, physical.length) + remaining);
+        remaining -= content.length + 1;
+        if (physicalEnd < 0) break;
+        lineStart = physicalEnd + 1;
+      }
+      return this.locationOf(start);
+    }
+    const quote = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE' ? 1 : 0;
+    return this.locationOf(start + quote + offset);
+  }
+
+  private find(path: DocPath): { key?: YamlNode; value?: YamlNode } {
+    let current: unknown = this.doc.contents;
+    let key: YamlNode | undefined;
+    let lastGood: { key?: YamlNode; value?: YamlNode } = { value: current as YamlNode };
+    for (const segment of path) {
+      if (isAlias(current)) current = current.resolve(this.doc);
+      if (isMap(current)) {
+        const pair = current.items.find((p) => isPair(p) && scalarKey(p.key) === String(segment));
+        if (!pair) return lastGood;
+        key = pair.key as YamlNode;
+        current = pair.value;
+        lastGood = { key, value: (current as YamlNode) ?? undefined };
+      } else if (isSeq(current) && typeof segment === 'number') {
+        current = current.items[segment];
+        if (current === undefined) return lastGood;
+        key = undefined;
+        lastGood = { value: current as YamlNode };
+      } else {
+        return lastGood;
+      }
+    }
+    return lastGood;
+  }
+}
+
+function scalarKey(node: unknown): string | undefined {
+  return isScalar(node) ? String(node.value) : undefined;
+}
+
+function firstLine(message: string): string {
+  return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+}
+
+/**
+ * Reads a configuration file as UTF-8 text, refusing (with a clear diagnostic) a file larger
+ * than MAX_CONFIG_BYTES or one that is binary.
+ */
+export async function readConfigText(file: string): Promise<string> {
+  const where = { file, line: 1, col: 1 };
+  let size: number;
+  try {
+    size = (await stat(file)).size;
+  } catch (err) {
+    throw new ConfigInvalidError([{ ...where, message: `cannot read file: ${errorMessage(err)}` }]);
+  }
+  if (size > MAX_CONFIG_BYTES) {
+    throw new ConfigInvalidError([{ ...where,
+      message: `file is ${(size / 1024 / 1024).toFixed(1)} MiB; configuration files are limited to ${MAX_CONFIG_BYTES / 1024 / 1024} MiB` }]);
+  }
+  const bytes = await readFile(file);
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) {
+    throw new ConfigInvalidError([{ ...where, message: `not a text file (NUL byte at offset ${nul})` }]);
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new ConfigInvalidError([{ ...where, message: 'not a text file (invalid UTF-8)' }]);
+  }
+}

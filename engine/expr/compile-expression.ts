@@ -1,0 +1,125 @@
+import jsonata from 'jsonata';
+import { ExpressionError, errorMessage } from '../errors.ts';
+
+/** Default time limit of one evaluation (SPEC §4 `expression_timeout_ms`). */
+export const DEFAULT_EXPRESSION_TIMEOUT_MS = 100;
+/** Evaluation depth limit: deep enough for real expressions, shallow enough to stop runaway recursion. */
+export const EXPRESSION_STACK_LIMIT = 500;
+/** Longest sequence one evaluation may build; stops `[1..100000000]`-style memory bombs. */
+export const EXPRESSION_SEQUENCE_LIMIT = 1_000_000;
+
+/** Functions refused at load: `$eval` would run event data as code. */
+const FORBIDDEN_FUNCTIONS = new Set(['eval']);
+
+/** A syntax or load-time problem in an expression; `offset` is 0-based within the expression. */
+export class ExpressionSyntaxError extends Error {
+  constructor(message: string, readonly offset: number) {
+    super(message);
+    this.name = 'ExpressionSyntaxError';
+  }
+}
+
+/** A compiled, time- and depth-boxed JSONata expression. */
+export interface CompiledExpression {
+  readonly source: string;
+  /**
+   * Evaluates against `input` with extra variable `bindings` (`{ input: ... }` is `$input`).
+   * Rejects with ExpressionError on a runtime error, time-out or runaway recursion.
+   */
+  evaluate(input: unknown, bindings?: Record<string, unknown>): Promise<unknown>;
+}
+
+interface JsonataNode {
+  type?: string;
+  value?: unknown;
+  position?: number;
+  [key: string]: unknown;
+}
+
+/**
+ * Compiles a JSONata expression with Synapse's limits. Throws ExpressionSyntaxError whose offset
+ * points at the offending token (0-based), so callers can map it to FILE:LINE:COL.
+ */
+export function compileExpression(source: string, opts: { timeoutMs?: number } = {}): CompiledExpression {
+  const options = {
+    timeout: opts.timeoutMs ?? DEFAULT_EXPRESSION_TIMEOUT_MS,
+    stack: EXPRESSION_STACK_LIMIT,
+    sequence: EXPRESSION_SEQUENCE_LIMIT,
+  };
+  let expr: jsonata.Expression;
+  try {
+    expr = jsonata(source, options as jsonata.JsonataOptions);
+  } catch (err) {
+    const e = err as { message?: string; position?: number; token?: string };
+    const end = typeof e.position === 'number' ? e.position : 0;
+    const tokenLength = e.token && e.token !== '(end)' ? String(e.token).length : 0;
+    throw new ExpressionSyntaxError(`invalid JSONata: ${errorMessage(err)}`, clamp(end - tokenLength, 0, source.length));
+  }
+  const forbidden = findForbidden(expr.ast() as unknown as JsonataNode);
+  if (forbidden) {
+    const name = String(forbidden.value);
+    throw new ExpressionSyntaxError(`$${name} is not allowed: it would run event data as code`,
+      clamp((forbidden.position ?? 1) - name.length - 1, 0, source.length));
+  }
+  return {
+    source,
+    async evaluate(input, bindings) {
+      try {
+        return normalize(await expr.evaluate(input, bindings));
+      } catch (err) {
+        const e = err as { code?: string };
+        const message = e.code === 'D1012'
+          ? `timed out after ${options.timeout} ms`
+          : e.code === 'D1011' ? 'recursed too deep (runaway recursion?)' : errorMessage(err);
+        throw new ExpressionError(message, { cause: err });
+      }
+    },
+  };
+}
+
+function clamp(n: number, lo: number, hi: number): number {
+  return Math.max(lo, Math.min(hi, n));
+}
+
+function findForbidden(node: unknown): JsonataNode | undefined {
+  if (Array.isArray(node)) {
+    for (const child of node) {
+      const found = findForbidden(child);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (!node || typeof node !== 'object') return undefined;
+  const n = node as JsonataNode;
+  if (n.type === 'variable' && FORBIDDEN_FUNCTIONS.has(String(n.value))) return n;
+  for (const [key, child] of Object.entries(n)) {
+    if (key === 'value' && n.type !== 'regex') {
+      if (child && typeof child === 'object') {
+        const found = findForbidden(child);
+        if (found) return found;
+      }
+      continue;
+    }
+    if (child && typeof child === 'object') {
+      const found = findForbidden(child);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * JSONata returns sequences (arrays with a `sequence` flag) and may leave undefined holes; the
+ * engine hands sinks plain JSON values, so results are made plain here once.
+ */
+function normalize(value: unknown): unknown {
+  if (value === undefined || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map(normalize).filter((v) => v !== undefined);
+  if (typeof (value as { _jsonata_lambda?: unknown })._jsonata_lambda !== 'undefined') return undefined;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    const n = normalize(v);
+    if (n !== undefined) out[k] = n;
+  }
+  return out;
+}
