@@ -1,6 +1,8 @@
 import { Command, Option } from 'commander';
 import { ConfigInvalidError, SynapseError, errorMessage } from '../errors.ts';
 import { dryRunCommand } from './commands/dry-run.ts';
+import { publishCommand } from './commands/publish.ts';
+import { runCommand } from './commands/run.ts';
 import { testCommand } from './commands/test.ts';
 import { validateCommand } from './commands/validate.ts';
 
@@ -32,6 +34,25 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--pipelines <dir>', 'pipeline directory')
     .option('--schemas <dir>', 'schema directory')
     .action(async (ref: string, _o, cmd: Command) => setExit(await dryRunCommand(ref, common(cmd) as { input: string })));
+
+  program.command('run')
+    .description('run every pipeline against Redis (starts a redis-server of its own when none is found)')
+    .option('--pipelines <dir>', 'pipeline directory (default ./pipelines)')
+    .option('--schemas <dir>', 'schema directory')
+    .option('--redis <url>', 'Redis URL (default REDIS_URL, else redis://127.0.0.1:6379)')
+    .action(async (_o, cmd: Command) => setExit(await runCommand(common(cmd))));
+
+  program.command('publish')
+    .description("validate events against their schemas (chosen by the event's type), then XADD them")
+    .argument('<stream>', 'stream key')
+    .argument('[json]', 'one event as JSON')
+    .option('--file <file>', 'JSON Lines file of events')
+    .option('--schema <id>', 'validate against this schema $id instead of choosing by type')
+    .option('--no-validate', 'skip schema validation')
+    .option('--maxlen <n>', 'cap the stream near this length')
+    .option('--redis <url>', 'Redis URL')
+    .option('--schemas <dir>', 'schema directory')
+    .action(async (stream: string, json: string | undefined, _o, cmd: Command) => setExit(await publishCommand(stream, json, common(cmd))));
 
   return program;
 }

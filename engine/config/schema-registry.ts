@@ -139,6 +139,21 @@ export class SchemaRegistry {
     return [...this.entries.values()];
   }
 
+  /**
+   * The schema for an event type: the one whose `x-event` names it, or whose `properties.event`
+   * has it as `const` or in its `enum`. Undefined when no schema claims the type.
+   */
+  forEventType(type: string): SchemaEntry | undefined {
+    for (const entry of this.entries.values()) {
+      const s = entry.schema;
+      const xEvent = s['x-event'];
+      if (xEvent === type || (Array.isArray(xEvent) && xEvent.includes(type))) return entry;
+      const ev = (s.properties as Record<string, { const?: unknown; enum?: unknown[] }> | undefined)?.event;
+      if (ev && (ev.const === type || (Array.isArray(ev.enum) && ev.enum.includes(type)))) return entry;
+    }
+    return undefined;
+  }
+
   /** The compiled validator of schema `id` (compiled once, then cached). */
   compile(id: string): ValidateFunction {
     let fn = this.compiled.get(id);

@@ -1,3 +1,4 @@
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
@@ -51,7 +52,7 @@ export interface SinkContext {
   /** Appends an envelope to a stream (as its `payload` field); resolves with the entry id. */
   publish(stream: string, envelope: unknown, opts?: { maxlen?: number }): Promise<string>;
   /** A BullMQ queue by name, created on first use and closed with the engine. */
-  queue(name: string): unknown;
+  queue(name: string): Queue;
   /** Sends a message to WebSocket subscribers of a channel, on every replica. */
   broadcast(channel: string, message: unknown): Promise<void>;
 }

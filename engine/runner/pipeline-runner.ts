@@ -6,9 +6,14 @@ import { backoffDelay, sleep } from './backoff.ts';
 import { decoders, rawPayload, type StreamEntry } from './codec.ts';
 import { isTruthy } from './truthy.ts';
 
-/** The stages an event passes through, as DLQ entries and metrics name them. */
-export type Stage = 'decode' | 'validate' | 'filter' | 'transform' | 'sink';
-export const STAGES: readonly Stage[] = ['decode', 'validate', 'filter', 'transform', 'sink'];
+/**
+ * The stages an event passes through, as DLQ entries and metrics name them. `delivery` is the
+ * runtime's own: an entry delivered more than `max_deliveries` times, sent to the DLQ unprocessed.
+ */
+export type Stage = 'decode' | 'validate' | 'filter' | 'transform' | 'sink' | 'delivery';
+/** The stages the runner itself runs. */
+export type RunnerStage = Exclude<Stage, 'delivery'>;
+export const STAGES: readonly RunnerStage[] = ['decode', 'validate', 'filter', 'transform', 'sink'];
 
 /** What became of one entry. Every entry of a batch gets exactly one. */
 export type Outcome =
@@ -29,7 +34,7 @@ export type OutcomeKind = Outcome['kind'];
 export interface BatchResult {
   outcomes: Outcome[];
   /** Seconds spent in each stage over the whole batch. */
-  stageSeconds: Record<Stage, number>;
+  stageSeconds: Record<RunnerStage, number>;
 }
 
 /** Options of a runner. */
@@ -73,9 +78,9 @@ export class PipelineRunner {
   async process(entries: readonly StreamEntry[]): Promise<BatchResult> {
     const p = this.pipeline;
     const outcomes = new Array<Outcome>(entries.length);
-    const stageSeconds: Record<Stage, number> = { decode: 0, validate: 0, filter: 0, transform: 0, sink: 0 };
+    const stageSeconds: Record<RunnerStage, number> = { decode: 0, validate: 0, filter: 0, transform: 0, sink: 0 };
     let t = performance.now();
-    const lap = (stage: Stage) => {
+    const lap = (stage: RunnerStage) => {
       const now = performance.now();
       stageSeconds[stage] += (now - t) / 1000;
       t = now;

@@ -1,0 +1,59 @@
+import { readFile } from 'node:fs/promises';
+import { Redis } from 'ioredis';
+import { formatValidationErrors, type SchemaRegistry } from '../../config/schema-registry.ts';
+import { SynapseError } from '../../errors.ts';
+import { xaddPayload } from '../../runtime/sink-context.ts';
+import { loadContext, type CommonOptions } from '../context.ts';
+import { redisUrlFrom } from '../redis-url.ts';
+import { parseJsonLines } from './dry-run.ts';
+
+export interface PublishOptions extends CommonOptions {
+  file?: string;
+  redis?: string;
+  schema?: string;
+  validate?: boolean;
+  maxlen?: string;
+}
+
+/** Why an event may not be published, or undefined when it may. */
+export function checkEvent(event: unknown, schemas: SchemaRegistry, schemaId?: string): string | undefined {
+  if (!event || typeof event !== 'object' || Array.isArray(event)) return 'an event must be a JSON object';
+  const type = (event as { event?: unknown }).event;
+  const entry = schemaId ? schemas.get(schemaId) : typeof type === 'string' ? schemas.forEventType(type) : undefined;
+  if (!entry) {
+    if (schemaId) return `unknown schema '${schemaId}'`;
+    return typeof type === 'string'
+      ? `no schema declares event type '${type}' (give it a schema with properties.event.const, or pass --schema ID)`
+      : "the event has no 'event' type to choose its schema by (or pass --schema ID)";
+  }
+  const validate = schemas.compile(entry.id);
+  return validate(event) ? undefined : `invalid against ${entry.id}: ${formatValidationErrors(validate.errors)}`;
+}
+
+/**
+ * `synapse publish STREAM (--file FILE.jsonl | JSON)`: checks every event against its schema
+ * first, and writes nothing if any is invalid; then XADDs them as `payload` fields.
+ */
+export async function publishCommand(stream: string, json: string | undefined, opts: PublishOptions): Promise<number> {
+  if (!json && !opts.file) throw new SynapseError('give an event as JSON, or --file FILE.jsonl');
+  const text = opts.file ? await readFile(opts.file, 'utf8') : json!;
+  const events = opts.file ? parseJsonLines(text) : [JSON.parse(text)];
+  if (opts.validate !== false) {
+    const { schemas } = await loadContext(opts);
+    const problems = events.map((e, i) => ({ i, why: checkEvent(e, schemas, opts.schema) })).filter((p) => p.why);
+    if (problems.length) {
+      for (const p of problems) process.stderr.write(`event ${p.i + 1}: ${p.why}\n`);
+      process.stderr.write(`nothing published: ${problems.length} of ${events.length} event(s) invalid\n`);
+      return 1;
+    }
+  }
+  const redis = new Redis(redisUrlFrom(opts), { enableAutoPipelining: true, maxRetriesPerRequest: 3 });
+  try {
+    const maxlen = opts.maxlen ? Number(opts.maxlen) : undefined;
+    const ids = await Promise.all(events.map((e) => xaddPayload(redis, stream, e, maxlen)));
+    for (const id of ids) process.stdout.write(`${id}\n`);
+  } finally {
+    redis.disconnect();
+  }
+  return 0;
+}

@@ -1,0 +1,34 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+
+/**
+ * A connection that never gives up: it reconnects with back-off for as long as Redis is away,
+ * and commands wait for it rather than fail (maxRetriesPerRequest: null), so an outage pauses
+ * the engine instead of failing entries. Logs once when Redis goes away and once when it is back.
+ */
+export function connectRedis(url: string, logger: Logger, name: string, extra: RedisOptions = {}): Redis {
+  const redis = new Redis(url, {
+    maxRetriesPerRequest: null,
+    enableAutoPipelining: true,
+    connectionName: name,
+    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 6), 5_000),
+    ...extra,
+  });
+  watchConnection(redis, logger, name);
+  return redis;
+}
+
+/** Logs a connection's outages (once each) instead of ioredis's unhandled-error noise. */
+export function watchConnection(redis: Redis, logger: Logger, name: string): void {
+  let down = false;
+  redis.on('error', (err: Error) => {
+    if (down) return;
+    down = true;
+    logger.warn({ connection: name, err: err.message }, 'redis unavailable; reconnecting with back-off');
+  });
+  redis.on('ready', () => {
+    if (!down) return;
+    down = false;
+    logger.info({ connection: name }, 'redis connection restored');
+  });
+}

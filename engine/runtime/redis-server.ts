@@ -1,0 +1,142 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
+import { createServer, connect } from 'node:net';
+import { join, resolve } from 'node:path';
+import { once } from 'node:events';
+import { RedisUnavailableError } from '../errors.ts';
+
+/** A redis-server process this program started and owns. */
+export interface OwnedRedis {
+  url: string;
+  port: number;
+  dir: string;
+  pid: number;
+  /** Stops the server (SHUTDOWN semantics via SIGTERM: it saves when persistent). Idempotent. */
+  stop(): Promise<void>;
+  /** Kills it at once (SIGKILL), as a crash would. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and data directory (after stop or kill). */
+  restart(): Promise<void>;
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const port = (srv.address() as { port: number }).port;
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
+
+/** Whether something accepts TCP connections and answers PING at host:port within `timeoutMs`. */
+export async function redisAnswers(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolveAnswer) => {
+    const socket = connect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolveAnswer(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (d) => {
+      clearTimeout(timer);
+      done(/^(\+PONG|-NOAUTH)/.test(d.toString()));
+    });
+    socket.on('error', () => {
+      clearTimeout(timer);
+      done(false);
+    });
+  });
+}
+
+/** Whether `redis-server` can be run. */
+export async function redisServerOnPath(bin = 'redis-server'): Promise<boolean> {
+  return new Promise((resolveFound) => {
+    const child = spawn(bin, ['--version'], { stdio: 'ignore' });
+    child.on('error', () => resolveFound(false));
+    child.on('exit', (code) => resolveFound(code === 0));
+  });
+}
+
+/**
+ * Starts a redis-server of our own on 127.0.0.1. `persistent` turns on the append-only file, so
+ * data survives a kill and restart (what the engine's embedded default and the outage tests need).
+ */
+export async function startRedisServer(opts: { port?: number; dir: string; persistent?: boolean; bin?: string }): Promise<OwnedRedis> {
+  const dir = resolve(opts.dir);
+  await mkdir(dir, { recursive: true });
+  const port = opts.port ?? (await freePort());
+  let child: ChildProcess | undefined;
+  const args = [
+    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
+    '--save', '', '--appendonly', opts.persistent ? 'yes' : 'no', '--appendfsync', 'everysec',
+    '--daemonize', 'no', '--protected-mode', 'yes', '--logfile', join(dir, 'redis.log'),
+  ];
+  const launch = async () => {
+    child = spawn(opts.bin ?? 'redis-server', args, { stdio: 'ignore' });
+    const exited = new Promise<never>((_, reject) => {
+      child!.once('error', (err) => reject(new RedisUnavailableError(`cannot start redis-server: ${err.message}`)));
+      child!.once('exit', (code) => reject(new RedisUnavailableError(`redis-server exited with code ${code} at start; see ${join(dir, 'redis.log')}`)));
+    });
+    exited.catch(() => undefined);
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const ok = await Promise.race([redisAnswers('127.0.0.1', port, 200), exited]);
+      if (ok) break;
+      if (Date.now() > deadline) throw new RedisUnavailableError(`redis-server did not answer on port ${port} within 10 s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const waitExit = async () => {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await once(child, 'exit');
+  };
+  await launch();
+  const owned: OwnedRedis = {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    dir,
+    get pid() {
+      return child?.pid ?? -1;
+    },
+    async stop() {
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      await waitExit();
+    },
+    async kill() {
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGKILL');
+      await waitExit();
+    },
+    async restart() {
+      await owned.stop();
+      await launch();
+    },
+  };
+  return owned;
+}
+
+/**
+ * The engine's embedded default (SPEC §7): a persistent redis-server with its data under
+ * `<root>/redis`, reused when one from an earlier run is still alive (its port is remembered in
+ * `<root>/redis.port`), so two servers never share one data directory.
+ */
+export async function startManagedRedis(root: string): Promise<{ url: string; owned?: OwnedRedis }> {
+  const portFile = join(root, 'redis.port');
+  const remembered = Number(await readFile(portFile, 'utf8').catch(() => ''));
+  if (remembered > 0 && (await redisAnswers('127.0.0.1', remembered))) {
+    return { url: `redis://127.0.0.1:${remembered}` };
+  }
+  const port = await freePort();
+  const owned = await startRedisServer({ port, dir: join(root, 'redis'), persistent: true });
+  await writeFile(portFile, String(port));
+  const stop = owned.stop.bind(owned);
+  owned.stop = async () => {
+    await stop();
+    await rm(portFile, { force: true });
+  };
+  return { url: owned.url, owned };
+}

@@ -1,0 +1,86 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { SinkContext } from '../plugins/define-sink.ts';
+import type { EngineMetrics } from '../metrics.ts';
+
+/** The Redis pub/sub channel that carries broadcast messages between replicas. */
+export const BROADCAST_CHANNEL = 'synapse:broadcast';
+
+/** Shared services sink contexts are cut from. */
+export interface SinkServices {
+  redis?: Redis;
+  logger: Logger;
+  metrics?: EngineMetrics;
+  /** Creates (once per name) a BullMQ queue. */
+  queue?: (name: string) => Queue;
+}
+
+/** Appends an envelope to a stream as `payload`, with an approximate MAXLEN cap when asked. */
+export function xaddPayload(redis: Redis, stream: string, envelope: unknown, maxlen?: number): Promise<string> {
+  const payload = JSON.stringify(envelope);
+  const p = maxlen
+    ? redis.xadd(stream, 'MAXLEN', '~', maxlen, '*', 'payload', payload)
+    : redis.xadd(stream, '*', 'payload', payload);
+  return p as Promise<string>;
+}
+
+/** The context a sink of `pipeline` gets: Redis-backed publish, queues and broadcast. */
+export function createSinkContext(services: SinkServices, pipeline: string, sinkId: string): SinkContext {
+  const logger = services.logger.child({ pipeline, sink: sinkId });
+  const needRedis = (): Redis => {
+    if (!services.redis) throw new Error(`sink ${sinkId} needs Redis, and this engine runs without it`);
+    return services.redis;
+  };
+  return {
+    pipeline,
+    sinkId,
+    logger,
+    metrics: { count: (name, by = 1) => services.metrics?.plugin.inc({ pipeline, sink: sinkId, name }, by) },
+    get redis() {
+      return needRedis();
+    },
+    publish: (stream, envelope, opts) => xaddPayload(needRedis(), stream, envelope, opts?.maxlen),
+    queue: (name) => {
+      if (!services.queue) throw new Error(`sink ${sinkId}: queues need Redis`);
+      return services.queue(name);
+    },
+    broadcast: async (channel, message) => {
+      await needRedis().publish(BROADCAST_CHANNEL, JSON.stringify({ channel, message }));
+    },
+  };
+}
+
+/**
+ * A context backed by memory, for unit tests of sinks: `published` holds what was published per
+ * stream, `broadcasts` what was broadcast. `failPublish(fn)` makes publish reject when fn says so.
+ */
+export function createMemoryContext(logger: Logger, pipeline = 'test', sinkId = 'sink') {
+  const published = new Map<string, unknown[]>();
+  const broadcasts: { channel: string; message: unknown }[] = [];
+  let shouldFail: (stream: string, envelope: unknown) => boolean = () => false;
+  let seq = 0;
+  const ctx: SinkContext = {
+    pipeline,
+    sinkId,
+    logger,
+    metrics: { count: () => undefined },
+    get redis(): Redis {
+      throw new Error('memory context has no Redis');
+    },
+    async publish(stream, envelope) {
+      if (shouldFail(stream, envelope)) throw new Error(`publish to ${stream} failed`);
+      const list = published.get(stream) ?? [];
+      list.push(envelope);
+      published.set(stream, list);
+      return `0-${++seq}`;
+    },
+    queue: () => {
+      throw new Error('memory context has no queues');
+    },
+    async broadcast(channel, message) {
+      broadcasts.push({ channel, message });
+    },
+  };
+  return { ctx, published, broadcasts, failPublish: (fn: typeof shouldFail) => (shouldFail = fn) };
+}

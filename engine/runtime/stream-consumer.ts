@@ -1,0 +1,238 @@
+import { EventEmitter } from 'node:events';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { StreamSourceSpec } from '../config/load-pipeline.ts';
+import { errorMessage } from '../errors.ts';
+import type { EngineMetrics } from '../metrics.ts';
+import { rawPayload, type StreamEntry } from '../runner/codec.ts';
+import type { Outcome, PipelineRunner } from '../runner/pipeline-runner.ts';
+import { sleep } from '../runner/backoff.ts';
+import { settleBatch, type SettleTarget } from './settle.ts';
+import { StreamReader } from './stream-reader.ts';
+
+/** A consumer idle this long with nothing pending is removed from the group (SPEC §4). */
+export const STALE_CONSUMER_MS = 24 * 60 * 60 * 1000;
+const HOUSEKEEPING_MS = 5_000;
+const MAX_ERROR_BACKOFF_MS = 5_000;
+
+export interface StreamConsumerOptions {
+  runner: PipelineRunner;
+  /** A connection for this consumer alone (blocking reads). */
+  blocking: Redis;
+  /** The shared connection (acks, DLQ, claims). */
+  redis: Redis;
+  consumer: string;
+  logger: Logger;
+  metrics: EngineMetrics;
+}
+
+/**
+ * Runs one pipeline against its stream: reads batches through the consumer group (its own pending
+ * entries first, then new ones), reclaims entries dead consumers left behind, hands each batch to
+ * the runner, and settles the outcomes (DLQ + XACK) before reading on. Redis errors never end the
+ * loop: it backs off, logs, and resumes from its own pending entries.
+ *
+ * Events: `settled` (outcomes) after each batch is acknowledged, `idle` when a read found nothing.
+ */
+export class StreamConsumer extends EventEmitter {
+  private runner: PipelineRunner;
+  private nextRunner?: { runner: PipelineRunner; applied: () => void };
+  private readonly reader: StreamReader;
+  private readonly abort = new AbortController();
+  private stopping = false;
+  private paused = false;
+  private wake?: () => void;
+  private loopDone?: Promise<void>;
+  private cursor = '0';
+  private lastClaim = 0;
+  private lastHousekeeping = 0;
+  /** The most recent error of the loop, for the admin API. */
+  lastError?: { message: string; at: string };
+
+  constructor(private readonly opts: StreamConsumerOptions) {
+    super();
+    this.runner = opts.runner;
+    const src = this.source;
+    this.reader = new StreamReader(opts.blocking, opts.redis, src.stream, src.group, opts.consumer);
+  }
+
+  get source(): StreamSourceSpec {
+    return this.runner.pipeline.source as StreamSourceSpec;
+  }
+
+  get pipelineName(): string {
+    return this.runner.pipeline.name;
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Starts the loop. */
+  start(): void {
+    this.loopDone ??= this.loop();
+  }
+
+  /**
+   * Stops reading, lets the batch in hand finish and be acknowledged, then resolves. Retry
+   * back-offs are cut short: those entries stay pending for redelivery.
+   */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.abort.abort();
+    this.wake?.();
+    await this.loopDone;
+  }
+
+  pause(): void {
+    this.paused = true;
+    this.opts.metrics.up.set({ pipeline: this.pipelineName }, 0);
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.opts.metrics.up.set({ pipeline: this.pipelineName }, 1);
+    this.wake?.();
+  }
+
+  /**
+   * Replaces the runner (a new version of the pipeline) at the next batch boundary: the batch in
+   * hand finishes with the old version. Resolves once the new one is in place.
+   */
+  swap(runner: PipelineRunner): Promise<void> {
+    return new Promise((resolve) => {
+      this.nextRunner = { runner, applied: resolve };
+      this.wake?.();
+    });
+  }
+
+  private get target(): SettleTarget {
+    const p = this.runner.pipeline;
+    return { pipeline: p.name, stream: this.source.stream, group: this.source.group, dlq: p.dlq };
+  }
+
+  private async loop(): Promise<void> {
+    const log = this.opts.logger;
+    let errorDelay = 0;
+    let groupReady = false;
+    this.opts.metrics.up.set({ pipeline: this.pipelineName }, this.paused ? 0 : 1);
+    while (!this.stopping) {
+      this.applySwap();
+      if (this.paused) {
+        await new Promise<void>((r) => (this.wake = r));
+        continue;
+      }
+      try {
+        if (!groupReady) {
+          await this.reader.ensureGroup(this.source.start);
+          groupReady = true;
+        }
+        await this.housekeeping();
+        await this.reclaim();
+        await this.readOnce();
+        if (errorDelay > 0) log.info({ stream: this.source.stream }, 'reading again after errors');
+        errorDelay = 0;
+      } catch (err) {
+        if (this.stopping) break;
+        const message = errorMessage(err);
+        if (message.includes('NOGROUP')) groupReady = false;
+        this.lastError = { message, at: new Date().toISOString() };
+        errorDelay = Math.min(MAX_ERROR_BACKOFF_MS, errorDelay ? errorDelay * 2 : 100);
+        log.warn({ err: message, retryInMs: errorDelay, stream: this.source.stream }, 'stream read failed; retrying');
+        // Whatever was in hand is still pending under our name: start over from it.
+        this.cursor = '0';
+        await sleep(errorDelay, this.abort.signal);
+      }
+    }
+    this.opts.metrics.up.set({ pipeline: this.pipelineName }, 0);
+  }
+
+  private applySwap(): void {
+    if (!this.nextRunner) return;
+    const { runner, applied } = this.nextRunner;
+    this.nextRunner = undefined;
+    this.runner = runner;
+    applied();
+  }
+
+  /** One read: own pending entries while there are any, then new ones. */
+  private async readOnce(): Promise<void> {
+    const src = this.source;
+    const own = this.cursor !== '>';
+    const { entries, deleted } = await this.reader.read(this.cursor, src.batch, src.blockMs);
+    if (own) {
+      const ids = [...entries.map((e) => e.id), ...deleted];
+      this.cursor = ids.length ? maxId(ids) : '>';
+    }
+    if (entries.length === 0 && deleted.length === 0) {
+      this.emit('idle');
+      return;
+    }
+    await this.handle(own ? await this.reader.withDeliveryCounts(entries) : entries, deleted);
+  }
+
+  /** Claims entries other consumers left idle past `claim_idle_ms`, a batch at a time. */
+  private async reclaim(): Promise<void> {
+    const src = this.source;
+    const now = Date.now();
+    if (now - this.lastClaim < Math.max(1000, src.claimIdleMs / 2)) return;
+    this.lastClaim = now;
+    let cursor = '0-0';
+    do {
+      const claimed = await this.reader.claim(cursor, src.claimIdleMs, src.batch);
+      cursor = claimed.next;
+      if (claimed.entries.length) {
+        this.opts.logger.info({ stream: src.stream, count: claimed.entries.length }, 'reclaimed entries left pending by another consumer');
+        await this.handle(await this.reader.withDeliveryCounts(claimed.entries), []);
+      }
+    } while (cursor !== '0-0' && !this.stopping);
+  }
+
+  /** Runs a batch and settles it; poison entries go to the DLQ unprocessed. */
+  private async handle(entries: StreamEntry[], deleted: string[]): Promise<void> {
+    const max = this.source.maxDeliveries;
+    const poison: Outcome[] = [];
+    const fresh: StreamEntry[] = [];
+    for (const e of entries) {
+      if ((e.deliveries ?? 1) > max) {
+        poison.push({ id: e.id, kind: 'dlq', stage: 'delivery', attempts: e.deliveries!, payload: rawPayload(e, this.source.codec),
+          error: `poison: delivered ${e.deliveries} times, over max_deliveries (${max})` });
+      } else fresh.push(e);
+    }
+    const result = await this.runner.process(fresh);
+    const outcomes = [...poison, ...result.outcomes];
+    await settleBatch(this.opts.redis, this.target, outcomes, deleted);
+    this.opts.metrics.recordBatch(this.pipelineName, { outcomes: result.outcomes, stageSeconds: result.stageSeconds });
+    if (poison.length) this.opts.metrics.recordPoison(this.pipelineName, poison.length);
+    this.emit('settled', outcomes);
+  }
+
+  private async housekeeping(): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastHousekeeping < HOUSEKEEPING_MS) return;
+    this.lastHousekeeping = now;
+    const { metrics } = this.opts;
+    const src = this.source;
+    const info = await this.reader.groupInfo();
+    if (info) {
+      if (info.lag !== null) metrics.lag.set({ pipeline: this.pipelineName, stream: src.stream, group: src.group }, info.lag);
+      metrics.pending.set({ pipeline: this.pipelineName }, info.pending);
+    }
+    metrics.dlqLength.set({ stream: this.runner.pipeline.dlq }, await this.opts.redis.xlen(this.runner.pipeline.dlq));
+    const removed = await this.reader.removeIdleConsumers(STALE_CONSUMER_MS);
+    if (removed.length) this.opts.logger.info({ removed }, 'removed consumers idle for over a day with nothing pending');
+  }
+}
+
+/** The largest of stream ids (`ms-seq`). */
+function maxId(ids: string[]): string {
+  let best = ids[0]!;
+  for (const id of ids) if (compareIds(id, best) > 0) best = id;
+  return best;
+}
+
+function compareIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(BigInt) as [bigint, bigint];
+  const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint];
+  return am === bm ? Number(as - bs) : am > bm ? 1 : -1;
+}

@@ -1,0 +1,79 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { redisServerOnPath, startRedisServer, type OwnedRedis } from '../../engine/runtime/redis-server.ts';
+
+/** A Redis for a test suite, and how to get rid of it. */
+export interface TestRedis {
+  url: string;
+  /** Present when the helper started the server itself: the test may stop, kill and restart it. */
+  owned?: OwnedRedis;
+  /** A new client (closed by `close()`). */
+  client(): Redis;
+  close(): Promise<void>;
+}
+
+/**
+ * A real Redis for integration tests (STYLE.md): REDIS_URL when set; else a redis-server started
+ * on a free port in a temp dir (persistent when asked, so a test can kill and restart it); else
+ * testcontainers' Redis module when a Docker engine answers; else it fails and says why — a
+ * skipped integration test proves nothing.
+ */
+export async function startTestRedis(opts: { persistent?: boolean; own?: boolean } = {}): Promise<TestRedis> {
+  const clients: Redis[] = [];
+  const make = (url: string, cleanup: () => Promise<void>, owned?: OwnedRedis): TestRedis => ({
+    url,
+    owned,
+    client() {
+      const c = new Redis(url, { maxRetriesPerRequest: null });
+      c.on('error', () => undefined);
+      clients.push(c);
+      return c;
+    },
+    async close() {
+      for (const c of clients) c.disconnect();
+      await cleanup();
+    },
+  });
+
+  if (process.env.REDIS_URL && !opts.own) return make(process.env.REDIS_URL, async () => undefined);
+
+  if (await redisServerOnPath()) {
+    const dir = await mkdtemp(join(tmpdir(), 'synapse-redis-'));
+    const owned = await startRedisServer({ dir, persistent: opts.persistent });
+    return make(owned.url, async () => {
+      await owned.stop();
+      await rm(dir, { recursive: true, force: true });
+    }, owned);
+  }
+
+  try {
+    const { RedisContainer } = await import('@testcontainers/redis');
+    const container = await new RedisContainer('redis:7').start();
+    return make(container.getConnectionUrl(), async () => {
+      await container.stop();
+    });
+  } catch (err) {
+    throw new Error(
+      'integration tests need Redis: set REDIS_URL, or put redis-server on PATH (apt-get install redis-server), ' +
+      `or run a Docker engine for testcontainers (${(err as Error).message})`,
+    );
+  }
+}
+
+/** Polls `cond` until it holds or `timeoutMs` passes (then throws with `what`). */
+export async function waitFor<T>(cond: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await cond();
+      if (v) return v as T;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
