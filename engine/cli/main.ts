@@ -40,6 +40,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--pipelines <dir>', 'pipeline directory (default ./pipelines)')
     .option('--schemas <dir>', 'schema directory')
     .option('--redis <url>', 'Redis URL (default REDIS_URL, else redis://127.0.0.1:6379)')
+    .option('--port <n>', 'admin API port (default 8080, or SYNAPSE_ADMIN_PORT)')
+    .option('--host <addr>', 'admin API address (default 127.0.0.1, or SYNAPSE_ADMIN_HOST)')
+    .option('--no-watch', 'do not hot-reload pipelines/ and schemas/')
     .action(async (_o, cmd: Command) => setExit(await runCommand(common(cmd))));
 
   program.command('publish')

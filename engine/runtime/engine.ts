@@ -3,13 +3,15 @@ import { hostname } from 'node:os';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { loadPipelines, type CompiledPipeline, type LoadContext } from '../config/load-pipeline.ts';
+import { resolve } from 'node:path';
+import { access } from 'node:fs/promises';
+import { loadPipeline, loadPipelines, isPipelineFile, type CompiledPipeline, type LoadContext } from '../config/load-pipeline.ts';
 import { SchemaRegistry } from '../config/schema-registry.ts';
-import { errorMessage, formatDiagnostic, type Diagnostic } from '../errors.ts';
+import { ConfigInvalidError, errorMessage, formatDiagnostic, type Diagnostic } from '../errors.ts';
 import { EngineMetrics } from '../metrics.ts';
 import type { Sink } from '../plugins/define-sink.ts';
 import { SinkRegistry, pluginSpecsFromEnv } from '../plugins/sink-registry.ts';
-import { PipelineRunner } from '../runner/pipeline-runner.ts';
+import { PipelineRunner, type Outcome } from '../runner/pipeline-runner.ts';
 import { connectRedis } from './redis-client.ts';
 import { createSinkContext, type SinkServices } from './sink-context.ts';
 import { StreamConsumer } from './stream-consumer.ts';
@@ -30,11 +32,23 @@ export interface PipelineHandle {
   pipeline: CompiledPipeline;
   sinks: Map<string, Sink>;
   consumer?: StreamConsumer;
+  /** The consumer's own connection for blocking reads. */
+  blocking?: Redis;
   /** Incremented on every successful (re)load; starts at 1. */
   generation: number;
   status: 'running' | 'paused' | 'disabled' | 'unsupported';
+  /** The last reload that failed, as FILE:LINE:COL lines; cleared by the next good one. */
   lastReloadError?: string;
+  /** When the running version was loaded. */
+  loadedAt: string;
+  /** Entries settled by this process since the pipeline started, by outcome. */
+  counters: { sunk: number; filtered: number; dlq: number; dropped: number };
 }
+
+/** The result of a reload. */
+export type ReloadResult =
+  | { ok: true; change: 'added' | 'updated' | 'unchanged' | 'removed'; name: string; generation?: number; hash?: string }
+  | { ok: false; name?: string; diagnostics: Diagnostic[] };
 
 /** The default consumer name of this process (SPEC §4). */
 export function defaultConsumerName(env: NodeJS.ProcessEnv = process.env): string {
@@ -54,7 +68,9 @@ export class Engine extends EventEmitter {
   readonly rejected = new Map<string, Diagnostic[]>();
   private redis?: Redis;
   private ctx?: LoadContext;
-  private readonly blocking = new Set<Redis>();
+  private readonly shutdown = new AbortController();
+  /** Reloads run one at a time, in order. */
+  private reloadChain: Promise<unknown> = Promise.resolve();
   private readonly queues = new Map<string, Queue>();
   private stopped?: Promise<void>;
 
@@ -66,6 +82,14 @@ export class Engine extends EventEmitter {
 
   get logger(): Logger {
     return this.options.logger;
+  }
+
+  /** Whether start() has finished. */
+  started = false;
+
+  /** The shared connection's state (`ready` when connected). */
+  get redisStatus(): string {
+    return this.redis?.status ?? 'not-connected';
   }
 
   /** The shared Redis connection (after start). */
@@ -87,12 +111,16 @@ export class Engine extends EventEmitter {
       for (const d of diagnostics) logger.error({ file }, `pipeline rejected: ${formatDiagnostic(d)}`);
     }
     for (const pipeline of loaded.pipelines) await this.startPipeline(pipeline);
+    this.started = true;
     logger.info({ consumer: this.consumerName, pipelines: [...this.handles.keys()], redis: redactUrl(this.options.redisUrl) }, 'engine started');
   }
 
   /** Creates a pipeline's sinks and starts its consumer. */
   private async startPipeline(pipeline: CompiledPipeline, generation = 1): Promise<PipelineHandle> {
-    const handle: PipelineHandle = { pipeline, sinks: new Map(), generation, status: 'running' };
+    const handle: PipelineHandle = {
+      pipeline, sinks: new Map(), generation, status: 'running', loadedAt: new Date().toISOString(),
+      counters: { sunk: 0, filtered: 0, dlq: 0, dropped: 0 },
+    };
     this.handles.set(pipeline.name, handle);
     if (!pipeline.enabled) {
       handle.status = 'disabled';
@@ -106,19 +134,179 @@ export class Engine extends EventEmitter {
     handle.sinks = await this.createSinks(pipeline);
     const blocking = this.redis!.duplicate({ enableAutoPipelining: false, connectionName: `synapse:${pipeline.name}` });
     blocking.on('error', () => undefined); // the shared connection already reports outages
-    this.blocking.add(blocking);
+    handle.blocking = blocking;
     const consumer = new StreamConsumer({
-      runner: new PipelineRunner(pipeline, handle.sinks),
+      runner: this.runnerFor(pipeline, handle.sinks),
       blocking,
       redis: this.redis!,
       consumer: this.consumerName,
       logger: this.logger.child({ pipeline: pipeline.name }),
       metrics: this.metrics,
     });
-    consumer.on('settled', (outcomes) => this.emit('settled', pipeline.name, outcomes));
+    consumer.on('settled', (outcomes: Outcome[]) => {
+      for (const o of outcomes) if (o.kind !== 'deferred') handle.counters[o.kind]++;
+      this.emit('settled', handle.pipeline.name, outcomes, handle.pipeline);
+    });
     handle.consumer = consumer;
     consumer.start();
     return handle;
+  }
+
+  private runnerFor(pipeline: CompiledPipeline, sinks: Map<string, Sink>): PipelineRunner {
+    return new PipelineRunner(pipeline, sinks, { signal: this.shutdown.signal });
+  }
+
+  /** The handle of the pipeline loaded from `file`, if any. */
+  handleForFile(file: string): PipelineHandle | undefined {
+    const abs = resolve(file);
+    for (const h of this.handles.values()) if (h.pipeline.file === abs) return h;
+    return undefined;
+  }
+
+  /** The schemas and plugins pipelines are compiled against. */
+  get loadContext(): LoadContext {
+    if (!this.ctx) throw new Error('engine not started');
+    return this.ctx;
+  }
+
+  /**
+   * Reloads one pipeline file (SPEC §5): compiled completely first; invalid keeps the running
+   * version and records `lastReloadError`; valid replaces the running version at a batch
+   * boundary; a missing file stops its pipeline (its consumer group is kept). Reloads are
+   * serialised.
+   */
+  reloadFile(file: string, opts: { force?: boolean } = {}): Promise<ReloadResult> {
+    const run = this.reloadChain.then(() => this.doReloadFile(resolve(file), opts.force ?? false));
+    this.reloadChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async doReloadFile(file: string, force: boolean): Promise<ReloadResult> {
+    if (this.stopped) return { ok: false, diagnostics: [] };
+    const existing = this.handleForFile(file);
+    const present = await access(file).then(() => true, () => false);
+    if (!present) {
+      this.rejected.delete(file);
+      if (!existing) return { ok: true, change: 'unchanged', name: '' };
+      await this.removePipeline(existing.pipeline.name);
+      this.metrics.reloads.inc({ result: 'ok' });
+      this.logger.info({ pipeline: existing.pipeline.name, file }, 'pipeline file deleted: pipeline stopped (its consumer group is kept)');
+      return { ok: true, change: 'removed', name: existing.pipeline.name };
+    }
+    let compiled: CompiledPipeline;
+    try {
+      compiled = await loadPipeline(file, this.loadContext);
+      const clash = this.handles.get(compiled.name);
+      if (clash && clash.pipeline.file !== file) {
+        throw new ConfigInvalidError([{ file, line: 1, col: 1, message: `duplicate pipeline name '${compiled.name}', also in ${clash.pipeline.file}` }]);
+      }
+    } catch (err) {
+      if (!(err instanceof ConfigInvalidError)) throw err;
+      const text = err.diagnostics.map(formatDiagnostic).join('\n');
+      if (existing) existing.lastReloadError = text;
+      else this.rejected.set(file, err.diagnostics);
+      this.metrics.reloads.inc({ result: 'error' });
+      for (const d of err.diagnostics) this.logger.error({ file, pipeline: existing?.pipeline.name }, `reload rejected, the running version stays: ${formatDiagnostic(d)}`);
+      return { ok: false, name: existing?.pipeline.name, diagnostics: err.diagnostics };
+    }
+    this.rejected.delete(file);
+    if (existing && existing.pipeline.hash === compiled.hash && !force) {
+      existing.lastReloadError = undefined;
+      return { ok: true, change: 'unchanged', name: compiled.name, generation: existing.generation, hash: compiled.hash };
+    }
+    const handle = await this.replacePipeline(existing, compiled);
+    this.metrics.reloads.inc({ result: 'ok' });
+    this.logger.info({ pipeline: compiled.name, generation: handle.generation, hash: compiled.hash.slice(0, 12) }, existing ? 'pipeline reloaded' : 'pipeline added');
+    return { ok: true, change: existing ? 'updated' : 'added', name: compiled.name, generation: handle.generation, hash: compiled.hash };
+  }
+
+  /**
+   * Reloads the schema directory; on success every pipeline that validates is recompiled
+   * against the new schemas and swapped in. An invalid schema keeps the old set.
+   */
+  reloadSchemas(): Promise<ReloadResult[]> {
+    const run = this.reloadChain.then(async (): Promise<ReloadResult[]> => {
+      let schemas: SchemaRegistry;
+      try {
+        schemas = await SchemaRegistry.load(this.options.schemasDir);
+      } catch (err) {
+        if (!(err instanceof ConfigInvalidError)) throw err;
+        this.metrics.reloads.inc({ result: 'error' });
+        const text = err.diagnostics.map(formatDiagnostic).join('\n');
+        for (const h of this.handles.values()) if (h.pipeline.validate) h.lastReloadError = text;
+        for (const d of err.diagnostics) this.logger.error(`schema reload rejected, the running schemas stay: ${formatDiagnostic(d)}`);
+        return [{ ok: false, diagnostics: err.diagnostics }];
+      }
+      this.ctx = { ...this.loadContext, schemas };
+      const results: ReloadResult[] = [];
+      const files = [...this.handles.values()].filter((h) => h.pipeline.validate).map((h) => h.pipeline.file);
+      // Files rejected earlier may have failed for want of a schema that now exists.
+      files.push(...this.rejected.keys());
+      for (const file of files) results.push(await this.doReloadFile(file, true));
+      return results;
+    });
+    this.reloadChain = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Puts a compiled version in place of the running one. Same stream and group: the consumer
+   * swaps runners at its next batch boundary (the old version finishes and acks its batch, so no
+   * entry is lost or handled by both), then the old sinks close. Otherwise the old consumer
+   * stops and a new one starts.
+   */
+  private async replacePipeline(existing: PipelineHandle | undefined, next: CompiledPipeline): Promise<PipelineHandle> {
+    if (!existing) return this.startPipeline(next);
+    const prev = existing.pipeline;
+    const sameSource = prev.source.kind === 'stream' && next.source.kind === 'stream'
+      && prev.source.stream === next.source.stream && prev.source.group === next.source.group
+      && prev.name === next.name && existing.consumer && next.enabled;
+    if (!sameSource) {
+      const paused = existing.status === 'paused';
+      await this.removePipeline(prev.name);
+      const handle = await this.startPipeline(next, existing.generation + 1);
+      if (paused) this.pause(next.name);
+      return handle;
+    }
+    const sinks = await this.createSinks(next);
+    await existing.consumer!.swap(this.runnerFor(next, sinks));
+    const oldSinks = existing.sinks;
+    Object.assign(existing, { pipeline: next, sinks, generation: existing.generation + 1, lastReloadError: undefined, loadedAt: new Date().toISOString() });
+    await this.closeSinks(oldSinks);
+    return existing;
+  }
+
+  /** Stops a pipeline and forgets it; its consumer group stays in Redis. */
+  async removePipeline(name: string): Promise<void> {
+    const h = this.handles.get(name);
+    if (!h) return;
+    this.handles.delete(name);
+    await h.consumer?.stop();
+    h.blocking?.disconnect();
+    await this.closeSinks(h.sinks);
+    this.metrics.up.set({ pipeline: name }, 0);
+  }
+
+  /** Pauses a pipeline: its consumer stops reading after the batch in hand. */
+  pause(name: string): boolean {
+    const h = this.handles.get(name);
+    if (!h?.consumer) return false;
+    h.consumer.pause();
+    h.status = 'paused';
+    return true;
+  }
+
+  /** Resumes a paused pipeline. */
+  resume(name: string): boolean {
+    const h = this.handles.get(name);
+    if (!h?.consumer) return false;
+    h.consumer.resume();
+    h.status = 'running';
+    return true;
+  }
+
+  private async closeSinks(sinks: Map<string, Sink>): Promise<void> {
+    for (const sink of sinks.values()) await sink.close().catch((err) => this.logger.warn({ err: errorMessage(err) }, 'sink close failed'));
   }
 
   private async createSinks(pipeline: CompiledPipeline): Promise<Map<string, Sink>> {
@@ -153,11 +341,11 @@ export class Engine extends EventEmitter {
   }
 
   private async doStop(timeoutMs: number): Promise<void> {
+    this.shutdown.abort();
+    await this.reloadChain;
     const graceful = (async () => {
       await Promise.all([...this.handles.values()].map((h) => h.consumer?.stop()));
-      for (const h of this.handles.values()) {
-        for (const sink of h.sinks.values()) await sink.close().catch((err) => this.logger.warn({ err: errorMessage(err) }, 'sink close failed'));
-      }
+      for (const h of this.handles.values()) await this.closeSinks(h.sinks);
       await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
     })();
     let timer: NodeJS.Timeout | undefined;
@@ -167,7 +355,7 @@ export class Engine extends EventEmitter {
     ]);
     clearTimeout(timer);
     if (timedOut) this.logger.warn({ timeoutMs }, 'shutdown timed out; closing connections, unacknowledged entries stay pending');
-    for (const b of this.blocking) b.disconnect();
+    for (const h of this.handles.values()) h.blocking?.disconnect();
     if (this.redis) {
       if (timedOut) this.redis.disconnect();
       else await this.redis.quit().catch(() => this.redis?.disconnect());

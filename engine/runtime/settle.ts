@@ -28,7 +28,8 @@ export function dlqFields(target: SettleTarget, o: Extract<Outcome, { kind: 'dlq
  * together, so a crash can never ack an entry whose DLQ entry was not written. Deferred entries
  * stay pending. Rejects when Redis does; then nothing was acked and the batch will be redelivered.
  */
-export async function settleBatch(redis: Redis, target: SettleTarget, outcomes: readonly Outcome[], extraAcks: readonly string[] = []): Promise<number> {
+export async function settleBatch(redis: Redis, target: SettleTarget, outcomes: readonly Outcome[], extraAcks: readonly string[] = [], opts: { ack?: boolean } = {}): Promise<number> {
+  const ack = opts.ack ?? true;
   const acks: string[] = [...extraAcks];
   const multi = redis.multi();
   const failedAt = new Date().toISOString();
@@ -37,10 +38,19 @@ export async function settleBatch(redis: Redis, target: SettleTarget, outcomes: 
     if (o.kind === 'dlq') multi.xadd(target.dlq, '*', ...dlqFields(target, o, failedAt));
     acks.push(o.id);
   }
+  if (!ack) {
+    // Replays feed entries that were never read through the group: only DLQ writes to do.
+    if (outcomes.some((o) => o.kind === 'dlq')) await checkExec(multi.exec());
+    return 0;
+  }
   if (acks.length === 0) return 0;
   multi.xack(target.stream, target.group, ...acks);
-  const results = await multi.exec();
+  await checkExec(multi.exec());
+  return acks.length;
+}
+
+async function checkExec(pending: Promise<[Error | null, unknown][] | null>): Promise<void> {
+  const results = await pending;
   const failed = results?.find(([err]) => err);
   if (!results || failed) throw failed?.[0] ?? new Error('MULTI was aborted');
-  return acks.length;
 }

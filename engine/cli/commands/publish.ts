@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
-import { formatValidationErrors, type SchemaRegistry } from '../../config/schema-registry.ts';
+import { checkEvent } from '../../config/check-event.ts';
 import { SynapseError } from '../../errors.ts';
 import { xaddPayload } from '../../runtime/sink-context.ts';
 import { loadContext, type CommonOptions } from '../context.ts';
@@ -13,21 +13,6 @@ export interface PublishOptions extends CommonOptions {
   schema?: string;
   validate?: boolean;
   maxlen?: string;
-}
-
-/** Why an event may not be published, or undefined when it may. */
-export function checkEvent(event: unknown, schemas: SchemaRegistry, schemaId?: string): string | undefined {
-  if (!event || typeof event !== 'object' || Array.isArray(event)) return 'an event must be a JSON object';
-  const type = (event as { event?: unknown }).event;
-  const entry = schemaId ? schemas.get(schemaId) : typeof type === 'string' ? schemas.forEventType(type) : undefined;
-  if (!entry) {
-    if (schemaId) return `unknown schema '${schemaId}'`;
-    return typeof type === 'string'
-      ? `no schema declares event type '${type}' (give it a schema with properties.event.const, or pass --schema ID)`
-      : "the event has no 'event' type to choose its schema by (or pass --schema ID)";
-  }
-  const validate = schemas.compile(entry.id);
-  return validate(event) ? undefined : `invalid against ${entry.id}: ${formatValidationErrors(validate.errors)}`;
 }
 
 /**

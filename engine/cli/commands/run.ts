@@ -1,4 +1,6 @@
+import { buildAdminServer, listenAdmin } from '../../admin/server.ts';
 import { createLogger } from '../../logger.ts';
+import { ConfigWatcher } from '../../runtime/config-watcher.ts';
 import { Engine } from '../../runtime/engine.ts';
 import { pipelinesDir, schemasDir, type CommonOptions } from '../context.ts';
 import { resolveRunRedis } from '../redis-url.ts';
@@ -6,16 +8,27 @@ import { resolveRunRedis } from '../redis-url.ts';
 export interface RunOptions extends CommonOptions {
   pipelines?: string;
   redis?: string;
+  port?: string;
+  host?: string;
+  /** commander's --no-watch sets this false. */
+  watch?: boolean;
 }
 
 /**
- * `synapse run`: every pipeline against Redis until SIGINT/SIGTERM; then stops reading, settles
- * and acknowledges what is in hand, and exits 0. A second signal exits at once.
+ * `synapse run`: every pipeline against Redis, the admin API and hot reload, until SIGINT or
+ * SIGTERM; then it stops reading, settles and acknowledges what is in hand, and exits 0.
+ * A second signal exits at once.
  */
 export async function runCommand(opts: RunOptions): Promise<number> {
   const logger = createLogger({ fd: 1 });
+  const token = process.env.SYNAPSE_ADMIN_TOKEN || undefined;
+  const host = opts.host ?? process.env.SYNAPSE_ADMIN_HOST ?? '127.0.0.1';
+  const port = Number(opts.port ?? process.env.SYNAPSE_ADMIN_PORT ?? 8080);
   const redis = await resolveRunRedis(opts, logger);
   const engine = new Engine({ redisUrl: redis.url, pipelinesDir: pipelinesDir(opts.pipelines), schemasDir: schemasDir(opts), logger });
+  const watcher = opts.watch === false ? undefined : new ConfigWatcher(engine, logger);
+  const admin = await buildAdminServer({ engine, logger, token });
+
   let stopping = false;
   const done = new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
@@ -25,18 +38,23 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       }
       stopping = true;
       logger.info({ signal }, 'stopping: finishing the batches in hand');
-      void engine.stop()
-        .then(() => redis.owned?.stop())
-        .then(() => resolve(0), (err) => {
-          logger.error({ err }, 'error while stopping');
-          resolve(1);
-        });
+      void (async () => {
+        await watcher?.close();
+        await admin.close();
+        await engine.stop();
+        await redis.owned?.stop();
+      })().then(() => resolve(0), (err) => {
+        logger.error({ err }, 'error while stopping');
+        resolve(1);
+      });
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+
   await engine.start();
-  const code = await done;
-  logger.flush?.();
-  return code;
+  await watcher?.start();
+  const address = await listenAdmin(admin, host, port, token);
+  logger.info({ address, docs: `${address}/docs`, watching: !!watcher }, 'admin API listening');
+  return done;
 }

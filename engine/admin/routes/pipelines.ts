@@ -1,0 +1,206 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { readFile, rename, writeFile, rm } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import type { FastifyPluginAsync } from 'fastify';
+import { compilePipelineText, type CompiledPipeline } from '../../config/load-pipeline.ts';
+import { ConfigInvalidError, formatDiagnostic, type Diagnostic } from '../../errors.ts';
+import type { StreamEntry } from '../../runner/codec.ts';
+import { toStreamBound } from '../../runtime/stream-ids.ts';
+import { describeOutcome, dryRun } from '../../testing/dry-run.ts';
+import { describeHandle, pipelineViewSchema } from '../pipeline-view.ts';
+import { anyObject, errorReply, nameParam } from '../schemas.ts';
+import type { AdminDeps } from '../server.ts';
+
+const MAX_DRY_RUN_EVENTS = 1000;
+
+/** Serialises PUTs so that the hash check and the write are one step. */
+function mutex() {
+  let chain: Promise<unknown> = Promise.resolve();
+  return <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = chain.then(fn);
+    chain = run.catch(() => undefined);
+    return run;
+  };
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+function invalid(diagnostics: Diagnostic[]) {
+  return { error: 'pipeline_invalid', message: diagnostics.map(formatDiagnostic).join('\n'), diagnostics };
+}
+
+/**
+ * Pipelines: list, detail, PUT (validated, written atomically, hot-reloaded, with optimistic
+ * concurrency on the file's hash), pause/resume, dry-run (events, or a real slice of the source
+ * stream read with XRANGE and never acknowledged), and POST /validate.
+ */
+export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine }) => {
+  const exclusive = mutex();
+
+  app.get('/pipelines', {
+    schema: {
+      tags: ['pipelines'], summary: 'Every pipeline with its status, generation, hash and counters; rejected files too',
+      response: { 200: { type: 'object', properties: { pipelines: { type: 'array', items: pipelineViewSchema } } } },
+    },
+  }, async () => {
+    const running = await Promise.all([...engine.handles.values()].map((h) => describeHandle(h, engine.connection)));
+    const rejected = [...engine.rejected.entries()].map(([file, diagnostics]) => ({
+      name: basename(file).replace(/\.ya?ml$/, ''), file, status: 'invalid', lastReloadError: diagnostics.map(formatDiagnostic).join('\n'),
+    }));
+    return { pipelines: [...running, ...rejected].sort((a, b) => a.name.localeCompare(b.name)) };
+  });
+
+  app.get<{ Params: { name: string } }>('/pipelines/:name', {
+    schema: { tags: ['pipelines'], summary: 'One pipeline: status, generation, hash, counters, lag, pending, lastError, lastReloadError', params: nameParam, response: { 200: pipelineViewSchema, 404: errorReply } },
+  }, async (req, reply) => {
+    const h = engine.handles.get(req.params.name);
+    if (h) return describeHandle(h, engine.connection);
+    const rejected = [...engine.rejected.entries()].find(([file]) => basename(file).replace(/\.ya?ml$/, '') === req.params.name);
+    if (rejected) return { name: req.params.name, file: rejected[0], status: 'invalid', lastReloadError: rejected[1].map(formatDiagnostic).join('\n') };
+    return reply.code(404).send({ error: 'not_found', message: `no pipeline '${req.params.name}'` });
+  });
+
+  app.put<{ Params: { name: string }; Body: string; Headers: { 'if-match'?: string } }>('/pipelines/:name', {
+    schema: {
+      tags: ['pipelines'],
+      summary: 'Replace (or create) a pipeline from YAML: validated, written atomically to disk, hot-reloaded',
+      description: 'Send the YAML as the body (Content-Type: application/yaml). For an existing pipeline, send the hash you edited in If-Match; a stale hash gets 409. To create, send If-None-Match: * or no precondition.',
+      params: nameParam,
+      headers: { type: 'object', properties: { 'if-match': { type: 'string' }, 'if-none-match': { type: 'string' } } },
+      body: { type: 'string', minLength: 1 },
+      response: {
+        200: { type: 'object', properties: { name: { type: 'string' }, hash: { type: 'string' }, generation: { type: 'integer' }, change: { type: 'string' } } },
+        201: { type: 'object', properties: { name: { type: 'string' }, hash: { type: 'string' }, generation: { type: 'integer' }, change: { type: 'string' } } },
+        409: errorReply, 422: errorReply, 428: errorReply,
+      },
+    },
+  }, async (req, reply) => exclusive(async () => {
+    const { name } = req.params;
+    const existing = engine.handles.get(name);
+    const file = existing?.pipeline.file ?? resolve(join(engine.options.pipelinesDir, `${name}.yaml`));
+    const current = await readFile(file, 'utf8').catch(() => undefined);
+    const ifMatch = (req.headers['if-match'] ?? '').replace(/^W\//, '').replace(/"/g, '');
+    if (current !== undefined) {
+      if (!ifMatch) {
+        return reply.code(428).send({ error: 'precondition_required', message: `pipeline '${name}' exists: send the hash you edited in If-Match (current: ${sha256(current)})` });
+      }
+      if (ifMatch !== sha256(current)) {
+        return reply.code(409).send({ error: 'conflict', message: `pipeline '${name}' changed since you read it: you sent ${ifMatch}, it is now ${sha256(current)}; GET it again and reapply your edit` });
+      }
+    } else if (ifMatch) {
+      return reply.code(409).send({ error: 'conflict', message: `pipeline '${name}' does not exist, but If-Match was sent` });
+    }
+    let compiled: CompiledPipeline;
+    try {
+      compiled = await compilePipelineText(file, req.body, engine.loadContext);
+    } catch (err) {
+      if (err instanceof ConfigInvalidError) return reply.code(422).send(invalid(err.diagnostics));
+      throw err;
+    }
+    if (compiled.name !== name) {
+      return reply.code(422).send(invalid([{ file, line: 1, col: 1, message: `the file names its pipeline '${compiled.name}', but it was PUT as '${name}'` }]));
+    }
+    const tmp = join(resolve(engine.options.pipelinesDir), `.${name}.yaml.${randomUUID()}.tmp`);
+    await writeFile(tmp, req.body);
+    try {
+      await rename(tmp, file);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    const result = await engine.reloadFile(file);
+    if (!result.ok) return reply.code(422).send(invalid(result.diagnostics));
+    return reply.code(current === undefined ? 201 : 200).send({ name, hash: compiled.hash, generation: result.generation, change: result.change });
+  }));
+
+  for (const action of ['pause', 'resume'] as const) {
+    app.post<{ Params: { name: string } }>(`/pipelines/:name/${action}`, {
+      schema: {
+        tags: ['pipelines'], summary: action === 'pause' ? 'Stop reading after the batch in hand' : 'Read again', params: nameParam,
+        response: { 200: { type: 'object', properties: { name: { type: 'string' }, status: { type: 'string' } } }, 404: errorReply },
+      },
+    }, async (req, reply) => {
+      const ok = action === 'pause' ? engine.pause(req.params.name) : engine.resume(req.params.name);
+      if (!ok) return reply.code(404).send({ error: 'not_found', message: `no running pipeline '${req.params.name}'` });
+      return { name: req.params.name, status: engine.handles.get(req.params.name)!.status };
+    });
+  }
+
+  app.post<{ Params: { name: string }; Body: { events?: unknown[]; yaml?: string; from?: string; to?: string; count?: number } }>('/pipelines/:name/dry-run', {
+    schema: {
+      tags: ['pipelines'],
+      summary: 'Run events through the pipeline without side effects',
+      description: 'With `events`, those; otherwise a slice of the source stream (XRANGE from/to — ids or ISO times — or the latest `count`), read and never acknowledged. With `yaml`, an edited version is compiled and run instead of the running one.',
+      params: nameParam,
+      body: {
+        type: 'object', additionalProperties: false,
+        properties: {
+          events: { type: 'array', maxItems: MAX_DRY_RUN_EVENTS },
+          yaml: { type: 'string', description: 'An edited pipeline to try instead of the running version.' },
+          from: { type: 'string' }, to: { type: 'string' },
+          count: { type: 'integer', minimum: 1, maximum: MAX_DRY_RUN_EVENTS, default: 100 },
+        },
+      },
+      response: {
+        200: { type: 'object', properties: { results: { type: 'array', items: anyObject }, summary: anyObject } },
+        404: errorReply, 422: errorReply,
+      },
+    },
+  }, async (req, reply) => {
+    const h = engine.handles.get(req.params.name);
+    if (!h && !req.body.yaml) return reply.code(404).send({ error: 'not_found', message: `no pipeline '${req.params.name}'` });
+    let pipeline = h?.pipeline;
+    if (req.body.yaml) {
+      try {
+        pipeline = await compilePipelineText(h?.pipeline.file ?? join(engine.options.pipelinesDir, `${req.params.name}.yaml`), req.body.yaml, engine.loadContext);
+      } catch (err) {
+        if (err instanceof ConfigInvalidError) return reply.code(422).send(invalid(err.diagnostics));
+        throw err;
+      }
+    }
+    let result;
+    if (req.body.events) result = await dryRun(pipeline!, req.body.events);
+    else {
+      if (pipeline!.source.kind !== 'stream') return reply.code(422).send({ error: 'no_stream', message: 'a schedule pipeline has no stream to read; send events' });
+      const entries = await readSlice(engine.connection, pipeline!.source.stream, req.body);
+      if (typeof entries === 'string') return reply.code(422).send({ error: 'bad_range', message: entries });
+      result = await dryRun(pipeline!, entries, { raw: true });
+    }
+    const summary: Record<string, number> = { sunk: 0, filtered: 0, dlq: 0, dropped: 0 };
+    for (const o of result.outcomes) if (o.kind in summary) summary[o.kind]!++;
+    return { results: result.outcomes.map((o) => describeOutcome(o)), summary };
+  });
+
+  app.post<{ Body: { yaml: string; file?: string } }>('/validate', {
+    schema: {
+      tags: ['pipelines'], summary: 'Validate pipeline YAML without running it',
+      body: { type: 'object', additionalProperties: false, required: ['yaml'], properties: { yaml: { type: 'string' }, file: { type: 'string', description: 'The name to report errors under (default pipeline.yaml).' } } },
+      response: { 200: { type: 'object', properties: { valid: { type: 'boolean' }, name: { type: 'string' }, diagnostics: errorReply.properties.diagnostics } } },
+    },
+  }, async (req) => {
+    try {
+      const p = await compilePipelineText(req.body.file ?? 'pipeline.yaml', req.body.yaml, engine.loadContext);
+      return { valid: true, name: p.name, diagnostics: [] };
+    } catch (err) {
+      if (err instanceof ConfigInvalidError) return { valid: false, diagnostics: err.diagnostics };
+      throw err;
+    }
+  });
+};
+
+/** Entries of a stream slice for a dry-run: from/to bounds, or the latest `count`. */
+async function readSlice(redis: import('ioredis').Redis, stream: string, q: { from?: string; to?: string; count?: number }): Promise<StreamEntry[] | string> {
+  const count = q.count ?? 100;
+  let raw: [string, string[]][];
+  if (q.from || q.to) {
+    const from = toStreamBound(q.from ?? '-');
+    const to = toStreamBound(q.to ?? '+');
+    if (!from || !to) return `from/to must be stream ids or ISO 8601 times (got ${q.from ?? '-'} .. ${q.to ?? '+'})`;
+    raw = await redis.xrange(stream, from, to, 'COUNT', count);
+  } else {
+    raw = (await redis.xrevrange(stream, '+', '-', 'COUNT', count)).reverse();
+  }
+  return raw.map(([id, fields]) => ({ id, fields }));
+}

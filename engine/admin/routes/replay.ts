@@ -1,0 +1,57 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { ReplayJobs, type ReplayRequest } from '../../runtime/replay.ts';
+import { PipelineRunner } from '../../runner/pipeline-runner.ts';
+import { errorReply } from '../schemas.ts';
+import type { AdminDeps } from '../server.ts';
+
+const jobSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' }, status: { type: 'string' }, request: { type: 'object', additionalProperties: true },
+    scanned: { type: 'integer' }, matched: { type: 'integer' }, written: { type: 'integer' }, progress: { type: 'number' },
+    lastId: { type: 'string' }, startedAt: { type: 'string' }, finishedAt: { type: 'string' }, error: { type: 'string' },
+  },
+} as const;
+
+/** POST /replay (start re-feeding a time range) and GET /replay/:id (its progress). */
+export const replayRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine }) => {
+  const jobs = new ReplayJobs(
+    () => engine.connection,
+    (name) => {
+      const h = engine.handles.get(name);
+      if (!h || h.pipeline.source.kind !== 'stream') return undefined;
+      return { runner: new PipelineRunner(h.pipeline, h.sinks), dlq: h.pipeline.dlq, group: h.pipeline.source.group };
+    },
+    engine.logger,
+  );
+
+  app.post<{ Body: ReplayRequest }>('/replay', {
+    schema: {
+      tags: ['replay'], summary: 'Re-feed a time range of a stream (optionally some event types) into a stream or a pipeline',
+      body: {
+        type: 'object', additionalProperties: false, required: ['stream', 'from', 'to'],
+        properties: {
+          stream: { type: 'string', minLength: 1 },
+          from: { type: 'string', description: 'Stream id or ISO 8601 time.' },
+          to: { type: 'string', description: 'Stream id or ISO 8601 time.' },
+          types: { type: 'array', items: { type: 'string' } },
+          toStream: { type: 'string', minLength: 1 },
+          pipeline: { type: 'string', minLength: 1 },
+        },
+      },
+      response: { 202: jobSchema, 422: errorReply },
+    },
+  }, async (req, reply) => {
+    const why = jobs.check(req.body);
+    if (why) return reply.code(422).send({ error: 'replay_invalid', message: why });
+    return reply.code(202).send(jobs.start(req.body));
+  });
+
+  app.get<{ Params: { id: string } }>('/replay/:id', {
+    schema: {
+      tags: ['replay'], summary: "A replay's progress",
+      params: { type: 'object', properties: { id: { type: 'string' } } },
+      response: { 200: jobSchema, 404: errorReply },
+    },
+  }, async (req, reply) => jobs.get(req.params.id) ?? reply.code(404).send({ error: 'not_found', message: `no replay '${req.params.id}'` }));
+};

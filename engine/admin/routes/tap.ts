@@ -1,0 +1,48 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { CompiledPipeline } from '../../config/load-pipeline.ts';
+import type { Outcome } from '../../runner/pipeline-runner.ts';
+import { traceOutcome } from '../../runner/trace.ts';
+import { errorReply, nameParam } from '../schemas.ts';
+import type { AdminDeps } from '../server.ts';
+
+const HEARTBEAT_MS = 15_000;
+
+/**
+ * GET /tap/:pipeline: server-sent events, one `trace` event per entry the pipeline settles,
+ * showing its path through the stages and why it was filtered or rejected. A client that
+ * cannot keep up misses events (counted in `dropped` comments) instead of slowing the pipeline.
+ */
+export const tapRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine }) => {
+  app.get<{ Params: { name: string } }>('/tap/:name', {
+    schema: {
+      tags: ['pipelines'], summary: "Live trace of each event's path through the pipeline (text/event-stream)",
+      params: nameParam, produces: ['text/event-stream'], response: { 404: errorReply },
+    },
+  }, async (req, reply) => {
+    const { name } = req.params;
+    if (!engine.handles.has(name)) return reply.code(404).send({ error: 'not_found', message: `no pipeline '${name}'` });
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.write(`: tap on ${name}\n\n`);
+    let dropped = 0;
+    const onSettled = (pipeline: string, outcomes: Outcome[], compiled: CompiledPipeline) => {
+      if (pipeline !== name) return;
+      for (const o of outcomes) {
+        if (res.writableNeedDrain) {
+          dropped++;
+          continue;
+        }
+        res.write(`event: trace\nid: ${o.id}\ndata: ${JSON.stringify(traceOutcome(compiled, o))}\n\n`);
+      }
+    };
+    const heartbeat = setInterval(() => res.write(`: alive${dropped ? `, dropped ${dropped}` : ''}\n\n`), HEARTBEAT_MS);
+    engine.on('settled', onSettled);
+    const close = () => {
+      clearInterval(heartbeat);
+      engine.off('settled', onSettled);
+    };
+    req.raw.on('close', close);
+    res.on('error', close);
+  });
+};

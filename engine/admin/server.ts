@@ -1,0 +1,86 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { Logger } from 'pino';
+import { SynapseError } from '../errors.ts';
+import type { Engine } from '../runtime/engine.ts';
+import { bearerAuth, isLoopback } from './auth.ts';
+import { dlqRoutes } from './routes/dlq.ts';
+import { eventRoutes } from './routes/events.ts';
+import { healthRoutes } from './routes/health.ts';
+import { pipelineRoutes } from './routes/pipelines.ts';
+import { replayRoutes } from './routes/replay.ts';
+import { serviceRoutes } from './routes/services.ts';
+import { streamRoutes } from './routes/streams.ts';
+import { tapRoutes } from './routes/tap.ts';
+
+/** What every route plugin is given. */
+export interface AdminDeps {
+  engine: Engine;
+}
+
+export interface AdminOptions {
+  engine: Engine;
+  logger?: Logger;
+  /** SYNAPSE_ADMIN_TOKEN: with it, every route but /health, /ready and /metrics needs the bearer token. */
+  token?: string;
+  /** Largest request body, bytes (default 1 MiB). */
+  bodyLimit?: number;
+}
+
+/**
+ * The admin API (SPEC §8) as a Fastify app: each route group a plugin, every route with JSON
+ * Schemas for its body and reply, OpenAPI at /docs (JSON at /docs/json). Errors reply
+ * `{ error, message }` and never carry a stack trace.
+ */
+export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: opts.logger?.child({ component: 'admin' }) as FastifyBaseLogger | undefined,
+    disableRequestLogging: true,
+    bodyLimit: opts.bodyLimit ?? 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+  });
+
+  // PUT /pipelines/:name takes YAML as it is on disk.
+  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml', 'text/plain'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; code?: string }, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (status >= 500) req.log.error({ err }, 'admin request failed');
+    const message = status >= 500 && !(err instanceof SynapseError) ? 'internal error; see the engine log' : err.message;
+    void reply.code(status).send({ error: err.validation ? 'bad_request' : (err.code ?? (status >= 500 ? 'internal' : 'error')).toString().toLowerCase(), message });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` });
+  });
+
+  if (opts.token) app.addHook('onRequest', bearerAuth(opts.token));
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'Synapse admin API', version: '0.1.0', description: 'Operate a running Synapse engine: pipelines, streams, DLQ, replay, services (SPEC §8).' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: opts.token ? [{ bearer: [] }] : [],
+      tags: ['operations', 'pipelines', 'streams', 'events', 'dlq', 'replay', 'services'].map((name) => ({ name })),
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  const deps: AdminDeps = { engine: opts.engine };
+  for (const routes of [healthRoutes, pipelineRoutes, streamRoutes, eventRoutes, dlqRoutes, replayRoutes, serviceRoutes, tapRoutes]) {
+    await app.register(routes, deps);
+  }
+  return app;
+}
+
+/**
+ * Listens on host:port; refuses a non-loopback address without a token, since the API can
+ * rewrite pipelines.
+ */
+export async function listenAdmin(app: FastifyInstance, host: string, port: number, token?: string): Promise<string> {
+  if (!isLoopback(host) && !token) {
+    throw new SynapseError(`refusing to bind the admin API to ${host} without SYNAPSE_ADMIN_TOKEN: set a token, or bind to 127.0.0.1`);
+  }
+  return app.listen({ host, port });
+}

@@ -1,0 +1,19 @@
+import { formatValidationErrors, type SchemaRegistry } from './schema-registry.ts';
+
+/**
+ * Why an event may not be published, or undefined when it may: it must be an object, and valid
+ * against the schema named by `schemaId`, else the schema its `event` type selects.
+ */
+export function checkEvent(event: unknown, schemas: SchemaRegistry, schemaId?: string): string | undefined {
+  if (!event || typeof event !== 'object' || Array.isArray(event)) return 'an event must be a JSON object';
+  const type = (event as { event?: unknown }).event;
+  const entry = schemaId ? schemas.get(schemaId) : typeof type === 'string' ? schemas.forEventType(type) : undefined;
+  if (!entry) {
+    if (schemaId) return `unknown schema '${schemaId}'`;
+    return typeof type === 'string'
+      ? `no schema declares event type '${type}' (give it a schema with properties.event.const, or name one with --schema / ?schema=)`
+      : "the event has no 'event' type to choose its schema by (or name a schema with --schema / ?schema=)";
+  }
+  const validate = schemas.compile(entry.id);
+  return validate(event) ? undefined : `invalid against ${entry.id}: ${formatValidationErrors(validate.errors)}`;
+}

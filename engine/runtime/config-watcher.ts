@@ -1,0 +1,56 @@
+import { extname, resolve } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import type { Logger } from 'pino';
+import { isPipelineFile } from '../config/load-pipeline.ts';
+import type { Engine } from './engine.ts';
+
+/** Quiet time after the last change to a file before it is reloaded. */
+export const RELOAD_DEBOUNCE_MS = 250;
+
+const SCHEMA_EXTENSIONS = new Set(['.json', '.yaml', '.yml']);
+
+/**
+ * Watches the pipeline and schema directories and reloads what changed (SPEC §5). Changes are
+ * debounced per file, so an editor writing a file in several steps causes one reload of the
+ * final content; schema changes are debounced together and reload the pipelines that validate.
+ */
+export class ConfigWatcher {
+  private watcher?: FSWatcher;
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private ready?: Promise<void>;
+
+  constructor(private readonly engine: Engine, private readonly logger: Logger, private readonly debounceMs = RELOAD_DEBOUNCE_MS) {}
+
+  /** Starts watching; resolves once the watcher has scanned the directories. */
+  start(): Promise<void> {
+    const { pipelinesDir, schemasDir } = this.engine.options;
+    const pipelines = resolve(pipelinesDir);
+    const schemas = resolve(schemasDir);
+    this.watcher = watch([pipelines, schemas], { ignoreInitial: true, depth: 0 });
+    const onEvent = (path: string) => {
+      const abs = resolve(path);
+      if (abs.startsWith(schemas + '/') && SCHEMA_EXTENSIONS.has(extname(abs))) this.schedule('schemas', () => this.engine.reloadSchemas());
+      else if (abs.startsWith(pipelines + '/') && isPipelineFile(abs)) this.schedule(abs, () => this.engine.reloadFile(abs));
+    };
+    this.watcher.on('add', onEvent).on('change', onEvent).on('unlink', onEvent);
+    this.watcher.on('error', (err) => this.logger.warn({ err: String(err) }, 'file watcher error'));
+    this.ready = new Promise((r) => this.watcher!.once('ready', () => r()));
+    return this.ready;
+  }
+
+  private schedule(key: string, reload: () => Promise<unknown>): void {
+    clearTimeout(this.timers.get(key));
+    this.timers.set(key, setTimeout(() => {
+      this.timers.delete(key);
+      reload().catch((err) => this.logger.error({ err, key }, 'reload failed'));
+    }, this.debounceMs));
+  }
+
+  /** Stops watching. Idempotent. */
+  async close(): Promise<void> {
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    await this.watcher?.close();
+    this.watcher = undefined;
+  }
+}

@@ -1,0 +1,157 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { errorMessage } from '../errors.ts';
+import { PAYLOAD_FIELD, type StreamEntry } from '../runner/codec.ts';
+import type { PipelineRunner } from '../runner/pipeline-runner.ts';
+import { settleBatch } from './settle.ts';
+import { idTime, toStreamBound } from './stream-ids.ts';
+
+const CHUNK = 500;
+
+/** What to replay and where to. */
+export interface ReplayRequest {
+  stream: string;
+  from: string;
+  to: string;
+  /** Only entries whose event type is one of these. */
+  types?: string[];
+  /** Copy matching entries to this stream ... */
+  toStream?: string;
+  /** ... or run them through this pipeline (its sinks act; DLQ entries are written). */
+  pipeline?: string;
+}
+
+/** A replay's progress, as GET /replay/:id shows it. */
+export interface ReplayJob {
+  id: string;
+  request: ReplayRequest;
+  status: 'running' | 'done' | 'failed' | 'cancelled';
+  /** Entries read from the range so far. */
+  scanned: number;
+  /** Entries that matched `types`. */
+  matched: number;
+  /** Entries copied, or settled by the pipeline. */
+  written: number;
+  /** Share of the range's time span done so far, 0..1 (from the entry ids' times). */
+  progress: number;
+  lastId?: string;
+  startedAt: string;
+  finishedAt?: string;
+  error?: string;
+}
+
+/** The event type of an entry, from its payload envelope or its flat `event` field. */
+export function entryEventType(fields: readonly string[]): string | undefined {
+  for (let i = 0; i < fields.length; i += 2) {
+    if (fields[i] === 'event') return fields[i + 1];
+    if (fields[i] === PAYLOAD_FIELD) {
+      try {
+        const e = JSON.parse(fields[i + 1]!) as { event?: unknown };
+        return typeof e.event === 'string' ? e.event : undefined;
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Re-feeds a time range of a stream, in chunks, into another stream or through a pipeline.
+ * Jobs live in this process's memory; GET /replay/:id reads their progress.
+ */
+export class ReplayJobs {
+  private readonly jobs = new Map<string, ReplayJob>();
+  private readonly cancelled = new Set<string>();
+
+  constructor(
+    private readonly redis: () => Redis,
+    private readonly runnerFor: (pipeline: string) => { runner: PipelineRunner; dlq: string; group: string } | undefined,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Checks a request; returns why it cannot run, or undefined. */
+  check(req: ReplayRequest): string | undefined {
+    if (!toStreamBound(req.from) || !toStreamBound(req.to)) return 'from and to must be stream ids or ISO 8601 times';
+    if (!!req.toStream === !!req.pipeline) return 'give exactly one of toStream and pipeline';
+    if (req.pipeline && !this.runnerFor(req.pipeline)) return `no running pipeline '${req.pipeline}'`;
+    if (req.toStream === req.stream) return 'toStream must differ from stream';
+    return undefined;
+  }
+
+  /** Starts a job in the background and returns it at once. */
+  start(req: ReplayRequest, onProgress?: (job: ReplayJob) => void): ReplayJob {
+    const job: ReplayJob = { id: randomUUID(), request: req, status: 'running', scanned: 0, matched: 0, written: 0, progress: 0, startedAt: new Date().toISOString() };
+    this.jobs.set(job.id, job);
+    void this.run(job, onProgress).catch((err) => {
+      job.status = 'failed';
+      job.error = errorMessage(err);
+      job.finishedAt = new Date().toISOString();
+      this.logger.error({ replay: job.id, err: job.error }, 'replay failed');
+      onProgress?.(job);
+    });
+    return job;
+  }
+
+  get(id: string): ReplayJob | undefined {
+    return this.jobs.get(id);
+  }
+
+  /** Asks a running job to stop after its current chunk. */
+  cancel(id: string): void {
+    this.cancelled.add(id);
+  }
+
+  private async run(job: ReplayJob, onProgress?: (job: ReplayJob) => void): Promise<void> {
+    const redis = this.redis();
+    const { request: req } = job;
+    const from = toStreamBound(req.from)!;
+    const to = toStreamBound(req.to)!;
+    const types = req.types?.length ? new Set(req.types) : undefined;
+    const first = await redis.xrange(req.stream, from, to, 'COUNT', 1);
+    const last = await redis.xrevrange(req.stream, to, from, 'COUNT', 1);
+    const span = first[0] && last[0] ? [idTime(first[0][0]), idTime(last[0][0])] as const : undefined;
+    let cursor = from;
+    let exclusive = false;
+    for (;;) {
+      if (this.cancelled.has(job.id)) {
+        job.status = 'cancelled';
+        break;
+      }
+      const rows = await redis.xrange(req.stream, exclusive ? `(${cursor}` : cursor, to, 'COUNT', CHUNK);
+      if (rows.length === 0) {
+        job.status = 'done';
+        break;
+      }
+      cursor = rows[rows.length - 1]![0];
+      exclusive = true;
+      job.scanned += rows.length;
+      job.lastId = cursor;
+      job.progress = span && span[1] > span[0] ? Math.min(1, (idTime(cursor) - span[0]) / (span[1] - span[0])) : 1;
+      const entries: StreamEntry[] = rows
+        .filter(([, fields]) => !types || types.has(entryEventType(fields) ?? ''))
+        .map(([id, fields]) => ({ id, fields }));
+      job.matched += entries.length;
+      if (entries.length) job.written += await this.deliver(req, entries, redis);
+      onProgress?.(job);
+    }
+    if (job.status === 'done') job.progress = 1;
+    job.finishedAt = new Date().toISOString();
+    onProgress?.(job);
+  }
+
+  private async deliver(req: ReplayRequest, entries: StreamEntry[], redis: Redis): Promise<number> {
+    if (req.toStream) {
+      const multi = redis.multi();
+      for (const e of entries) multi.xadd(req.toStream, '*', ...e.fields);
+      await multi.exec();
+      return entries.length;
+    }
+    const target = this.runnerFor(req.pipeline!);
+    if (!target) throw new Error(`pipeline '${req.pipeline}' stopped during the replay`);
+    const { outcomes } = await target.runner.process(entries);
+    await settleBatch(redis, { pipeline: req.pipeline!, stream: req.stream, group: target.group, dlq: target.dlq }, outcomes, [], { ack: false });
+    return outcomes.filter((o) => o.kind !== 'deferred').length;
+  }
+}

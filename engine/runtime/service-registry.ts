@@ -1,0 +1,66 @@
+import type { Redis } from 'ioredis';
+
+/** Key prefix of service records; each record expires unless its service sends a heartbeat. */
+export const SERVICE_KEY_PREFIX = 'synapse:service:';
+
+/** A registered service. */
+export interface ServiceRecord {
+  name: string;
+  url?: string;
+  capabilities: string[];
+  metadata?: Record<string, unknown>;
+  ttlSeconds: number;
+  registeredAt: string;
+  lastHeartbeat: string;
+}
+
+/**
+ * The service registry (SPEC §8): services POST themselves with their capabilities and repeat it
+ * as a heartbeat before `ttlSeconds` runs out; a service that stops beating disappears. Records
+ * live in Redis (one key each, with a TTL), so every replica sees the same registry.
+ */
+export class ServiceRegistry {
+  constructor(private readonly redis: () => Redis) {}
+
+  /** Registers or refreshes a service. */
+  async heartbeat(s: { name: string; url?: string; capabilities?: string[]; metadata?: Record<string, unknown>; ttlSeconds?: number }): Promise<ServiceRecord> {
+    const key = SERVICE_KEY_PREFIX + s.name;
+    const now = new Date().toISOString();
+    const previous = await this.redis().get(key);
+    const record: ServiceRecord = {
+      name: s.name,
+      url: s.url,
+      capabilities: [...new Set(s.capabilities ?? [])].sort(),
+      metadata: s.metadata,
+      ttlSeconds: s.ttlSeconds ?? 30,
+      registeredAt: previous ? (JSON.parse(previous) as ServiceRecord).registeredAt : now,
+      lastHeartbeat: now,
+    };
+    await this.redis().set(key, JSON.stringify(record), 'EX', record.ttlSeconds);
+    return record;
+  }
+
+  /** Live services, optionally only those with a capability. */
+  async list(capability?: string): Promise<ServiceRecord[]> {
+    const redis = this.redis();
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await redis.scan(cursor, 'MATCH', `${SERVICE_KEY_PREFIX}*`, 'COUNT', 500);
+      keys.push(...batch);
+      cursor = next;
+    } while (cursor !== '0');
+    if (keys.length === 0) return [];
+    const values = await redis.mget(...keys);
+    return values
+      .filter((v): v is string => v !== null)
+      .map((v) => JSON.parse(v) as ServiceRecord)
+      .filter((r) => !capability || r.capabilities.includes(capability))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Removes a service at once (a clean shutdown). */
+  async remove(name: string): Promise<boolean> {
+    return (await this.redis().del(SERVICE_KEY_PREFIX + name)) > 0;
+  }
+}
