@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import type { Redis } from 'ioredis';
 import type { PipelineHandle } from '../runtime/engine.ts';
 import { toRecord } from '../runtime/stream-reader.ts';
@@ -21,6 +23,9 @@ export async function describeHandle(h: PipelineHandle, redis: Redis | undefined
   const p = h.pipeline;
   const src = p.source;
   const figures = live && redis && src.kind === 'stream' ? await groupFigures(redis, src.stream, src.group) : { lag: null, pending: null };
+  // The file may hold an edit that failed to load: PUT compares If-Match with the file's hash.
+  const text = await readFile(p.file, 'utf8').catch(() => undefined);
+  const fileHash = text === undefined ? null : createHash('sha256').update(text).digest('hex');
   return {
     name: p.name,
     description: p.description,
@@ -28,6 +33,7 @@ export async function describeHandle(h: PipelineHandle, redis: Redis | undefined
     status: h.status,
     generation: h.generation,
     hash: p.hash,
+    fileHash,
     loadedAt: h.loadedAt,
     source: src.kind === 'stream'
       ? { stream: src.stream, group: src.group, codec: src.codec, batch: src.batch, start: src.start }
@@ -55,7 +61,8 @@ export const pipelineViewSchema = {
     file: { type: 'string' },
     status: { type: 'string', enum: ['running', 'paused', 'disabled', 'unsupported', 'invalid'] },
     generation: { type: 'integer' },
-    hash: { type: 'string' },
+    hash: { type: 'string', description: 'sha256 of the running version.' },
+    fileHash: { type: ['string', 'null'], description: 'sha256 of the file on disk now; differs from hash while an edit fails to load. PUT takes this in If-Match.' },
     loadedAt: { type: 'string' },
     source: { type: 'object', additionalProperties: true },
     validate: { type: 'object', additionalProperties: true },

@@ -3,6 +3,7 @@ import { ConfigInvalidError, SynapseError, errorMessage } from '../errors.ts';
 import { dryRunCommand } from './commands/dry-run.ts';
 import { publishCommand } from './commands/publish.ts';
 import { runCommand } from './commands/run.ts';
+import { dlqCommand, replayCommand, tailCommand } from './commands/streams.ts';
 import { testCommand } from './commands/test.ts';
 import { validateCommand } from './commands/validate.ts';
 
@@ -56,6 +57,36 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--redis <url>', 'Redis URL')
     .option('--schemas <dir>', 'schema directory')
     .action(async (stream: string, json: string | undefined, _o, cmd: Command) => setExit(await publishCommand(stream, json, common(cmd))));
+
+  program.command('tail')
+    .description('print new entries of a stream as JSON lines')
+    .argument('<stream>', 'stream key')
+    .option('--from <id>', 'start after this entry id (default: only new entries)')
+    .option('--redis <url>', 'Redis URL')
+    .action(async (stream: string, _o, cmd: Command) => setExit(await tailCommand(stream, common(cmd))));
+
+  program.command('dlq')
+    .description('inspect a DLQ stream, or send its entries back to their source streams')
+    .argument('<action>', 'list | redrive')
+    .argument('<stream>', 'DLQ stream key (e.g. platform-events:dlq)')
+    .option('--ids <ids>', 'redrive: only these entry ids (comma-separated)')
+    .option('--count <n>', 'list/redrive at most N entries (default 100)')
+    .option('--from <id>', 'list: from this id or ISO time')
+    .option('--fields', 'redrive: the source uses codec: fields (restore the flat field map)')
+    .option('--redis <url>', 'Redis URL')
+    .action(async (action: string, stream: string, _o, cmd: Command) => setExit(await dlqCommand(action, stream, common(cmd))));
+
+  program.command('replay')
+    .description('re-feed a time range of a stream into another stream, or through a pipeline of the running engine')
+    .argument('<stream>', 'stream key')
+    .requiredOption('--from <time>', 'stream id or ISO 8601 time')
+    .requiredOption('--to <time>', 'stream id or ISO 8601 time')
+    .option('--types <types>', 'only these event types (comma-separated)')
+    .option('--to-stream <stream>', 'copy into this stream')
+    .option('--pipeline <name>', 'run through this pipeline of the running engine (via its admin API)')
+    .option('--admin <url>', 'admin API of the running engine (default SYNAPSE_ADMIN_URL or http://127.0.0.1:8080)')
+    .option('--redis <url>', 'Redis URL')
+    .action(async (stream: string, _o, cmd: Command) => setExit(await replayCommand(stream, common(cmd) as { from: string; to: string })));
 
   return program;
 }

@@ -1,0 +1,120 @@
+import { Redis } from 'ioredis';
+import { listDlq, redriveDlq } from '../../runtime/dlq.ts';
+import { ReplayJobs, type ReplayJob, type ReplayRequest } from '../../runtime/replay.ts';
+import { silentLogger } from '../../logger.ts';
+import { SynapseError } from '../../errors.ts';
+import { redisUrlFrom } from '../redis-url.ts';
+
+function connect(opts: { redis?: string }): Redis {
+  return new Redis(redisUrlFrom(opts), { maxRetriesPerRequest: 3 });
+}
+
+/** `synapse tail STREAM`: prints new entries as JSON lines until interrupted. */
+export async function tailCommand(stream: string, opts: { redis?: string; from?: string }): Promise<number> {
+  const redis = connect(opts);
+  let last = opts.from ?? '$';
+  let running = true;
+  process.once('SIGINT', () => {
+    running = false;
+    redis.disconnect();
+  });
+  while (running) {
+    const reply = await redis.xread('BLOCK', 1000, 'STREAMS', stream, last).catch((err) => {
+      if (running) throw err;
+      return null;
+    });
+    for (const [, entries] of reply ?? []) {
+      for (const [id, fields] of entries) {
+        last = id;
+        const obj: Record<string, unknown> = {};
+        for (let i = 0; i < fields.length; i += 2) obj[fields[i]!] = fields[i + 1];
+        if (typeof obj.payload === 'string') {
+          try {
+            obj.payload = JSON.parse(obj.payload);
+          } catch {
+            // Keep the raw text.
+          }
+        }
+        process.stdout.write(`${JSON.stringify({ id, ...obj })}\n`);
+      }
+    }
+  }
+  return 0;
+}
+
+/** `synapse dlq list STREAM` and `synapse dlq redrive STREAM [--ids a,b] [--count N]`. */
+export async function dlqCommand(action: string, stream: string, opts: { redis?: string; ids?: string; count?: string; from?: string; fields?: boolean }): Promise<number> {
+  const redis = connect(opts);
+  try {
+    if (action === 'list') {
+      const entries = await listDlq(redis, stream, { from: opts.from, count: opts.count ? Number(opts.count) : 100 });
+      for (const e of entries) process.stdout.write(`${JSON.stringify(e)}\n`);
+      process.stderr.write(`${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} of ${await redis.xlen(stream)} in ${stream}\n`);
+      return 0;
+    }
+    if (action === 'redrive') {
+      const { redriven, missing } = await redriveDlq(redis, stream, {
+        ids: opts.ids?.split(',').filter(Boolean),
+        count: opts.count ? Number(opts.count) : undefined,
+        codecOf: opts.fields ? () => 'fields' : undefined,
+      });
+      for (const r of redriven) process.stdout.write(`${r.dlqId} -> ${r.stream} ${r.newId}\n`);
+      if (missing.length) process.stderr.write(`not found: ${missing.join(', ')}\n`);
+      process.stderr.write(`redriven ${redriven.length}\n`);
+      return missing.length ? 1 : 0;
+    }
+    throw new SynapseError(`unknown dlq action '${action}': use list or redrive`);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/**
+ * `synapse replay STREAM --from T --to T [--types a,b] --to-stream S`: copies a time range
+ * (optionally some event types) to another stream, with a progress bar on stderr. Replaying
+ * into a pipeline needs the running engine: use POST /replay of the admin API.
+ */
+export async function replayCommand(stream: string, opts: { redis?: string; from: string; to: string; types?: string; toStream?: string; pipeline?: string; admin?: string }): Promise<number> {
+  const req: ReplayRequest = { stream, from: opts.from, to: opts.to, types: opts.types?.split(',').filter(Boolean), toStream: opts.toStream, pipeline: opts.pipeline };
+  if (opts.pipeline) return replayThroughAdmin(req, opts.admin ?? process.env.SYNAPSE_ADMIN_URL ?? 'http://127.0.0.1:8080');
+  const redis = connect(opts);
+  try {
+    const jobs = new ReplayJobs(() => redis, () => undefined, silentLogger);
+    const why = jobs.check(req);
+    if (why) throw new SynapseError(why);
+    const job = await new Promise<ReplayJob>((resolve) => {
+      jobs.start(req, (j) => {
+        drawProgress(j.progress, `${j.matched} matched, ${j.written} written`);
+        if (j.status !== 'running') resolve(j);
+      });
+    });
+    process.stderr.write('\n');
+    if (job.status !== 'done') throw new SynapseError(`replay ${job.status}: ${job.error ?? ''}`);
+    process.stdout.write(`${JSON.stringify({ scanned: job.scanned, matched: job.matched, written: job.written, toStream: req.toStream })}\n`);
+    return 0;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function replayThroughAdmin(req: ReplayRequest, admin: string): Promise<number> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (process.env.SYNAPSE_ADMIN_TOKEN) headers.authorization = `Bearer ${process.env.SYNAPSE_ADMIN_TOKEN}`;
+  const res = await fetch(`${admin}/replay`, { method: 'POST', headers, body: JSON.stringify(req) });
+  let job = (await res.json()) as { id: string; status: string; progress: number; matched: number; written: number; message?: string; error?: string };
+  if (res.status !== 202) throw new SynapseError(`replay refused: ${job.message ?? res.status}`);
+  while (job.status === 'running') {
+    await new Promise((r) => setTimeout(r, 250));
+    job = (await (await fetch(`${admin}/replay/${job.id}`, { headers })).json()) as typeof job;
+    drawProgress(job.progress, `${job.matched} matched, ${job.written} written`);
+  }
+  process.stderr.write('\n');
+  process.stdout.write(`${JSON.stringify(job)}\n`);
+  return job.status === 'done' ? 0 : 1;
+}
+
+function drawProgress(fraction: number, text: string): void {
+  const width = 30;
+  const filled = Math.round(Math.max(0, Math.min(1, fraction)) * width);
+  process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% ${text}`);
+}
