@@ -16,10 +16,10 @@ export function safeEqual(a: string, b: string): boolean {
  * ones. A WebSocket upgrade may carry the token as `?access_token=` instead (browsers cannot set
  * headers on WebSocket requests).
  */
-export function bearerAuth(token: string) {
+export function bearerAuth(token: string, alsoOpen: readonly string[] = []) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?')[0]!;
-    if (PUBLIC_ROUTES.has(path)) return;
+    if (PUBLIC_ROUTES.has(path) || alsoOpen.includes(path)) return;
     const header = request.headers.authorization ?? '';
     const given = header.startsWith('Bearer ') ? header.slice(7) : ((request.query as Record<string, string> | undefined)?.access_token ?? '');
     if (!given || !safeEqual(given, token)) {

@@ -59,7 +59,7 @@ export const pipelineViewSchema = {
     name: { type: 'string' },
     description: { type: 'string' },
     file: { type: 'string' },
-    status: { type: 'string', enum: ['running', 'paused', 'disabled', 'unsupported', 'invalid'] },
+    status: { type: 'string', enum: ['running', 'paused', 'disabled', 'invalid'] },
     generation: { type: 'integer' },
     hash: { type: 'string', description: 'sha256 of the running version.' },
     fileHash: { type: ['string', 'null'], description: 'sha256 of the file on disk now; differs from hash while an edit fails to load. PUT takes this in If-Match.' },

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { SynapseError } from '../errors.ts';
 import type { Engine } from '../runtime/engine.ts';
 import { bearerAuth, isLoopback } from './auth.ts';
+import { aggregateRoutes } from './routes/aggregates.ts';
 import { dlqRoutes } from './routes/dlq.ts';
 import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -13,6 +14,7 @@ import { replayRoutes } from './routes/replay.ts';
 import { serviceRoutes } from './routes/services.ts';
 import { streamRoutes } from './routes/streams.ts';
 import { tapRoutes } from './routes/tap.ts';
+import { wsRoutes } from './routes/ws.ts';
 
 /** What every route plugin is given. */
 export interface AdminDeps {
@@ -26,6 +28,8 @@ export interface AdminOptions {
   token?: string;
   /** Largest request body, bytes (default 1 MiB). */
   bodyLimit?: number;
+  /** SYNAPSE_WS_SECRET: WebSocket clients identify as users with JWTs signed by it. */
+  wsSecret?: string;
 }
 
 /**
@@ -54,7 +58,9 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
     void reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` });
   });
 
-  if (opts.token) app.addHook('onRequest', bearerAuth(opts.token));
+  // With a WS secret, /ws clients are end users proving who they are with their own JWT, so the
+  // admin token does not apply there.
+  if (opts.token) app.addHook('onRequest', bearerAuth(opts.token, opts.wsSecret ? ['/ws'] : []));
 
   await app.register(swagger, {
     openapi: {
@@ -62,15 +68,16 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
       info: { title: 'Synapse admin API', version: '0.1.0', description: 'Operate a running Synapse engine: pipelines, streams, DLQ, replay, services (SPEC §8).' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: opts.token ? [{ bearer: [] }] : [],
-      tags: ['operations', 'pipelines', 'streams', 'events', 'dlq', 'replay', 'services'].map((name) => ({ name })),
+      tags: ['operations', 'pipelines', 'streams', 'events', 'dlq', 'replay', 'services', 'aggregates', 'broadcast'].map((name) => ({ name })),
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   const deps: AdminDeps = { engine: opts.engine };
-  for (const routes of [healthRoutes, pipelineRoutes, streamRoutes, eventRoutes, dlqRoutes, replayRoutes, serviceRoutes, tapRoutes]) {
+  for (const routes of [healthRoutes, pipelineRoutes, streamRoutes, eventRoutes, dlqRoutes, replayRoutes, serviceRoutes, tapRoutes, aggregateRoutes]) {
     await app.register(routes, deps);
   }
+  await app.register(wsRoutes, { ...deps, wsSecret: opts.wsSecret });
   return app;
 }
 

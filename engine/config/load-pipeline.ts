@@ -297,6 +297,13 @@ class PipelineCompiler {
         this.problems.push(...ajvDiagnostics(registered.validateConfig.errors ?? [], this.doc, [...path, 'with'], `${spec.type} sink 'with'`));
         continue;
       }
+      const problems = registered.definition.check?.(config) ?? [];
+      for (const pr of problems) {
+        const at = [...path, 'with', ...pr.path];
+        const loc = pr.offset === undefined ? this.doc.locate(at) : this.doc.locateInScalar(at, pr.offset);
+        this.problems.push({ ...loc, message: `${spec.type} sink 'with.${pr.path.join('.')}': ${pr.message}` });
+      }
+      if (problems.length) continue;
       out.push({ id, type: spec.type, config, definition: registered.definition,
         when: this.compileExpr(spec.when, [...path, 'when'], timeoutMs) });
     }

@@ -53,8 +53,19 @@ export interface SinkContext {
   publish(stream: string, envelope: unknown, opts?: { maxlen?: number }): Promise<string>;
   /** A BullMQ queue by name, created on first use and closed with the engine. */
   queue(name: string): Queue;
-  /** Sends a message to WebSocket subscribers of a channel, on every replica. */
-  broadcast(channel: string, message: unknown): Promise<void>;
+  /**
+   * Sends a message to WebSocket subscribers of a channel, on every replica. With `audience`,
+   * only the client authenticated as that userId receives it.
+   */
+  broadcast(channel: string, message: unknown, opts?: { audience?: string }): Promise<void>;
+}
+
+/** A problem `check()` found in a sink's `with:` block, at `path` inside it. */
+export interface ConfigProblem {
+  path: (string | number)[];
+  message: string;
+  /** 0-based offset inside the string at `path` (a JSONata expression), when known. */
+  offset?: number;
 }
 
 /** A sink plugin (SPEC §9): one file in plugins/sinks/, default-exporting `defineSink({...})`. */
@@ -64,7 +75,12 @@ export interface SinkDefinition<Config = Record<string, unknown>> {
   /** JSON Schema of the `with:` block; `additionalProperties: false`, a description per field. */
   configSchema: Record<string, unknown>;
   /** Valid `with:` blocks, each checked by a test. */
-  examples?: Config[];
+  examples?: Partial<Config>[];
+  /**
+   * Checks what the JSON Schema cannot (JSONata expressions, durations) at load time, so
+   * the problems are reported as FILE:LINE:COL. Optional.
+   */
+  check?(config: Config): ConfigProblem[];
   /** Validates and wires; no I/O here (that belongs in `connect()` and `write()`). */
   create(config: Config, ctx: SinkContext): Sink;
 }

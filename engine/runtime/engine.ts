@@ -12,9 +12,12 @@ import { EngineMetrics } from '../metrics.ts';
 import type { Sink } from '../plugins/define-sink.ts';
 import { SinkRegistry, pluginSpecsFromEnv } from '../plugins/sink-registry.ts';
 import { PipelineRunner, type Outcome } from '../runner/pipeline-runner.ts';
-import { connectRedis } from './redis-client.ts';
+import { connectRedis, redisOptionsFromUrl } from './redis-client.ts';
 import { createSinkContext, type SinkServices } from './sink-context.ts';
 import { StreamConsumer } from './stream-consumer.ts';
+import { settleBatch } from './settle.ts';
+import type { Source } from '../plugins/define-source.ts';
+import scheduleSource from '../../plugins/sources/schedule.ts';
 
 /** What the engine needs to run. */
 export interface EngineOptions {
@@ -34,9 +37,11 @@ export interface PipelineHandle {
   consumer?: StreamConsumer;
   /** The consumer's own connection for blocking reads. */
   blocking?: Redis;
+  /** The source of a schedule pipeline. */
+  source?: Source;
   /** Incremented on every successful (re)load; starts at 1. */
   generation: number;
-  status: 'running' | 'paused' | 'disabled' | 'unsupported';
+  status: 'running' | 'paused' | 'disabled';
   /** The last reload that failed, as FILE:LINE:COL lines; cleared by the next good one. */
   lastReloadError?: string;
   /** When the running version was loaded. */
@@ -126,12 +131,11 @@ export class Engine extends EventEmitter {
       handle.status = 'disabled';
       return handle;
     }
-    if (pipeline.source.kind !== 'stream') {
-      handle.status = 'unsupported';
-      this.logger.warn({ pipeline: pipeline.name }, 'schedule sources are not available in this version; pipeline not started');
+    handle.sinks = await this.createSinks(pipeline);
+    if (pipeline.source.kind === 'schedule') {
+      await this.startSchedule(handle, pipeline.source.everyMs);
       return handle;
     }
-    handle.sinks = await this.createSinks(pipeline);
     const blocking = this.redis!.duplicate({ enableAutoPipelining: false, connectionName: `synapse:${pipeline.name}` });
     blocking.on('error', () => undefined); // the shared connection already reports outages
     handle.blocking = blocking;
@@ -150,6 +154,24 @@ export class Engine extends EventEmitter {
     handle.consumer = consumer;
     consumer.start();
     return handle;
+  }
+
+  /** Runs a schedule pipeline on each tick of its BullMQ job scheduler (once across replicas). */
+  private async startSchedule(handle: PipelineHandle, everyMs: number): Promise<void> {
+    const name = handle.pipeline.name;
+    const logger = this.logger.child({ pipeline: name });
+    const source = scheduleSource.create({ everyMs }, { pipeline: name, logger, connectionOptions: redisOptionsFromUrl(this.options.redisUrl) });
+    handle.source = source;
+    await source.start(async (entries) => {
+      if (handle.status === 'paused') return;
+      const p = handle.pipeline;
+      const result = await this.runnerFor(p, handle.sinks).process(entries);
+      await settleBatch(this.redis!, { pipeline: name, stream: `schedule:${name}`, group: '', dlq: p.dlq }, result.outcomes, [], { ack: false });
+      this.metrics.recordBatch(name, result);
+      for (const o of result.outcomes) if (o.kind !== 'deferred') handle.counters[o.kind]++;
+      this.emit('settled', name, result.outcomes, p);
+    });
+    this.metrics.up.set({ pipeline: name }, 1);
   }
 
   private runnerFor(pipeline: CompiledPipeline, sinks: Map<string, Sink>): PipelineRunner {
@@ -188,7 +210,7 @@ export class Engine extends EventEmitter {
     if (!present) {
       this.rejected.delete(file);
       if (!existing) return { ok: true, change: 'unchanged', name: '' };
-      await this.removePipeline(existing.pipeline.name);
+      await this.removePipeline(existing.pipeline.name, { deleted: true });
       this.metrics.reloads.inc({ result: 'ok' });
       this.logger.info({ pipeline: existing.pipeline.name, file }, 'pipeline file deleted: pipeline stopped (its consumer group is kept)');
       return { ok: true, change: 'removed', name: existing.pipeline.name };
@@ -276,32 +298,39 @@ export class Engine extends EventEmitter {
     return existing;
   }
 
-  /** Stops a pipeline and forgets it; its consumer group stays in Redis. */
-  async removePipeline(name: string): Promise<void> {
+  /**
+   * Stops a pipeline and forgets it; its consumer group stays in Redis. With `deleted` (its file
+   * is gone), a schedule's job scheduler is removed too.
+   */
+  async removePipeline(name: string, opts: { deleted?: boolean } = {}): Promise<void> {
     const h = this.handles.get(name);
     if (!h) return;
     this.handles.delete(name);
     await h.consumer?.stop();
+    await h.source?.stop();
+    if (opts.deleted) await h.source?.remove?.();
     h.blocking?.disconnect();
     await this.closeSinks(h.sinks);
     this.metrics.up.set({ pipeline: name }, 0);
   }
 
-  /** Pauses a pipeline: its consumer stops reading after the batch in hand. */
+  /** Pauses a pipeline: its consumer stops reading after the batch in hand; a schedule skips its ticks. */
   pause(name: string): boolean {
     const h = this.handles.get(name);
-    if (!h?.consumer) return false;
-    h.consumer.pause();
+    if (!h || (!h.consumer && !h.source)) return false;
+    h.consumer?.pause();
     h.status = 'paused';
+    this.metrics.up.set({ pipeline: name }, 0);
     return true;
   }
 
   /** Resumes a paused pipeline. */
   resume(name: string): boolean {
     const h = this.handles.get(name);
-    if (!h?.consumer) return false;
-    h.consumer.resume();
+    if (!h || (!h.consumer && !h.source)) return false;
+    h.consumer?.resume();
     h.status = 'running';
+    this.metrics.up.set({ pipeline: name }, 1);
     return true;
   }
 
@@ -324,7 +353,7 @@ export class Engine extends EventEmitter {
   private queue(name: string): Queue {
     let q = this.queues.get(name);
     if (!q) {
-      q = new Queue(name, { connection: this.redis!.duplicate({ enableAutoPipelining: false, maxRetriesPerRequest: null }) });
+      q = new Queue(name, { connection: redisOptionsFromUrl(this.options.redisUrl) });
       this.queues.set(name, q);
     }
     return q;
@@ -344,7 +373,10 @@ export class Engine extends EventEmitter {
     this.shutdown.abort();
     await this.reloadChain;
     const graceful = (async () => {
-      await Promise.all([...this.handles.values()].map((h) => h.consumer?.stop()));
+      await Promise.all([...this.handles.values()].map(async (h) => {
+        await h.consumer?.stop();
+        await h.source?.stop();
+      }));
       for (const h of this.handles.values()) await this.closeSinks(h.sinks);
       await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
     })();

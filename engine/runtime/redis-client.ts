@@ -32,3 +32,20 @@ export function watchConnection(redis: Redis, logger: Logger, name: string): voi
     logger.info({ connection: name }, 'redis connection restored');
   });
 }
+
+/**
+ * Connection options for libraries that open (and close) their own connections, such as
+ * BullMQ: host, port, credentials and db from a redis:// or rediss:// URL.
+ */
+export function redisOptionsFromUrl(url: string): RedisOptions {
+  const u = new URL(url);
+  return {
+    host: u.hostname || '127.0.0.1',
+    port: u.port ? Number(u.port) : 6379,
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(u.pathname && u.pathname.length > 1 ? { db: Number(u.pathname.slice(1)) } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
+    maxRetriesPerRequest: null,
+  };
+}

@@ -45,8 +45,8 @@ export function createSinkContext(services: SinkServices, pipeline: string, sink
       if (!services.queue) throw new Error(`sink ${sinkId}: queues need Redis`);
       return services.queue(name);
     },
-    broadcast: async (channel, message) => {
-      await needRedis().publish(BROADCAST_CHANNEL, JSON.stringify({ channel, message }));
+    broadcast: async (channel, message, opts) => {
+      await needRedis().publish(BROADCAST_CHANNEL, JSON.stringify({ channel, message, ...(opts?.audience !== undefined ? { audience: opts.audience } : {}) }));
     },
   };
 }
@@ -57,7 +57,7 @@ export function createSinkContext(services: SinkServices, pipeline: string, sink
  */
 export function createMemoryContext(logger: Logger, pipeline = 'test', sinkId = 'sink') {
   const published = new Map<string, unknown[]>();
-  const broadcasts: { channel: string; message: unknown }[] = [];
+  const broadcasts: { channel: string; message: unknown; audience?: string }[] = [];
   let shouldFail: (stream: string, envelope: unknown) => boolean = () => false;
   let seq = 0;
   const ctx: SinkContext = {
@@ -78,8 +78,8 @@ export function createMemoryContext(logger: Logger, pipeline = 'test', sinkId = 
     queue: () => {
       throw new Error('memory context has no queues');
     },
-    async broadcast(channel, message) {
-      broadcasts.push({ channel, message });
+    async broadcast(channel, message, opts) {
+      broadcasts.push({ channel, message, ...(opts?.audience !== undefined ? { audience: opts.audience } : {}) });
     },
   };
   return { ctx, published, broadcasts, failPublish: (fn: typeof shouldFail) => (shouldFail = fn) };

@@ -27,9 +27,10 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const redis = await resolveRunRedis(opts, logger);
   const engine = new Engine({ redisUrl: redis.url, pipelinesDir: pipelinesDir(opts.pipelines), schemasDir: schemasDir(opts), logger });
   const watcher = opts.watch === false ? undefined : new ConfigWatcher(engine, logger);
-  const admin = await buildAdminServer({ engine, logger, token });
+  const wsSecret = process.env.SYNAPSE_WS_SECRET || undefined;
 
   let stopping = false;
+  let adminRef: Awaited<ReturnType<typeof buildAdminServer>> | undefined;
   const done = new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
@@ -40,7 +41,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       logger.info({ signal }, 'stopping: finishing the batches in hand');
       void (async () => {
         await watcher?.close();
-        await admin.close();
+        await adminRef?.close();
         await engine.stop();
         await redis.owned?.stop();
       })().then(() => resolve(0), (err) => {
@@ -53,6 +54,9 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   });
 
   await engine.start();
+  // The admin server needs the engine's Redis connection (WebSocket hub), so it comes after.
+  const admin = await buildAdminServer({ engine, logger, token, wsSecret });
+  adminRef = admin;
   await watcher?.start();
   const address = await listenAdmin(admin, host, port, token);
   logger.info({ address, docs: `${address}/docs`, watching: !!watcher }, 'admin API listening');
