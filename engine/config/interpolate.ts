@@ -27,7 +27,8 @@ export function interpolate(
       if (set !== undefined && set !== '') return set;
       if (fallback !== undefined) return fallback;
       problems.push({ path: [...path], message: `environment variable ${name} is not set (write \${${name}:-default} to give a default)` });
-      return '';
+      // Keep the text as written, so later checks do not report a second, derived error.
+      return match;
     });
   }
   if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, problems, [...path, i]));

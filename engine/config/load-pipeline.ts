@@ -7,7 +7,7 @@ import { ConfigInvalidError, PipelineInvalidError, type Diagnostic } from '../er
 import { compileExpression, ExpressionSyntaxError, DEFAULT_EXPRESSION_TIMEOUT_MS, type CompiledExpression } from '../expr/compile-expression.ts';
 import type { SinkDefinition } from '../plugins/define-sink.ts';
 import type { SinkRegistry } from '../plugins/sink-registry.ts';
-import { ajvDiagnostics } from './ajv-diagnostics.ts';
+import { ajvDiagnostics, splitPointer } from './ajv-diagnostics.ts';
 import { parseDuration } from './duration.ts';
 import { interpolate, type InterpolationProblem } from './interpolate.ts';
 import { pipelineFileSchema } from './pipeline-file-schema.ts';
@@ -92,7 +92,8 @@ export const PIPELINE_DEFAULTS = {
   maxEventBytes: 1024 * 1024,
 };
 
-const fileAjv = new Ajv2020({ allErrors: true, strict: false });
+// coerceTypes: `batch: ${BATCH:-100}` is a string after interpolation, and means the number.
+const fileAjv = new Ajv2020({ allErrors: true, strict: false, coerceTypes: true });
 const validateFile: ValidateFunction = fileAjv.compile(pipelineFileSchema);
 
 /** Whether a file name is a pipeline (not its test file). */
@@ -142,18 +143,26 @@ class PipelineCompiler {
     const raw = interpolate(doc.value, this.ctx.env ?? process.env, envProblems) as Record<string, any>;
     for (const p of envProblems) this.fail(p.path, p.message);
 
+    // Schema errors are reported, and every part of the file they do not touch is still
+    // compiled, so one run shows every problem.
+    const bad = new Set<string>();
     if (!validateFile(raw)) {
       this.problems.push(...ajvDiagnostics(validateFile.errors ?? [], doc));
-      throw new PipelineInvalidError(sortDiagnostics(this.problems));
+      for (const e of validateFile.errors ?? []) {
+        const root = splitPointer(e.instancePath)[0];
+        if (root !== undefined) bad.add(String(root));
+        else if (e.keyword === 'required') bad.add(String((e.params as { missingProperty?: string }).missingProperty));
+      }
     }
+    const ok = (key: string) => !bad.has(key);
 
-    const name: string = raw.name ?? basename(doc.file).replace(/\.ya?ml$/, '');
-    const timeoutMs: number = raw.expression_timeout_ms ?? DEFAULT_EXPRESSION_TIMEOUT_MS;
-    const source = this.compileSource(raw.source ?? {}, name);
-    const validate = await this.compileValidate(raw.validate);
-    const filter = this.compileExpr(raw.filter, ['filter'], timeoutMs);
-    const transform = this.compileExpr(raw.transform, ['transform'], timeoutMs);
-    const sinks = this.compileSinks(raw, timeoutMs);
+    const name: string = ok('name') && raw.name ? raw.name : basename(doc.file).replace(/\.ya?ml$/, '');
+    const timeoutMs: number = ok('expression_timeout_ms') ? (raw.expression_timeout_ms ?? DEFAULT_EXPRESSION_TIMEOUT_MS) : DEFAULT_EXPRESSION_TIMEOUT_MS;
+    const source = ok('source') ? this.compileSource(raw.source ?? {}, name) : undefined;
+    const validate = ok('validate') ? await this.compileValidate(raw.validate) : undefined;
+    const filter = ok('filter') ? this.compileExpr(raw.filter, ['filter'], timeoutMs) : undefined;
+    const transform = ok('transform') ? this.compileExpr(raw.transform, ['transform'], timeoutMs) : undefined;
+    const sinks = ok('sink') && ok('sinks') ? this.compileSinks(raw, timeoutMs) : [];
     if (source?.kind === 'schedule' && validate) this.fail(['validate'], 'a schedule source produces tick events; validate: does not apply');
 
     if (this.problems.length || !source) throw new PipelineInvalidError(sortDiagnostics(this.problems));
@@ -348,18 +357,30 @@ export async function loadPipelines(paths: string[], ctx: LoadContext): Promise<
       rejected.set(file, err.diagnostics);
     }
   }
-  const byName = new Map<string, CompiledPipeline>();
+  // Two files claiming one name are both rejected: neither can be chosen without guessing.
+  const byName = new Map<string, CompiledPipeline[]>();
+  for (const p of pipelines) byName.set(p.name, [...(byName.get(p.name) ?? []), p]);
   const unique: CompiledPipeline[] = [];
-  for (const p of pipelines) {
-    const first = byName.get(p.name);
-    if (first) {
-      rejected.set(p.file, [{ file: p.file, line: 1, col: 1, message: `duplicate pipeline name '${p.name}', also in ${first.file}` }]);
+  for (const [name, group] of byName) {
+    if (group.length === 1) {
+      unique.push(group[0]!);
       continue;
     }
-    byName.set(p.name, p);
-    unique.push(p);
+    for (const p of group) {
+      const others = group.filter((o) => o !== p).map((o) => o.file).join(', ');
+      rejected.set(p.file, [{ ...(await nameLocation(p.file)), message: `duplicate pipeline name '${name}', also in ${others}` }]);
+    }
   }
   return { pipelines: unique, errors: [...rejected.values()].flat(), rejected };
+}
+
+/** Where a file's top-level `name:` is (1:1 when it has none: the name came from the file name). */
+async function nameLocation(file: string): Promise<{ file: string; line: number; col: number }> {
+  try {
+    return SourceDocument.parse(file, await readConfigText(file)).locate(['name'], { key: true });
+  } catch {
+    return { file, line: 1, col: 1 };
+  }
 }
 
 /** Pipeline files under the given files and directories (not recursive), sorted. */

@@ -4,6 +4,7 @@ import { Ajv2020, type ValidateFunction, type ErrorObject } from 'ajv/dist/2020.
 import addFormatsModule from 'ajv-formats';
 import { SchemaInvalidError, errorMessage, type Diagnostic } from '../errors.ts';
 import { SourceDocument } from './source-document.ts';
+import { splitPointer } from './ajv-diagnostics.ts';
 
 // ajv-formats is CommonJS; its default export arrives wrapped under ESM.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv2020) => void;
@@ -178,6 +179,9 @@ export class SchemaRegistry {
       const path = findPath(doc.value, (key) => key === keyword);
       if (path) return doc.locate(path, { key: true });
     }
+    // "schema is invalid: data/properties/a/type must be equal to one of the allowed values"
+    const pointer = /data(\/[^ ,]*) must/.exec(errorMessage(err))?.[1];
+    if (pointer) return doc.locate(splitPointer(pointer));
     const refMatch = /reference "?([^" ]+)"? /.exec(errorMessage(err))?.[1];
     if (refMatch) {
       const path = findPath(doc.value, (key, value) => key === '$ref' && value === refMatch);

@@ -91,13 +91,25 @@ export class SourceDocument {
       const headerEnd = this.text.indexOf('\n', start);
       if (headerEnd < 0) return this.locationOf(start);
       const contentLines = node.source.split('\n');
+      // The block's indentation is that of its first non-empty line; deeper lines keep the
+      // extra spaces as content.
+      let blockIndent = 0;
+      for (let at = headerEnd + 1; at < this.text.length;) {
+        const end = this.text.indexOf('\n', at);
+        const line = this.text.slice(at, end < 0 ? undefined : end);
+        if (line.trim() !== '') {
+          blockIndent = line.length - line.trimStart().length;
+          break;
+        }
+        if (end < 0) break;
+        at = end + 1;
+      }
       let remaining = offset;
       let lineStart = headerEnd + 1;
       for (const content of contentLines) {
         const physicalEnd = this.text.indexOf('\n', lineStart);
-        const physical = this.text.slice(lineStart, physicalEnd < 0 ? undefined : physicalEnd);
-        const indent = physical.length - physical.trimStart().length;
-        if (remaining <= content.length) return this.locationOf(lineStart + Math.min(indent, physical.length) + remaining);
+        const physicalLength = (physicalEnd < 0 ? this.text.length : physicalEnd) - lineStart;
+        if (remaining <= content.length) return this.locationOf(lineStart + Math.min(blockIndent + remaining, physicalLength));
         remaining -= content.length + 1;
         if (physicalEnd < 0) break;
         lineStart = physicalEnd + 1;

@@ -52,7 +52,9 @@ export function compileExpression(source: string, opts: { timeoutMs?: number } =
   } catch (err) {
     const e = err as { message?: string; position?: number; token?: string };
     const end = typeof e.position === 'number' ? e.position : 0;
-    const tokenLength = e.token && e.token !== '(end)' ? String(e.token).length : 0;
+    let tokenLength = e.token && e.token !== '(end)' ? String(e.token).length : 0;
+    // A string or quoted-name token is reported without its quotes.
+    if (tokenLength && ['"', "'", '`'].includes(source[end - 1] ?? '')) tokenLength += 2;
     throw new ExpressionSyntaxError(`invalid JSONata: ${errorMessage(err)}`, clamp(end - tokenLength, 0, source.length));
   }
   const forbidden = findForbidden(expr.ast() as unknown as JsonataNode);

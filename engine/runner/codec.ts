@@ -58,7 +58,7 @@ export const decodeFields: Decoder = (entry, maxBytes) => {
   const { fields } = entry;
   let total = 0;
   for (let i = 0; i < fields.length; i++) total += fields[i]!.length;
-  if (total > maxBytes && fieldsBytes(fields) > maxBytes) {
+  if (total * 3 > maxBytes && fieldsBytes(fields) > maxBytes) {
     throw new DecodeError(`event is ${fieldsBytes(fields)} bytes, over max_event_bytes (${maxBytes})`);
   }
   const event: Record<string, unknown> = {};

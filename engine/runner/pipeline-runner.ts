@@ -180,7 +180,11 @@ export class PipelineRunner {
       const failure = failures.get(l.index);
       if (failure?.deferred) outcomes[l.index] = { id: l.entry.id, kind: 'deferred', reason: failure.error };
       else if (failure) toDlq(l, 'sink', failure.error, failure.attempts, failure.sink);
-      else if (reached.has(l.index)) outcomes[l.index] = { id: l.entry.id, kind: 'sunk', event: l.event, value: l.value, sinks: reached.get(l.index)! };
+      else if (reached.has(l.index)) {
+        // In pipeline order, whatever order the sinks finished in.
+        const hit = reached.get(l.index)!;
+        outcomes[l.index] = { id: l.entry.id, kind: 'sunk', event: l.event, value: l.value, sinks: p.sinks.map((s) => s.id).filter((id) => hit.includes(id)) };
+      }
       else outcomes[l.index] = { id: l.entry.id, kind: 'filtered', event: l.event, value: l.value };
     }
     lap('sink');

@@ -1,4 +1,4 @@
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -8,7 +8,7 @@ import { diffLines } from 'diff';
 import { ajvDiagnostics } from '../config/ajv-diagnostics.ts';
 import { loadPipelines, type CompiledPipeline, type LoadContext, type LoadedPipelines } from '../config/load-pipeline.ts';
 import { SourceDocument } from '../config/source-document.ts';
-import { ConfigInvalidError, TestFileInvalidError, formatDiagnostic, type Diagnostic } from '../errors.ts';
+import { ConfigInvalidError, TestFileInvalidError, displayPath, formatDiagnostic, type Diagnostic } from '../errors.ts';
 import { dryRun } from './dry-run.ts';
 import { testFileSchema } from './test-file-schema.ts';
 
@@ -106,7 +106,7 @@ async function runTestFile(file: string, loaded: LoadedPipelines): Promise<TestF
   });
   const pipeline = loaded.pipelines.find((p) => p.name === spec.pipeline);
   if (!pipeline) {
-    const rejected = [...loaded.rejected.values()].flat().filter((d) => d.file.replace(/\.ya?ml$/, '').endsWith(spec.pipeline));
+    const rejected = [...loaded.rejected.values()].flat().filter((d) => basename(d.file).replace(/\.ya?ml$/, '') === spec.pipeline);
     if (rejected.length) return failAll(rejected);
     const names = loaded.pipelines.map((p) => p.name).join(', ') || 'none';
     return failAll([{ ...doc.locate(['pipeline']), message: `no pipeline named '${spec.pipeline}' in ${dirname(file)} (found: ${names})` }]);
@@ -118,6 +118,19 @@ async function runTestFile(file: string, loaded: LoadedPipelines): Promise<TestF
   return { file, pipeline: spec.pipeline, cases, errors: [] };
 }
 
+/**
+ * The sink an `expect.sinks` key names (SPEC §6: a sink id, or a type when exactly one sink has
+ * that type), or why it names none.
+ */
+function sinkForKey(pipeline: CompiledPipeline, key: string): { id: string } | { problem: string } {
+  if (pipeline.sinks.some((s) => s.id === key)) return { id: key };
+  const ofType = pipeline.sinks.filter((s) => s.type === key);
+  if (ofType.length === 1) return { id: ofType[0]!.id };
+  const ids = pipeline.sinks.map((s) => s.id).join(', ');
+  if (ofType.length > 1) return { problem: `pipeline '${pipeline.name}' has ${ofType.length} sinks of type '${key}'; name one by id (${ofType.map((s) => s.id).join(', ')})` };
+  return { problem: `pipeline '${pipeline.name}' has no sink '${key}' (sinks: ${ids})` };
+}
+
 /** Expectations that name sinks the pipeline does not have are errors in the test file. */
 function checkExpectations(doc: SourceDocument, spec: TestFileSpec, pipeline: CompiledPipeline): Diagnostic[] {
   const out: Diagnostic[] = [];
@@ -127,7 +140,8 @@ function checkExpectations(doc: SourceDocument, spec: TestFileSpec, pipeline: Co
       out.push({ ...doc.locate(['cases', i, 'expect', 'sink'], { key: true }), message: `expect.sink is for a pipeline with one sink; '${pipeline.name}' has ${ids.length} (${ids.join(', ')}): use expect.sinks` });
     }
     for (const key of Object.keys(c.expect.sinks ?? {})) {
-      if (!ids.includes(key)) out.push({ ...doc.locate(['cases', i, 'expect', 'sinks', key], { key: true }), message: `pipeline '${pipeline.name}' has no sink '${key}' (sinks: ${ids.join(', ')})` });
+      const found = sinkForKey(pipeline, key);
+      if ('problem' in found) out.push({ ...doc.locate(['cases', i, 'expect', 'sinks', key], { key: true }), message: found.problem });
     }
   });
   return out;
@@ -136,7 +150,11 @@ function checkExpectations(doc: SourceDocument, spec: TestFileSpec, pipeline: Co
 async function runCase(c: CaseSpec, pipeline: CompiledPipeline): Promise<CaseResult> {
   const { outcomes, sunk } = await dryRun(pipeline, c.input);
   const failures: string[] = [];
-  const expectedSinks: Record<string, unknown[]> = { ...(c.expect.sinks ?? {}) };
+  const expectedSinks: Record<string, unknown[]> = {};
+  for (const [key, list] of Object.entries(c.expect.sinks ?? {})) {
+    const found = sinkForKey(pipeline, key);
+    if ('id' in found) expectedSinks[found.id] = list;
+  }
   if (c.expect.sink) expectedSinks[pipeline.sinks[0]!.id] = c.expect.sink;
   for (const [id, expected] of Object.entries(expectedSinks)) {
     const actual = sunk[id] ?? [];
@@ -191,7 +209,7 @@ export function formatTestResults(results: TestFileResult[]): { text: string; pa
   let passed = 0;
   let failed = 0;
   for (const r of results) {
-    out.push(`${r.file}${r.pipeline ? ` (pipeline ${r.pipeline})` : ''}`);
+    out.push(`${displayPath(r.file)}${r.pipeline ? ` (pipeline ${r.pipeline})` : ''}`);
     for (const d of r.errors) out.push(`  ${formatDiagnostic(d)}`);
     if (r.errors.length && r.cases.length === 0) failed++;
     for (const c of r.cases) {

@@ -1,5 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { loadPipeline, loadPipelines, type CompiledPipeline, type LoadContext } from '../../config/load-pipeline.ts';
 import { PipelineInvalidError, SynapseError } from '../../errors.ts';
 import { describeOutcome, dryRun } from '../../testing/dry-run.ts';
@@ -13,7 +13,7 @@ export async function resolvePipeline(ref: string, ctx: LoadContext, dir?: strin
   const loaded = await loadPipelines([pipelinesDir(dir)], ctx);
   const found = loaded.pipelines.find((p) => p.name === ref);
   if (found) return found;
-  const rejected = [...loaded.rejected.entries()].find(([f]) => f.replace(/\.ya?ml$/, '').endsWith(`/${ref}`));
+  const rejected = [...loaded.rejected.entries()].find(([f]) => basename(f).replace(/\.ya?ml$/, '') === ref);
   if (rejected) throw new PipelineInvalidError(rejected[1]);
   throw new SynapseError(`no pipeline '${ref}': not a file, nor a pipeline name in ${pipelinesDir(dir)} (found: ${loaded.pipelines.map((p) => p.name).join(', ') || 'none'})`);
 }

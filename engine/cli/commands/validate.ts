@@ -1,5 +1,5 @@
 import { readdir, stat } from 'node:fs/promises';
-import { dirname, extname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { loadPipelines, isPipelineFile } from '../../config/load-pipeline.ts';
 import { SchemaRegistry } from '../../config/schema-registry.ts';
 import { SinkRegistry, pluginSpecsFromEnv } from '../../plugins/sink-registry.ts';
@@ -69,7 +69,7 @@ export async function validatePaths(paths: string[], opts: CommonOptions): Promi
         dirsChecked.set(dir, names);
       }
       if (!names.has(spec.pipeline) && !known.has(spec.pipeline)) {
-        const rejected = loaded.rejected.size > 0 && [...loaded.rejected.keys()].some((f) => f.replace(/\.ya?ml$/, '').endsWith(spec.pipeline));
+        const rejected = loaded.rejected.size > 0 && [...loaded.rejected.keys()].some((f) => basename(f).replace(/\.ya?ml$/, '') === spec.pipeline);
         if (!rejected) diagnostics.push({ ...doc.locate(['pipeline']), message: `no pipeline named '${spec.pipeline}' in ${dir}` });
       }
     } catch (err) {

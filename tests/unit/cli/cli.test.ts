@@ -1,0 +1,197 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { tempDirs } from '../support/temp-dir.ts';
+
+// The real `synapse` bin, run as a child process from the repository root so that paths print
+// relative to it (tests/fixtures/...), as a user running it from a checkout would see them.
+const ROOT = join(import.meta.dirname, '../../..');
+const BIN = join(ROOT, 'bin/synapse.mjs');
+const FIXTURES = 'tests/fixtures/cli';
+const SCHEMAS = 'tests/fixtures/schemas';
+// tsx compiles the engine on start-up: generous, but a hang still fails.
+const CLI_TIMEOUT = 20_000;
+
+const dirs = tempDirs('synapse-cli-');
+afterAll(() => dirs.cleanup());
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function synapse(args: string[], opts: { stdin?: string } = {}): Promise<CliResult> {
+  // Nothing from the caller's environment may steer the CLI (SYNAPSE_SCHEMAS, SYNAPSE_PLUGINS, ...).
+  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SYNAPSE_') && k !== 'REDIS_URL'));
+  return new Promise((resolve, reject) => {
+    const child = execFile(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...env, NO_COLOR: '1' }, timeout: CLI_TIMEOUT - 2_000 }, (error, stdout, stderr) => {
+      if (error && typeof error.code !== 'number') {
+        reject(new Error(`synapse ${args.join(' ')} did not exit normally (${error.signal ?? error.code ?? error.message})\n${stderr}`));
+        return;
+      }
+      resolve({ code: error ? (error.code as number) : 0, stdout, stderr });
+    });
+    if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
+    else child.stdin!.end();
+  });
+}
+
+const lines = (text: string) => text.replace(/\n$/, '').split('\n');
+
+describe('synapse validate', () => {
+  it('a good directory: no errors, exit 0', async () => {
+    const r = await synapse(['validate', `${FIXTURES}/good`, '--schemas', SCHEMAS]);
+    expect(r.stderr).toBe('');
+    expect(lines(r.stdout)).toEqual(['2 pipeline(s), 2 test file(s), 1 schema(s): 0 error(s)']);
+    expect(r.code).toBe(0);
+  }, CLI_TIMEOUT);
+
+  it('a bad directory: every problem as FILE:LINE:COL, exit 1', async () => {
+    const r = await synapse(['validate', `${FIXTURES}/bad`, '--schemas', SCHEMAS]);
+    expect(lines(r.stdout)).toEqual([
+      `${FIXTURES}/bad/broken.yaml:4:3 unknown key 'grop' in 'source'`,
+      `${FIXTURES}/bad/expressions.yaml:3:17 filter: invalid JSONata: The symbol "=" cannot be used as a unary operator`,
+      `${FIXTURES}/bad/expressions.yaml:6:9 publish sink 'with' is missing required key 'stream'`,
+      `${FIXTURES}/bad/expressions.yaml:6:11 unknown key 'strem' in publish sink 'with'`,
+      `${FIXTURES}/bad/orphan.test.yaml:1:11 no pipeline named 'no-such-pipeline' in ${join(ROOT, FIXTURES, 'bad')}`,
+      '2 pipeline(s), 1 test file(s), 1 schema(s): 5 error(s)',
+    ]);
+    expect(r.code).toBe(1);
+  }, CLI_TIMEOUT);
+
+  it('a single file path is validated on its own', async () => {
+    const r = await synapse(['validate', `${FIXTURES}/bad/broken.yaml`, '--schemas', SCHEMAS]);
+    expect(lines(r.stdout)).toEqual([
+      `${FIXTURES}/bad/broken.yaml:4:3 unknown key 'grop' in 'source'`,
+      '1 pipeline(s), 0 test file(s), 1 schema(s): 1 error(s)',
+    ]);
+    expect(r.code).toBe(1);
+  }, CLI_TIMEOUT);
+
+  it('a broken schema directory is reported too', async () => {
+    const schemas = await dirs.make({ 'a.json': '{\n  "$id": "https://x.test/a.json",\n  "requried": []\n}\n' });
+    const r = await synapse(['validate', `${FIXTURES}/good`, '--schemas', schemas]);
+    expect(r.stdout).toContain(`${join(schemas, 'a.json')}:3:3 invalid schema: strict mode: unknown keyword: "requried"`);
+    expect(r.code).toBe(1);
+  }, CLI_TIMEOUT);
+
+  it('the shipped pipelines/ directory (the default) validates', async () => {
+    const r = await synapse(['validate']);
+    expect(r.stderr).toBe('');
+    expect(lines(r.stdout).at(-1)).toMatch(/^\d+ pipeline\(s\), \d+ test file\(s\), \d+ schema\(s\): 0 error\(s\)$/);
+    expect(r.code).toBe(0);
+  }, CLI_TIMEOUT);
+});
+
+describe('synapse test', () => {
+  it('a passing fixture: every case ticked, last line "N passed, 0 failed", exit 0', async () => {
+    const r = await synapse(['test', `${FIXTURES}/good`, '--schemas', SCHEMAS]);
+    const out = lines(r.stdout);
+    expect(out.filter((l) => l.startsWith('  ✓ '))).toEqual([
+      '  ✓ a placed order is confirmed',
+      '  ✓ other events are filtered',
+      '  ✓ an event without an order id goes to the DLQ',
+      '  ✓ a payload that is not JSON goes to the DLQ at decode',
+      '  ✓ big orders go to both sinks, others only to the audit log',
+    ]);
+    expect(out.at(-1)).toBe('5 passed, 0 failed');
+    expect(r.code).toBe(0);
+  }, CLI_TIMEOUT);
+
+  it('a fixture with one failing case: a readable diff, last line "… 1 failed", exit 1', async () => {
+    const r = await synapse(['test', `${FIXTURES}/failing`, '--schemas', SCHEMAS]);
+    const out = lines(r.stdout);
+    expect(out.filter((l) => /^ {2}[✓✗] /.test(l))).toEqual([
+      '  ✓ a placed order is confirmed',
+      '  ✗ the title is expected to say shipped (it does not)',
+      '  ✓ other events are filtered',
+    ]);
+    // The diff: what was expected (-) against what reached the sink (+), in context.
+    const failure = out.indexOf('  ✗ the title is expected to say shipped (it does not)');
+    const diff = out.slice(failure + 1, out.indexOf('  ✓ other events are filtered'));
+    expect(diff.map((l) => l.trimEnd())).toEqual([
+      '      sink publish: what reached it differs (- expected, + actual)',
+      '        [',
+      '          {',
+      '            "userId": "u2",',
+      '      -     "title": "Order o2 shipped",',
+      '      +     "title": "Order o2 confirmed",',
+      '            "amount": 3',
+      '          }',
+      '        ]',
+    ]);
+    expect(out.at(-1)).toBe('2 passed, 1 failed');
+    expect(r.code).toBe(1);
+  }, CLI_TIMEOUT);
+
+  it('a test file naming a missing pipeline fails with FILE:LINE:COL, exit 1', async () => {
+    const r = await synapse(['test', `${FIXTURES}/bad/orphan.test.yaml`, '--schemas', SCHEMAS]);
+    expect(r.stdout).toContain(`  ${FIXTURES}/bad/orphan.test.yaml:1:11 no pipeline named 'no-such-pipeline'`);
+    expect(lines(r.stdout).at(-1)).toBe('0 passed, 1 failed');
+    expect(r.code).toBe(1);
+  }, CLI_TIMEOUT);
+
+  it('a directory without test files says so and exits 1', async () => {
+    const empty = await dirs.make();
+    const r = await synapse(['test', empty]);
+    expect(lines(r.stdout)).toEqual([`no test files (*.test.yaml) in ${empty}`, '0 passed, 0 failed']);
+    expect(r.code).toBe(1);
+  }, CLI_TIMEOUT);
+
+  it('the shipped pipelines/ tests pass', async () => {
+    const r = await synapse(['test', 'pipelines']);
+    expect(r.stderr).toBe('');
+    expect(lines(r.stdout).at(-1)).toMatch(/^[1-9]\d* passed, 0 failed$/);
+    expect(r.code).toBe(0);
+  }, CLI_TIMEOUT);
+});
+
+describe('synapse dry-run', () => {
+  const expected = [
+    { id: '0-1', outcome: 'sunk', sinks: { publish: { userId: 'u1', title: 'Order o1 confirmed', amount: 5 } } },
+    { id: '0-2', outcome: 'filtered' },
+    { id: '0-3', outcome: 'dlq', stage: 'validate', error: "schema https://synapse.test/schemas/order-event.json: data: must have required property 'orderId'" },
+    { id: '0-4', outcome: 'dlq', stage: 'decode', error: expect.stringMatching(/^payload is not valid JSON: /) },
+  ];
+
+  it('one JSON line per event of the JSONL input (blank lines skipped), with its outcome', async () => {
+    const r = await synapse(['dry-run', `${FIXTURES}/good/orders.yaml`, '--input', `${FIXTURES}/dry-run/orders.jsonl`, '--schemas', SCHEMAS]);
+    expect(r.stderr).toBe('');
+    expect(lines(r.stdout).map((l) => JSON.parse(l))).toEqual(expected);
+    expect(r.code).toBe(0);
+  }, CLI_TIMEOUT);
+
+  it('finds a pipeline by name in --pipelines and reads events from stdin', async () => {
+    const input = '{"event":"order-placed","data":{"orderId":"o9","userId":"u9","amount":1}}\n';
+    const r = await synapse(['dry-run', 'orders', '--pipelines', `${FIXTURES}/good`, '--input', '-', '--schemas', SCHEMAS], { stdin: input });
+    expect(lines(r.stdout).map((l) => JSON.parse(l))).toEqual([
+      { id: '0-1', outcome: 'sunk', sinks: { publish: { userId: 'u9', title: 'Order o9 confirmed', amount: 1 } } },
+    ]);
+    expect(r.code).toBe(0);
+  }, CLI_TIMEOUT);
+
+  it('routes to several sinks, naming each', async () => {
+    const input = '{"kind":"big","data":{"orderId":"o1"}}\n{"kind":"small","data":{"orderId":"o2"}}\n';
+    const r = await synapse(['dry-run', `${FIXTURES}/good/router.yaml`, '--input', '-', '--schemas', SCHEMAS], { stdin: input });
+    expect(lines(r.stdout).map((l) => JSON.parse(l))).toEqual([
+      { id: '0-1', outcome: 'sunk', sinks: { big: { kind: 'big', order: 'o1' }, audit: { kind: 'big', order: 'o1' } } },
+      { id: '0-2', outcome: 'sunk', sinks: { audit: { kind: 'small', order: 'o2' } } },
+    ]);
+  }, CLI_TIMEOUT);
+
+  it('an invalid pipeline: its errors as FILE:LINE:COL on stderr, nothing on stdout, exit 1', async () => {
+    const r = await synapse(['dry-run', 'broken', '--pipelines', `${FIXTURES}/bad`, '--input', `${FIXTURES}/dry-run/orders.jsonl`, '--schemas', SCHEMAS]);
+    expect(r.stdout).toBe('');
+    expect(lines(r.stderr)).toEqual([`${FIXTURES}/bad/broken.yaml:4:3 unknown key 'grop' in 'source'`]);
+    expect(r.code).toBe(1);
+  }, CLI_TIMEOUT);
+
+  it('an unknown pipeline name: one line saying what was looked for, exit 1', async () => {
+    const r = await synapse(['dry-run', 'nope', '--pipelines', `${FIXTURES}/good`, '--input', `${FIXTURES}/dry-run/orders.jsonl`, '--schemas', SCHEMAS]);
+    expect(lines(r.stderr)).toEqual([
+      `no pipeline 'nope': not a file, nor a pipeline name in ${join(ROOT, FIXTURES, 'good')} (found: orders, router)`,
+    ]);
+    expect(r.code).toBe(1);
+  }, CLI_TIMEOUT);
+});
