@@ -1,11 +1,16 @@
 import { Command, Option } from 'commander';
 import { ConfigInvalidError, SynapseError, errorMessage } from '../errors.ts';
-import { dryRunCommand } from './commands/dry-run.ts';
-import { publishCommand } from './commands/publish.ts';
-import { runCommand } from './commands/run.ts';
-import { dlqCommand, replayCommand, tailCommand } from './commands/streams.ts';
-import { testCommand } from './commands/test.ts';
-import { validateCommand } from './commands/validate.ts';
+
+// Each command's module is imported when the command runs: `synapse validate` need not load
+// Fastify, BullMQ and the whole runtime.
+const dryRunCommand: typeof import('./commands/dry-run.ts').dryRunCommand = async (...a) => (await import('./commands/dry-run.ts')).dryRunCommand(...a);
+const publishCommand: typeof import('./commands/publish.ts').publishCommand = async (...a) => (await import('./commands/publish.ts')).publishCommand(...a);
+const runCommand: typeof import('./commands/run.ts').runCommand = async (...a) => (await import('./commands/run.ts')).runCommand(...a);
+const dlqCommand: typeof import('./commands/streams.ts').dlqCommand = async (...a) => (await import('./commands/streams.ts')).dlqCommand(...a);
+const replayCommand: typeof import('./commands/streams.ts').replayCommand = async (...a) => (await import('./commands/streams.ts')).replayCommand(...a);
+const tailCommand: typeof import('./commands/streams.ts').tailCommand = async (...a) => (await import('./commands/streams.ts')).tailCommand(...a);
+const testCommand: typeof import('./commands/test.ts').testCommand = async (...a) => (await import('./commands/test.ts')).testCommand(...a);
+const validateCommand: typeof import('./commands/validate.ts').validateCommand = async (...a) => (await import('./commands/validate.ts')).validateCommand(...a);
 
 /** Builds the `synapse` command line. Each action resolves with the process exit code. */
 export function buildProgram(setExit: (code: number) => void): Command {
