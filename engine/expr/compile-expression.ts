@@ -66,8 +66,16 @@ export function compileExpression(source: string, opts: { timeoutMs?: number } =
   return {
     source,
     async evaluate(input, bindings) {
+      const run = () => serialized(() => expr.evaluate(input, bindings));
       try {
-        return normalize(await expr.evaluate(input, bindings));
+        try {
+          return normalize(await run());
+        } catch (err) {
+          // JSONata's clock is wall time: a GC pause or a starved CPU can push a cheap evaluation
+          // past its limit. A time-out counts only when a second, fresh try times out too.
+          if ((err as { code?: string }).code !== 'D1012') throw err;
+          return normalize(await run());
+        }
       } catch (err) {
         const e = err as { code?: string };
         const message = e.code === 'D1012'
@@ -77,6 +85,19 @@ export function compileExpression(source: string, opts: { timeoutMs?: number } =
       }
     },
   };
+}
+
+/**
+ * Evaluations run one at a time in the process. JSONata evaluates asynchronously, yielding at
+ * every step, and times an evaluation by wall clock from its start: evaluations interleaved with
+ * others (several pipelines, several sinks' `when`) would each be charged for the others' work.
+ * Evaluation is pure computation, so running them in turn costs no throughput.
+ */
+let evaluationTail: Promise<unknown> = Promise.resolve();
+function serialized<T>(fn: () => Promise<T>): Promise<T> {
+  const run = evaluationTail.then(fn);
+  evaluationTail = run.catch(() => undefined);
+  return run;
 }
 
 function clamp(n: number, lo: number, hi: number): number {

@@ -52,14 +52,16 @@ export class StreamReader {
     return { next: reply[0], entries, deleted: reply[2] ?? [] };
   }
 
-  /** Fills in `deliveries` of entries this consumer holds, from the group's pending list. */
+  /**
+   * Fills in `deliveries` of entries this consumer holds, from the group's pending list: one
+   * XPENDING per entry (pipelined into one round trip), so other pending entries between them
+   * cannot shift the counts. Used only for re-read and reclaimed entries, never on the hot path.
+   */
   async withDeliveryCounts(entries: StreamEntry[]): Promise<StreamEntry[]> {
-    if (entries.length === 0) return entries;
-    const first = entries[0]!.id;
-    const last = entries[entries.length - 1]!.id;
-    const rows = (await this.redis.xpending(this.stream, this.group, first, last, entries.length, this.consumer)) as [string, string, number, number][];
-    const counts = new Map(rows.map((r) => [r[0], Number(r[3])]));
-    return entries.map((e) => ({ ...e, deliveries: counts.get(e.id) ?? 1 }));
+    return Promise.all(entries.map(async (e) => {
+      const rows = (await this.redis.xpending(this.stream, this.group, e.id, e.id, 1)) as [string, string, number, number][];
+      return { ...e, deliveries: rows[0] ? Number(rows[0][3]) : 1 };
+    }));
   }
 
   /** Removes consumers of the group that have nothing pending and have been idle longer than `idleMs`. */

@@ -1,0 +1,62 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { killEngines, spawnEngine, stopCleanly } from '../helpers/engine-process.ts';
+import { FIXTURE_SCHEMAS, orderEvent, ordersPipeline, pipelineDirs, testKey } from '../helpers/pipelines.ts';
+import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
+import { addEvents, pendingSummary, readPayloads } from '../helpers/streams.ts';
+
+let server: TestRedis;
+let redis: Redis;
+const dirs = pipelineDirs();
+
+beforeAll(async () => {
+  // A server of the suite's own, persistent, so the test can stop and restart it.
+  server = await startTestRedis({ persistent: true, own: true });
+  if (!server.owned) throw new Error('the outage test needs a redis-server it owns (redis-server on PATH)');
+  redis = server.client();
+});
+afterEach(() => killEngines());
+afterAll(async () => {
+  await dirs.cleanup();
+  await server?.close();
+});
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}
+
+describe('Redis outage', () => {
+  it('Redis stopped for a few seconds mid-stream: the engine stays up, resumes, and loses nothing', async () => {
+    const N = 6000;
+    const stream = testKey('in');
+    const out = testKey('out');
+    const doc = ordersPipeline({ stream, out, source: { batch: 50 } });
+    const engine = await spawnEngine({
+      pipelines: await dirs.make([doc]), schemas: FIXTURE_SCHEMAS, redisUrl: server.url, consumer: `it-outage-${randomUUID().slice(0, 8)}`,
+    });
+
+    await addEvents(redis, stream, range(0, N / 2).map((i) => orderEvent(i)));
+    await waitFor(async () => (await redis.xlen(out)) >= 200, 'the engine mid-stream', 20_000, 10);
+    const outputBeforeOutage = await redis.xlen(out);
+    await server.owned!.stop();
+    await engine.waitForLog((l) => l.msg === 'redis unavailable; reconnecting with back-off', 'that Redis is gone');
+    // The outage itself: the scenario is "down for a few seconds", so this wait is the test's subject.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(engine.alive(), engine.report()).toBe(true);
+    await server.owned!.restart();
+
+    await engine.waitForLog((l) => l.msg === 'redis connection restored', 'that Redis is back');
+    await addEvents(redis, stream, range(N / 2, N).map((i) => orderEvent(i)));
+    const seqs = await waitFor(async () => {
+      const got = (await readPayloads<{ seq: number }>(redis, out)).map((p) => p.seq);
+      return new Set(got).size >= N && got;
+    }, `all ${N} events in the output`, 40_000, 200);
+    expect(new Set(seqs)).toEqual(new Set(range(0, N)));
+    console.log(`Redis outage: stopped with ${outputBeforeOutage} of the first ${N / 2} events output; ${N} events, ${seqs.length - N} duplicated`);
+    expect(engine.alive(), engine.report()).toBe(true);
+
+    await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0, 'nothing pending');
+    await stopCleanly(engine);
+  }, 60_000);
+});
