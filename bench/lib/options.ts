@@ -1,0 +1,75 @@
+import { parseArgs } from 'node:util';
+
+/** Which sides a run measures. */
+export type Only = 'both' | 'hand' | 'engine';
+
+/** The bench's settings, from flags, then environment, then defaults. */
+export interface BenchOptions {
+  events: number;
+  /** Entries per read; undefined: the shipped pipeline's `source.batch`. */
+  batch?: number;
+  only: Only;
+  /** Times each side is measured; the median is reported. */
+  rounds: number;
+  seed: number;
+  /** Where the JSON results go; undefined: not written. */
+  out?: string;
+}
+
+export const DEFAULT_EVENTS = 200_000;
+export const DEFAULT_OUT = 'bench/results/stream-throughput.json';
+
+export const USAGE = `usage: npm run bench -- [--events N] [--batch N] [--only hand|engine] [--rounds N] [--seed N] [--out FILE]
+  --events N   events to push through each side (default ${DEFAULT_EVENTS}; env BENCH_EVENTS)
+  --batch N    entries per XREADGROUP for both sides (default: the shipped pipeline's source.batch; env BENCH_BATCH)
+  --only SIDE  measure one side only (for profiling); results are then written only with --out
+  --rounds N   measure each side N times, alternating which goes first; report the median (default 1; env BENCH_ROUNDS)
+  --seed N     PRNG seed of the workload (default 42)
+  --out FILE   results file (default ${DEFAULT_OUT} when both sides run)
+  REDIS_URL    use this Redis instead of starting a redis-server of our own`;
+
+/** Bad flags or environment: printed without a stack trace. */
+export class UsageError extends Error {}
+
+function positiveInt(name: string, raw: string | undefined): number | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw.replace(/_/g, ''));
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a positive integer, got '${raw}'\n${USAGE}`);
+  return n;
+}
+
+const FLAGS = {
+  events: { type: 'string' },
+  batch: { type: 'string' },
+  only: { type: 'string' },
+  rounds: { type: 'string' },
+  seed: { type: 'string' },
+  out: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** The flags of argv; unknown flags and stray arguments are usage errors. */
+function parseFlags(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, options: FLAGS, strict: true }).values;
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n${USAGE}`);
+  }
+}
+
+/** Parses argv (without node and script) and the environment. Throws UsageError on bad input. */
+export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): BenchOptions | 'help' {
+  const values = parseFlags(argv);
+  if (values.help) return 'help';
+  const only = (values.only ?? 'both') as Only;
+  if (!['both', 'hand', 'engine'].includes(only)) throw new UsageError(`--only must be hand or engine\n${USAGE}`);
+  return {
+    events: positiveInt('--events', values.events) ?? positiveInt('BENCH_EVENTS', env.BENCH_EVENTS) ?? DEFAULT_EVENTS,
+    batch: positiveInt('--batch', values.batch) ?? positiveInt('BENCH_BATCH', env.BENCH_BATCH),
+    only,
+    rounds: positiveInt('--rounds', values.rounds) ?? positiveInt('BENCH_ROUNDS', env.BENCH_ROUNDS) ?? 1,
+    seed: positiveInt('--seed', values.seed) ?? 42,
+    out: values.out ?? (only === 'both' ? DEFAULT_OUT : undefined),
+  };
+}
+
