@@ -51,6 +51,11 @@ export interface SinkContext {
   readonly redis: Redis;
   /** Appends an envelope to a stream (as its `payload` field); resolves with the entry id. */
   publish(stream: string, envelope: unknown, opts?: { maxlen?: number }): Promise<string>;
+  /**
+   * Appends many envelopes in one round trip; resolves with an entry id or an Error per
+   * envelope, in order.
+   */
+  publishMany(stream: string, envelopes: readonly unknown[], opts?: { maxlen?: number }): Promise<(string | Error)[]>;
   /** A BullMQ queue by name, created on first use and closed with the engine. */
   queue(name: string): Queue;
   /**

@@ -25,6 +25,21 @@ export function xaddPayload(redis: Redis, stream: string, envelope: unknown, max
   return p as Promise<string>;
 }
 
+/** Appends envelopes as `payload` entries in one pipelined round trip; an id or Error each. */
+export async function xaddPayloads(redis: Redis, stream: string, envelopes: readonly unknown[], maxlen?: number): Promise<(string | Error)[]> {
+  const pipeline = redis.pipeline();
+  for (const e of envelopes) {
+    const payload = JSON.stringify(e);
+    if (maxlen) pipeline.xadd(stream, 'MAXLEN', '~', maxlen, '*', 'payload', payload);
+    else pipeline.xadd(stream, '*', 'payload', payload);
+  }
+  const results = (await pipeline.exec()) ?? [];
+  return envelopes.map((_, i) => {
+    const [err, id] = results[i] ?? [new Error('no reply'), null];
+    return err ?? String(id);
+  });
+}
+
 /** The context a sink of `pipeline` gets: Redis-backed publish, queues and broadcast. */
 export function createSinkContext(services: SinkServices, pipeline: string, sinkId: string): SinkContext {
   const logger = services.logger.child({ pipeline, sink: sinkId });
@@ -41,6 +56,7 @@ export function createSinkContext(services: SinkServices, pipeline: string, sink
       return needRedis();
     },
     publish: (stream, envelope, opts) => xaddPayload(needRedis(), stream, envelope, opts?.maxlen),
+    publishMany: (stream, envelopes, opts) => xaddPayloads(needRedis(), stream, envelopes, opts?.maxlen),
     queue: (name) => {
       if (!services.queue) throw new Error(`sink ${sinkId}: queues need Redis`);
       return services.queue(name);
@@ -74,6 +90,9 @@ export function createMemoryContext(logger: Logger, pipeline = 'test', sinkId = 
       list.push(envelope);
       published.set(stream, list);
       return `0-${++seq}`;
+    },
+    async publishMany(stream, envelopes) {
+      return Promise.all(envelopes.map((e) => ctx.publish(stream, e).catch((err: Error) => err)));
     },
     queue: () => {
       throw new Error('memory context has no queues');

@@ -29,9 +29,9 @@ export default defineSink<PublishConfig>({
     return {
       async write(batch) {
         if (closed) throw new SinkClosedError('publish sink is closed');
-        // ctx.publish pipelines on the shared connection, so a batch costs one round trip.
-        const results = await Promise.allSettled(batch.map((m) => ctx.publish(config.stream, m.value, opts)));
-        const errors = results.map((r) => (r.status === 'rejected' ? (r.reason as Error) : undefined));
+        // One pipelined round trip per batch.
+        const results = await ctx.publishMany(config.stream, batch.map((m) => m.value), opts);
+        const errors = results.map((r) => (r instanceof Error ? r : undefined));
         if (errors.some(Boolean)) throw new BatchError(errors);
       },
       async close() {

@@ -44,6 +44,9 @@ export function memoryContext(opts: { pipeline?: string; sinkId?: string; logger
       streams.set(stream, list);
       return id;
     },
+    async publishMany(stream, envelopes, publishOpts) {
+      return Promise.all(envelopes.map((e) => ctx.publish(stream, e, publishOpts).catch((err: Error) => err)));
+    },
     queue() {
       io++;
       throw new Error('no queues in unit tests');
