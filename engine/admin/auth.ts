@@ -21,7 +21,10 @@ export function bearerAuth(token: string, alsoOpen: readonly string[] = []) {
     const path = request.url.split('?')[0]!;
     if (PUBLIC_ROUTES.has(path) || alsoOpen.includes(path)) return;
     const header = request.headers.authorization ?? '';
-    const given = header.startsWith('Bearer ') ? header.slice(7) : ((request.query as Record<string, string> | undefined)?.access_token ?? '');
+    // A query-string token only for WebSocket upgrades: elsewhere it would end up in access logs.
+    const upgrade = request.headers.upgrade?.toLowerCase() === 'websocket';
+    const queryToken = upgrade ? ((request.query as Record<string, string> | undefined)?.access_token ?? '') : '';
+    const given = header.startsWith('Bearer ') ? header.slice(7) : queryToken;
     if (!given || !safeEqual(given, token)) {
       await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', message: 'this route needs Authorization: Bearer <SYNAPSE_ADMIN_TOKEN>' });
     }

@@ -42,7 +42,7 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
     loggerInstance: opts.logger?.child({ component: 'admin' }) as FastifyBaseLogger | undefined,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimit ?? 1024 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true } },
   });
 
   // PUT /pipelines/:name takes YAML as it is on disk.
@@ -70,6 +70,8 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
       security: opts.token ? [{ bearer: [] }] : [],
       tags: ['operations', 'pipelines', 'streams', 'events', 'dlq', 'replay', 'services', 'aggregates', 'broadcast'].map((name) => ({ name })),
     },
+    // @fastify/websocket hides its routes from OpenAPI; /ws is part of the API, so show it.
+    transform: ({ schema, url }) => ({ schema: url === '/ws' ? { ...schema, hide: false } : schema, url }),
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 

@@ -116,8 +116,10 @@ export class SourceDocument {
       }
       return this.locationOf(start);
     }
-    const quote = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE' ? 1 : 0;
-    return this.locationOf(start + quote + offset);
+    if (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') {
+      return this.locationOf(start + 1 + rawOffset(this.text, start + 1, offset, node.type === 'QUOTE_DOUBLE'));
+    }
+    return this.locationOf(start + offset);
   }
 
   private find(path: DocPath): { key?: YamlNode; value?: YamlNode } {
@@ -143,6 +145,26 @@ export class SourceDocument {
     }
     return lastGood;
   }
+}
+
+/**
+ * How many source characters after `from` hold the first `decoded` characters of a quoted
+ * scalar: escapes (`\"`, `\n`, `\u00e9`...) and the single-quote `''` take more than one.
+ */
+function rawOffset(text: string, from: number, decoded: number, double: boolean): number {
+  let raw = 0;
+  for (let n = 0; n < decoded && from + raw < text.length; n++) {
+    const c = text[from + raw];
+    if (double && c === '\\') {
+      const kind = text[from + raw + 1];
+      raw += kind === 'x' ? 4 : kind === 'u' ? 6 : kind === 'U' ? 10 : 2;
+    } else if (!double && c === "'" && text[from + raw + 1] === "'") {
+      raw += 2;
+    } else {
+      raw += 1;
+    }
+  }
+  return raw;
 }
 
 function scalarKey(node: unknown): string | undefined {

@@ -1,5 +1,6 @@
 import jsonata from 'jsonata';
 import { ExpressionError, errorMessage } from '../errors.ts';
+import { compileFastPath } from './fast-path.ts';
 
 /** Default time limit of one evaluation (SPEC §4 `expression_timeout_ms`). */
 export const DEFAULT_EXPRESSION_TIMEOUT_MS = 100;
@@ -27,6 +28,11 @@ export interface CompiledExpression {
    * Rejects with ExpressionError on a runtime error, time-out or runaway recursion.
    */
   evaluate(input: unknown, bindings?: Record<string, unknown>): Promise<unknown>;
+  /**
+   * Whether the expression lies in the subset that fast-path.ts evaluates synchronously; inputs
+   * it cannot answer exactly still go to JSONata, so results are the same either way.
+   */
+  readonly fast: boolean;
 }
 
 interface JsonataNode {
@@ -63,26 +69,42 @@ export function compileExpression(source: string, opts: { timeoutMs?: number } =
     throw new ExpressionSyntaxError(`$${name} is not allowed: it would run event data as code`,
       clamp((forbidden.position ?? 1) - name.length - 1, 0, source.length));
   }
+  const fast = compileFastPath(expr.ast());
+  const viaJsonata = async (input: unknown, bindings: Record<string, unknown> | undefined): Promise<unknown> => {
+    const run = () => serialized(() => expr.evaluate(input, bindings));
+    try {
+      try {
+        return normalize(await run());
+      } catch (err) {
+        // JSONata's clock is wall time: a GC pause or a starved CPU can push a cheap evaluation
+        // past its limit. A time-out counts only when a second, fresh try times out too.
+        if ((err as { code?: string }).code !== 'D1012') throw err;
+        return normalize(await run());
+      }
+    } catch (err) {
+      const e = err as { code?: string };
+      const message = e.code === 'D1012'
+        ? `timed out after ${options.timeout} ms`
+        : e.code === 'D1011' ? 'recursed too deep (runaway recursion?)' : errorMessage(err);
+      throw new ExpressionError(message, { cause: err });
+    }
+  };
   return {
     source,
-    async evaluate(input, bindings) {
-      const run = () => serialized(() => expr.evaluate(input, bindings));
-      try {
+    fast: fast !== undefined,
+    evaluate(input, bindings) {
+      if (fast) {
+        // Synchronous, bounded (no loops or recursion in the subset): no lock, no time limit.
+        // It throws (BAIL) on any input it cannot answer exactly; JSONata answers those.
+        let value: unknown;
         try {
-          return normalize(await run());
-        } catch (err) {
-          // JSONata's clock is wall time: a GC pause or a starved CPU can push a cheap evaluation
-          // past its limit. A time-out counts only when a second, fresh try times out too.
-          if ((err as { code?: string }).code !== 'D1012') throw err;
-          return normalize(await run());
+          value = fast(input, bindings);
+        } catch {
+          return viaJsonata(input, bindings);
         }
-      } catch (err) {
-        const e = err as { code?: string };
-        const message = e.code === 'D1012'
-          ? `timed out after ${options.timeout} ms`
-          : e.code === 'D1011' ? 'recursed too deep (runaway recursion?)' : errorMessage(err);
-        throw new ExpressionError(message, { cause: err });
+        return Promise.resolve(normalize(value));
       }
+      return viaJsonata(input, bindings);
     },
   };
 }

@@ -2,6 +2,13 @@ import type { Redis } from 'ioredis';
 import { PAYLOAD_FIELD } from '../runner/codec.ts';
 import { toStreamBound } from './stream-ids.ts';
 
+// Re-publishes and deletes in one step. (A MULTI would not do: Redis runs the XDEL of a
+// transaction even when its XADD failed.)
+const REDRIVE = `
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+redis.call('XDEL', KEYS[2], ARGV[1])
+return id`;
+
 /** A DLQ entry, its fields as SPEC §4 names them. */
 export interface DlqEntry {
   id: string;
@@ -61,10 +68,9 @@ export async function redriveDlq(
       continue;
     }
     const fields = opts.codecOf?.(e.pipeline) === 'fields' ? fieldsFromJson(e.payload) : [PAYLOAD_FIELD, e.payload];
-    const result = await redis.multi().xadd(e.source_stream, '*', ...fields).xdel(stream, e.id).exec();
-    const failed = result?.find(([err]) => err);
-    if (!result || failed) throw failed?.[0] ?? new Error('redrive MULTI aborted');
-    redriven.push({ dlqId: e.id, stream: e.source_stream, newId: String(result[0]![1]) });
+    // A failing XADD raises inside the script, before the XDEL: the entry stays on the DLQ.
+    const newId = (await redis.eval(REDRIVE, 2, e.source_stream, stream, e.id, ...fields)) as string;
+    redriven.push({ dlqId: e.id, stream: e.source_stream, newId });
   }
   return { redriven, missing };
 }

@@ -213,6 +213,8 @@ export class Engine extends EventEmitter {
       await this.removePipeline(existing.pipeline.name, { deleted: true });
       this.metrics.reloads.inc({ result: 'ok' });
       this.logger.info({ pipeline: existing.pipeline.name, file }, 'pipeline file deleted: pipeline stopped (its consumer group is kept)');
+      // A file rejected while this one held its name (a rename, a copy) may load now.
+      for (const other of [...this.rejected.keys()]) await this.doReloadFile(other, false);
       return { ok: true, change: 'removed', name: existing.pipeline.name };
     }
     let compiled: CompiledPipeline;

@@ -143,9 +143,11 @@ export class ReplayJobs {
 
   private async deliver(req: ReplayRequest, entries: StreamEntry[], redis: Redis): Promise<number> {
     if (req.toStream) {
-      const multi = redis.multi();
-      for (const e of entries) multi.xadd(req.toStream, '*', ...e.fields);
-      await multi.exec();
+      const pipeline = redis.pipeline();
+      for (const e of entries) pipeline.xadd(req.toStream, '*', ...e.fields);
+      const results = (await pipeline.exec()) ?? [];
+      const failed = results.find(([err]) => err);
+      if (failed) throw failed[0]!;
       return entries.length;
     }
     const target = this.runnerFor(req.pipeline!);

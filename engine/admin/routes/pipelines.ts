@@ -23,6 +23,16 @@ function mutex() {
   };
 }
 
+/** A file that failed to load, as the pipeline views show it (with the hash PUT needs). */
+async function rejectedView(file: string, diagnostics: Diagnostic[]) {
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  return {
+    name: basename(file).replace(/\.ya?ml$/, ''), file, status: 'invalid',
+    fileHash: text === undefined ? null : sha256(text),
+    lastReloadError: diagnostics.map(formatDiagnostic).join('\n'),
+  };
+}
+
 function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
@@ -46,9 +56,7 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
     },
   }, async () => {
     const running = await Promise.all([...engine.handles.values()].map((h) => describeHandle(h, engine.connection)));
-    const rejected = [...engine.rejected.entries()].map(([file, diagnostics]) => ({
-      name: basename(file).replace(/\.ya?ml$/, ''), file, status: 'invalid', lastReloadError: diagnostics.map(formatDiagnostic).join('\n'),
-    }));
+    const rejected = await Promise.all([...engine.rejected.entries()].map(([file, diagnostics]) => rejectedView(file, diagnostics)));
     return { pipelines: [...running, ...rejected].sort((a, b) => a.name.localeCompare(b.name)) };
   });
 
@@ -58,7 +66,7 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
     const h = engine.handles.get(req.params.name);
     if (h) return describeHandle(h, engine.connection);
     const rejected = [...engine.rejected.entries()].find(([file]) => basename(file).replace(/\.ya?ml$/, '') === req.params.name);
-    if (rejected) return { name: req.params.name, file: rejected[0], status: 'invalid', lastReloadError: rejected[1].map(formatDiagnostic).join('\n') };
+    if (rejected) return rejectedView(rejected[0], rejected[1]);
     return reply.code(404).send({ error: 'not_found', message: `no pipeline '${req.params.name}'` });
   });
 

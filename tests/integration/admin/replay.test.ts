@@ -1,0 +1,123 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { entries, hasStackTrace, key, payloads, ping, pipelineYaml, startEngine, type EngineFixture } from '../../helpers/engine.ts';
+import { startTestRedis, waitFor, type TestRedis } from '../../helpers/redis.ts';
+
+let redis: TestRedis;
+let open: EngineFixture[] = [];
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+});
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((f) => f.close()));
+});
+afterAll(async () => {
+  await redis?.close();
+});
+
+async function start(opts: Parameters<typeof startEngine>[0] = {}): Promise<EngineFixture> {
+  const f = await startEngine({ redis, ...opts });
+  open.push(f);
+  return f;
+}
+
+/** History at known times: entry i at T0 + i seconds, ping for even i, pong for odd i. */
+const T0 = Date.parse('2026-01-01T00:00:00.000Z');
+const at = (i: number) => new Date(T0 + i * 1000).toISOString();
+
+async function writeHistory(f: EngineFixture, stream: string, n = 10): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const event = i % 2 === 0 ? ping(i) : { event: 'pong', data: { i } };
+    ids.push((await f.client.xadd(stream, `${T0 + i * 1000}-0`, 'payload', JSON.stringify(event))) as string);
+  }
+  return ids;
+}
+
+async function finished(f: EngineFixture, id: string) {
+  return waitFor(async () => {
+    const res = await f.inject({ method: 'GET', url: `/replay/${id}` });
+    const job = JSON.parse(res.body);
+    return job.status !== 'running' && job;
+  }, `replay ${id} to finish`);
+}
+
+describe('POST /replay and GET /replay/:id', () => {
+  it('copies a time range of one event type into a stream', async () => {
+    const f = await start();
+    const stream = key('history');
+    const target = key('target');
+    const ids = await writeHistory(f, stream);
+
+    const res = await f.inject({ method: 'POST', url: '/replay', payload: { stream, from: at(2), to: at(6), types: ['ping'], toStream: target } });
+    expect(res.statusCode, res.body).toBe(202);
+    const started = JSON.parse(res.body);
+    expect(started).toMatchObject({ id: expect.any(String), request: { stream, toStream: target, types: ['ping'] } });
+
+    const job = await finished(f, started.id);
+    // Entries 2..6 are in range; of those 2, 4 and 6 are pings.
+    expect(job).toMatchObject({ status: 'done', scanned: 5, matched: 3, written: 3, progress: 1, lastId: ids[6] });
+    expect(new Date(job.finishedAt).getTime()).toBeGreaterThanOrEqual(new Date(job.startedAt).getTime());
+    expect(await payloads(f.client, target)).toEqual([ping(2), ping(4), ping(6)]);
+    // The history itself is untouched.
+    expect((await entries(f.client, stream)).map((e) => e.id)).toEqual(ids);
+  });
+
+  it('copies every type when no types are given, with stream ids as bounds', async () => {
+    const f = await start();
+    const stream = key('history');
+    const target = key('target');
+    const ids = await writeHistory(f, stream);
+    const res = await f.inject({ method: 'POST', url: '/replay', payload: { stream, from: ids[7]!, to: '+', toStream: target } });
+    expect(res.statusCode, res.body).toBe(202);
+    const job = await finished(f, JSON.parse(res.body).id);
+    expect(job).toMatchObject({ status: 'done', scanned: 3, matched: 3, written: 3 });
+    expect(await payloads(f.client, target)).toEqual([{ event: 'pong', data: { i: 7 } }, ping(8), { event: 'pong', data: { i: 9 } }]);
+  });
+
+  it('runs a range through a pipeline: its sinks act and its failures go to its DLQ', async () => {
+    const name = key('p');
+    const source = key('in');
+    const out = key('out');
+    const f = await start({ pipelines: { [name]: pipelineYaml({ name, stream: source, out }) } });
+    const stream = key('history');
+    await writeHistory(f, stream, 6);
+    // One that fails the pipeline's transform, at T0 + 6 s.
+    await f.client.xadd(stream, `${T0 + 6000}-0`, 'payload', JSON.stringify(ping(13)));
+
+    const res = await f.inject({ method: 'POST', url: '/replay', payload: { stream, from: at(0), to: at(6), types: ['ping'], pipeline: name } });
+    expect(res.statusCode, res.body).toBe(202);
+    const job = await finished(f, JSON.parse(res.body).id);
+    expect(job).toMatchObject({ status: 'done', scanned: 7, matched: 4, written: 4 });
+    expect(await payloads(f.client, out)).toEqual([{ n: 0, version: 1 }, { n: 2, version: 1 }, { n: 4, version: 1 }]);
+    const dlq = await entries(f.client, `${source}:dlq`);
+    expect(dlq).toHaveLength(1);
+    expect(dlq[0]!.fields).toMatchObject({ stage: 'transform', pipeline: name, payload: JSON.stringify(ping(13)) });
+    // The pipeline's own group never saw the replayed entries.
+    expect(await f.client.xlen(source)).toBe(0);
+  });
+
+  it('422 for a bad request, 404 for an unknown replay, 400 for a malformed one', async () => {
+    const f = await start();
+    const stream = key('history');
+    const bad: Record<string, unknown>[] = [
+      { stream, from: 'whenever', to: '+', toStream: key() },
+      { stream, from: '-', to: '+' },
+      { stream, from: '-', to: '+', toStream: key(), pipeline: key() },
+      { stream, from: '-', to: '+', pipeline: key('nope') },
+      { stream, from: '-', to: '+', toStream: stream },
+    ];
+    for (const payload of bad) {
+      const res = await f.inject({ method: 'POST', url: '/replay', payload });
+      expect(res.statusCode, JSON.stringify(payload)).toBe(422);
+      expect(JSON.parse(res.body).error).toBe('replay_invalid');
+      expect(hasStackTrace(res.body)).toBe(false);
+    }
+    const missing = await f.inject({ method: 'GET', url: `/replay/${key()}` });
+    expect(missing.statusCode).toBe(404);
+    expect(JSON.parse(missing.body).error).toBe('not_found');
+    const malformed = await f.inject({ method: 'POST', url: '/replay', payload: { stream } });
+    expect(malformed.statusCode).toBe(400);
+    expect(hasStackTrace(malformed.body)).toBe(false);
+  });
+});
