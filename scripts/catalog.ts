@@ -29,6 +29,20 @@ function sinkSummary(p: CompiledPipeline): string {
   }).join('<br>');
 }
 
+/** The decisions behind the catalog, kept here so the generated page states them. */
+const CONVENTIONS = [
+  '## Conventions',
+  '',
+  '- **Schemas.** One schema per event type, its `$id` `https://synapse.dev/schemas/<type>.json`, with `properties.event.const` naming the type (so `synapse publish` and `POST /events/:stream` pick it by type), and `x-producer` / `x-stream` annotations. Shared envelopes and definitions live in `common.json`, `platform-event.json`, `platform-service-event.json` and `helox-event.json`.',
+  '- **Validation per stream.** Pipelines validate against the `stream-<stream>.json` schema of their stream: an event of a known type is checked against its own schema (so the DLQ reason names the field), an unknown type only has to be a valid envelope and is then filtered out.',
+  '- **Helox** writes flat field maps from Python: every value is a string, nested values are JSON strings (`codec: fields` decodes objects and arrays). Its schemas accept numbers and booleans as strings (`numberish`, `booleanish` in `common.json`), and its timestamps must carry a time zone (`datetime.now(timezone.utc).isoformat()`, not `utcnow()`). Write such events with `synapse publish --fields` or `POST /events/:stream?codec=fields`.',
+  '- **Consumer groups** are named after the consuming service, with a `.purpose` suffix when a service has several pipelines on one stream; two pipelines may not share a stream and group (the loader refuses it).',
+  '- **A task-completed event carries no title.** Notifications call a task by `data.title` when present, else `data.taskName`, else `Task <taskId>`: "Report has completed." / "Task t-2 failed: worker lost". Challenges and achievements fall back the same way. Notification types are `success`, `error` and `achievement`.',
+  '- **Realtime**: per-user events (those with a userId) go to that user only (`audience`); `integration-status-changed`, `model-health-alert` and error events go to the `ops` channel. Any client may subscribe to any channel: `/ws` has no per-channel authorization yet.',
+  '- **Model health** alerts when a model\'s error rate exceeds 10% or its average latency exceeds 5 s in a 5-minute window, with no minimum request count.',
+  '',
+];
+
 /** The catalog as Markdown. */
 export async function renderCatalog(pipelinesDir = resolve(root, 'pipelines'), schemasDir = resolve(root, 'schemas')): Promise<string> {
   const schemas = await SchemaRegistry.load(schemasDir);
@@ -63,6 +77,7 @@ export async function renderCatalog(pipelinesDir = resolve(root, 'pipelines'), s
     out.push(`| [${p.name}](../${rel(p.file)}) | ${cell(src)} | ${cell(group)} | ${cell(schema)} | ${p.filter ? '`' + cell(p.filter.source) + '`' : ''} | ${sinkSummary(p)} |`);
   }
   out.push('', ...pipelines.filter((p) => p.description).sort((a, b) => a.name.localeCompare(b.name)).map((p) => `- **${p.name}**: ${cell(p.description)}`), '');
+  out.push(...CONVENTIONS);
   return out.join('\n');
 }
 

@@ -59,6 +59,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--schema <id>', 'validate against this schema $id instead of choosing by type')
     .option('--no-validate', 'skip schema validation')
     .option('--maxlen <n>', 'cap the stream near this length')
+    .option('--fields', 'write flat field maps (for codec: fields pipelines) instead of a payload field')
     .option('--redis <url>', 'Redis URL')
     .option('--schemas <dir>', 'schema directory')
     .action(async (stream: string, json: string | undefined, _o, cmd: Command) => setExit(await publishCommand(stream, json, common(cmd))));

@@ -371,16 +371,42 @@ export async function loadPipelines(paths: string[], ctx: LoadContext): Promise<
       rejected.set(p.file, [{ ...(await nameLocation(p.file)), message: `duplicate pipeline name '${name}', also in ${others}` }]);
     }
   }
-  return { pipelines: unique, errors: [...rejected.values()].flat(), rejected };
+  // Two pipelines reading one stream through one group would each see only part of it.
+  const byGroup = new Map<string, CompiledPipeline[]>();
+  for (const p of unique) {
+    if (p.source.kind !== 'stream') continue;
+    const key = `${p.source.stream}\u0000${p.source.group}`;
+    byGroup.set(key, [...(byGroup.get(key) ?? []), p]);
+  }
+  const clashing = new Set<CompiledPipeline>();
+  for (const group of byGroup.values()) {
+    if (group.length < 2) continue;
+    for (const p of group) {
+      clashing.add(p);
+      rejected.set(p.file, [{ ...(await keyLocation(p.file, ['source', 'group'])), message: sharedGroupMessage(p, group.filter((o) => o !== p)) }]);
+    }
+  }
+  const loaded = unique.filter((p) => !clashing.has(p));
+  return { pipelines: loaded, errors: [...rejected.values()].flat(), rejected };
 }
 
-/** Where a file's top-level `name:` is (1:1 when it has none: the name came from the file name). */
-async function nameLocation(file: string): Promise<{ file: string; line: number; col: number }> {
+/** Where a key of a file is (falling back to its nearest ancestor, or 1:1). */
+async function keyLocation(file: string, path: DocPath): Promise<{ file: string; line: number; col: number }> {
   try {
-    return SourceDocument.parse(file, await readConfigText(file)).locate(['name'], { key: true });
+    return SourceDocument.parse(file, await readConfigText(file)).locate(path, { key: true });
   } catch {
     return { file, line: 1, col: 1 };
   }
+}
+
+async function nameLocation(file: string) {
+  return keyLocation(file, ['name']);
+}
+
+/** Why a pipeline may not share its stream's consumer group with others. */
+export function sharedGroupMessage(p: CompiledPipeline, others: CompiledPipeline[]): string {
+  const src = p.source as StreamSourceSpec;
+  return `pipelines ${[p, ...others].map((o) => `'${o.name}'`).join(' and ')} all read stream '${src.stream}' through group '${src.group}': each would see only part of the stream; give each its own source.group`;
 }
 
 /** Pipeline files under the given files and directories (not recursive), sorted. */

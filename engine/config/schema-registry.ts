@@ -24,7 +24,9 @@ export interface SchemaEntry {
 /** Formats ajv's errors about an event into one line for logs, DLQ reasons and API replies. */
 export function formatValidationErrors(errors: ErrorObject[] | null | undefined): string {
   if (!errors?.length) return 'invalid';
-  return errors.map((e) => {
+  // `if`/`then` wrappers only repeat that a branch failed; its own errors say why.
+  const useful = errors.filter((e) => e.keyword !== 'if' && e.keyword !== 'then' && e.keyword !== 'else');
+  return (useful.length ? useful : errors).map((e) => {
     const at = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : '(root)';
     if (e.keyword === 'additionalProperties') return `${at}: unknown property '${String((e.params as Record<string, unknown>).additionalProperty)}'`;
     return `${at}: ${e.message ?? 'invalid'}`;

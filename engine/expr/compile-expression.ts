@@ -94,15 +94,16 @@ export function compileExpression(source: string, opts: { timeoutMs?: number } =
     fast: fast !== undefined,
     evaluate(input, bindings) {
       if (fast) {
-        // Synchronous, bounded (no loops or recursion in the subset): no lock, no time limit.
-        // It throws (BAIL) on any input it cannot answer exactly; JSONata answers those.
+        // Synchronous and bounded (no loops or recursion in the subset): no lock, no time limit.
+        // It throws BAIL on any input it cannot answer exactly, and JSONata answers that input;
+        // anything else thrown (a stack overflow on absurdly deep data) goes the same way.
         let value: unknown;
         try {
-          value = fast(input, bindings);
+          value = normalize(fast(input, bindings));
         } catch {
           return viaJsonata(input, bindings);
         }
-        return Promise.resolve(normalize(value));
+        return Promise.resolve(value);
       }
       return viaJsonata(input, bindings);
     },

@@ -1,33 +1,38 @@
 /**
- * A synchronous evaluator for the common subset of JSONata, used before the (asynchronous,
+ * A synchronous evaluator for the common subset of JSONata, tried before the (asynchronous,
  * comparatively slow) reference interpreter.
  *
  * Exact by construction:
- * - `compileFastPath` accepts an AST only when EVERY node is in the subset below, with no
- *   annotation it does not know (predicates, stages, grouping, focus/index binds, keepArray, ...).
- *   Otherwise there is no fast path and the expression runs on jsonata alone.
+ * - `compileFastPath` accepts an AST only when EVERY node is in the subset below and carries no
+ *   annotation it does not know (predicates, stages, grouping, focus/index binds, keepArray, parent
+ *   references, ...). Otherwise there is no fast path and the expression runs on jsonata alone.
  * - At run time the compiled function throws `BAIL` whenever it meets a value outside what it
- *   handles exactly: an array from the input or a binding (sequence / flattening / singleton
- *   rules), a function, a non-finite number, an operand jsonata would reject with an error, a
- *   shadowed built-in, an unbound variable, ... The caller then evaluates that input with jsonata.
- *   The fast path therefore never raises an error of its own and never returns a value jsonata
+ *   handles exactly: an array from the input, a binding or a variable (sequence, flattening and
+ *   singleton rules), a function, a non-finite number, an operand jsonata would reject with an
+ *   error, a shadowed built-in, an unbound variable, ... The caller then evaluates that input with
+ *   jsonata. The fast path never raises an error of its own and never returns a value jsonata
  *   would not return.
- * Each operator below mirrors the function of node_modules/jsonata/jsonata.js (v2.2) named in its
- * comment; those functions are copied as closely as the subset allows.
+ * Each operator mirrors the function of node_modules/jsonata/jsonata.js (v2.2) named in its
+ * comment; helpers at the end of the file are copies of jsonata's, with BAIL where they throw.
  *
- * Subset: string / number / true / false / null literals; paths of plain field names starting at
- * the context, at `$`, `$$` or at a bound variable (`$input.data.x`); `$`, `$$` and bound
- * variables; binary `= != < <= > >= + - * / % & in and or`; unary minus; `a ? b : c` (and the
- * `??` / `?:` forms, which the parser turns into conditions); blocks `(a; b)` without bindings;
- * object constructors with distinct literal string keys; array constructors; calls of $exists,
- * $boolean, $not, $string (one argument), $number, $lowercase, $uppercase, $length, $trim,
- * $substring, $substringBefore, $substringAfter, $contains (string token), $abs, $floor, $ceil.
- * No loops, no recursion, no lambdas: an evaluation costs O(expression size × values touched),
- * so it needs neither jsonata's time limit nor its depth limit (expressions nested deeper than
- * MAX_DEPTH get no fast path, well inside jsonata's stack limit).
+ * Subset:
+ * - literals: strings, numbers, true, false, null;
+ * - paths of plain field names after a first step that is a field name, `$`, `$$`, a variable or
+ *   any subset expression (`data.userId`, `$input.data.x`, `(c ? payload : $).event`);
+ * - `$` (context), `$$` (root), variables bound by the caller or by `:=` in the expression;
+ * - binary `= != < <= > >= + - * / % & in and or`, unary minus;
+ * - `a ? b : c` (and `??` / `?:`, which the parser turns into conditions);
+ * - blocks `(a; b; ...)`, with `$name := value` bindings (not of `$`/`$$`, not of a built-in's
+ *   name);
+ * - object constructors with distinct literal string keys; array constructors;
+ * - calls of $exists, $boolean, $not, $string (one argument), $number, $lowercase, $uppercase,
+ *   $length, $trim, $substring, $substringBefore, $substringAfter, $contains (string token),
+ *   $abs, $floor, $ceil.
+ * No loops, no recursion, no lambdas: an evaluation costs O(expression size x values touched), so
+ * it needs neither jsonata's time limit nor its depth limit (ASTs nested deeper than MAX_DEPTH get
+ * no fast path, far inside jsonata's stack limit).
  */
 
-/** Thrown by a fast path when jsonata must evaluate this input instead. */
 export const BAIL: unique symbol = Symbol('jsonata-fast-path-bail');
 
 export type Bindings = Record<string, unknown> | undefined;
@@ -37,15 +42,39 @@ export type FastPath = (input: unknown, bindings?: Bindings) => unknown;
 /** Deeper ASTs get no fast path (jsonata's own depth limit is EXPRESSION_STACK_LIMIT = 500). */
 export const MAX_DEPTH = 64;
 
-type Eval = (input: unknown, bindings: Bindings) => unknown;
+/**
+ * A compiled node. `slots` holds the values of the expression's own `:=` variables during one
+ * evaluation (UNBOUND until bound).
+ */
+type Eval = (input: unknown, bindings: Bindings, slots: unknown[]) => unknown;
+
 interface Node {
   type?: unknown;
   value?: unknown;
   [key: string]: unknown;
 }
 
+/**
+ * A variable frame: the whole expression (jsonata binds top-level `:=` in the frame that holds
+ * the caller's bindings) or one block (jsonata gives each block evaluation a fresh frame). Every
+ * name bound anywhere in the frame, outside nested blocks, gets a slot.
+ */
+interface Scope {
+  parent: Scope | undefined;
+  slots: Map<string, number>;
+}
+
+interface Ctx {
+  depth: number;
+  scope: Scope;
+  alloc: { slots: number };
+}
+
 /** Thrown inside the compiler when a node is outside the subset. */
 const UNSUPPORTED = Symbol('unsupported');
+/** A slot whose variable is not bound (yet) in this evaluation. */
+const UNBOUND = Symbol('unbound');
+const NO_SLOTS: unknown[] = [];
 
 function unsupported(): never {
   throw UNSUPPORTED;
@@ -64,26 +93,30 @@ const isEnumerable = Object.prototype.propertyIsEnumerable;
  */
 export function compileFastPath(ast: unknown): FastPath | undefined {
   let root: Eval;
+  const alloc = { slots: 0 };
   try {
-    root = compile(ast, 0);
+    const scope = newScope(undefined, ast, alloc);
+    root = compile(ast, { depth: 0, scope, alloc });
   } catch (err) {
     if (err === UNSUPPORTED) return undefined;
     throw err;
   }
+  const size = alloc.slots;
   return (input, bindings) => {
-    // A JSON array input is wrapped by jsonata in an outer singleton sequence: not our business.
+    // jsonata wraps a JSON array input in an outer singleton sequence: not our business.
     checked(input);
-    return root(input, bindings);
+    return root(input, bindings, size === 0 ? NO_SLOTS : new Array<unknown>(size).fill(UNBOUND));
   };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Compiler
 
-function compile(n: unknown, depth: number): Eval {
-  if (depth > MAX_DEPTH) unsupported();
+function compile(n: unknown, ctx: Ctx): Eval {
+  if (ctx.depth > MAX_DEPTH) unsupported();
   if (!n || typeof n !== 'object' || Array.isArray(n)) unsupported();
   const node = n as Node;
+  const inner: Ctx = { depth: ctx.depth + 1, scope: ctx.scope, alloc: ctx.alloc };
   switch (node.type) {
     case 'string':
       only(node, []);
@@ -99,25 +132,27 @@ function compile(n: unknown, depth: number): Eval {
       return literal(node.value);
     case 'variable':
       only(node, []);
-      return variable(node);
+      return variable(node, ctx);
     case 'path':
-      return path(node);
+      return path(node, inner);
     case 'binary':
-      return binary(node, depth);
+      return binary(node, inner);
     case 'unary':
-      return unary(node, depth);
+      return unary(node, inner);
     case 'condition':
-      return condition(node, depth);
+      return condition(node, inner);
     case 'block':
-      return block(node, depth);
+      return block(node, inner);
+    case 'bind':
+      return bind(node, inner);
     case 'function':
-      return call(node, depth);
+      return call(node, inner);
     default:
       return unsupported();
   }
 }
 
-/** The node may carry only `type`, `position` and the listed keys (anything else changes its meaning). */
+/** The node may carry only `type`, `position`, `value` and the listed keys (others change its meaning). */
 function only(node: Node, keys: readonly string[]): void {
   for (const key of Object.keys(node)) {
     if (key === 'type' || key === 'position' || key === 'value' || keys.includes(key)) continue;
@@ -129,39 +164,131 @@ function literal(value: unknown): Eval {
   return () => value;
 }
 
-/** evaluateVariable: `$` is the context, `$$` the root input (the same here), others bindings. */
-function variable(node: Node): Eval {
+/** A frame for `nodes`, with a slot for each name bound by `:=` in it (outside nested blocks). */
+function newScope(parent: Scope | undefined, nodes: unknown, alloc: { slots: number }): Scope {
+  const names = new Set<string>();
+  collectBinds(nodes, names, 0);
+  const slots = new Map<string, number>();
+  for (const name of names) slots.set(name, alloc.slots++);
+  return { parent, slots };
+}
+
+function collectBinds(n: unknown, names: Set<string>, depth: number): void {
+  if (depth > 4 * MAX_DEPTH) unsupported();
+  if (Array.isArray(n)) {
+    for (const item of n) collectBinds(item, names, depth + 1);
+    return;
+  }
+  if (!n || typeof n !== 'object') return;
+  const node = n as Node;
+  if (node.type === 'block') return; // its own frame
+  if (node.type === 'bind') {
+    const lhs = node.lhs as Node | undefined;
+    if (!lhs || lhs.type !== 'variable' || typeof lhs.value !== 'string') unsupported();
+    names.add(lhs.value);
+  }
+  for (const child of Object.values(node)) {
+    if (child && typeof child === 'object') collectBinds(child, names, depth + 1);
+  }
+}
+
+/**
+ * jsonata evaluates the items of an array constructor and the values of an object constructor
+ * concurrently (Promise.all): a `:=` in one of them may or may not be seen by its siblings,
+ * depending on how their awaits interleave. Such constructors are not in the subset (a `:=`
+ * inside a nested block binds in that block's own frame and is fine).
+ */
+function noParallelBinds(children: unknown): void {
+  const names = new Set<string>();
+  collectBinds(children, names, 0);
+  if (names.size > 0) unsupported();
+}
+
+/** Whether `name` is bound by `:=` in this frame or an enclosing one. */
+function boundLocally(scope: Scope | undefined, name: string): boolean {
+  for (let s = scope; s; s = s.parent) if (s.slots.has(name)) return true;
+  return false;
+}
+
+/**
+ * evaluateVariable: `$` is the context, `$$` the root input (the same value here); any other
+ * name is looked up frame by frame (innermost block first), then in the caller's bindings.
+ */
+function variable(node: Node, ctx: Ctx): Eval {
   const name = node.value;
   if (typeof name !== 'string') unsupported();
-  if (name === '' || name === '$') return (input) => input;
-  return (_input, bindings) => {
-    // jsonata binds the bindings object's own enumerable keys (utils.keys); an unbound name may
-    // be a built-in function, $now, $millis, or nothing: jsonata decides.
-    if (bindings === null || typeof bindings !== 'object' || !isEnumerable.call(bindings, name)) bail();
-    return checked(bindings[name]);
+  if (name === '') return (input) => input;
+  // `$$ := ...` is refused (see bind), so `$$` is always the root input.
+  if (name === '$') return (input) => input;
+  const candidates: number[] = [];
+  for (let s: Scope | undefined = ctx.scope; s; s = s.parent) {
+    const slot = s.slots.get(name);
+    if (slot !== undefined) candidates.push(slot);
+  }
+  if (candidates.length === 0) return (_input, bindings) => fromBindings(bindings, name);
+  return (_input, bindings, slots) => {
+    for (const slot of candidates) {
+      const value = slots[slot];
+      if (value !== UNBOUND) return checked(value);
+    }
+    return fromBindings(bindings, name);
+  };
+}
+
+function fromBindings(bindings: Bindings, name: string): unknown {
+  // jsonata binds the bindings object's own enumerable keys (utils.keys); an unbound name may be
+  // a built-in function, $now, $millis, or nothing: jsonata decides.
+  if (bindings === null || typeof bindings !== 'object' || !isEnumerable.call(bindings, name)) bail();
+  return checked(bindings[name]);
+}
+
+/** evaluateBindExpression: binds in the innermost frame and returns the value. */
+function bind(node: Node, ctx: Ctx): Eval {
+  only(node, ['lhs', 'rhs']);
+  if (node.value !== ':=') unsupported();
+  const lhs = node.lhs as Node;
+  if (!lhs || typeof lhs !== 'object' || lhs.type !== 'variable' || typeof lhs.value !== 'string') unsupported();
+  only(lhs, []);
+  const name = lhs.value;
+  // Rebinding `$`/`$$` or a built-in changes the meaning of other nodes: not in the subset.
+  if (name === '' || name === '$' || hasOwn.call(BUILTINS, name)) unsupported();
+  const slot = ctx.scope.slots.get(name);
+  if (slot === undefined) unsupported();
+  const rhs = compile(node.rhs, ctx);
+  return (input, bindings, slots) => {
+    const value = rhs(input, bindings, slots);
+    slots[slot] = value;
+    return value;
   };
 }
 
 /**
- * evaluatePath / evaluateStep / fn.lookup for a non-array input and plain name steps: each step
- * looks the name up in the previous value (undefined unless it is an object owning the key).
- * Arrays anywhere bail: their flattening and singleton rules are jsonata's.
+ * evaluatePath / evaluateStep / fn.lookup for a non-array input: the first step is evaluated
+ * against the context, then each name is looked up in the previous value (undefined unless it is
+ * an object owning the key). Arrays anywhere bail: their flattening and singleton rules are
+ * jsonata's.
  */
-function path(node: Node): Eval {
+function path(node: Node, ctx: Ctx): Eval {
   only(node, ['steps']);
   const steps = node.steps;
   if (!Array.isArray(steps) || steps.length === 0) unsupported();
   const first = steps[0] as Node;
-  // The first step may be a variable ($, $$, $name); every other step is a plain field name.
-  const fromVariable = Boolean(first) && typeof first === 'object' && first.type === 'variable';
-  let start: Eval = (input) => input;
-  if (fromVariable) {
-    only(first, []);
-    start = variable(first);
+  let start: Eval;
+  let rest: unknown[];
+  if (first && typeof first === 'object' && first.type === 'name') {
+    start = (input) => input;
+    rest = steps;
+  } else {
+    const step = compile(first, ctx);
+    start = (input, bindings, slots) => {
+      const value = step(input, bindings, slots);
+      return Array.isArray(value) ? bail() : value;
+    };
+    rest = steps.slice(1);
   }
   const names: string[] = [];
-  for (let i = fromVariable ? 1 : 0; i < steps.length; i++) {
-    const step = steps[i] as Node;
+  for (const s of rest) {
+    const step = s as Node;
     if (!step || typeof step !== 'object' || step.type !== 'name' || typeof step.value !== 'string') unsupported();
     only(step, []);
     names.push(step.value);
@@ -169,20 +296,20 @@ function path(node: Node): Eval {
   if (names.length === 0) return start;
   if (names.length === 1) {
     const [a] = names as [string];
-    return (input, bindings) => lookup(start(input, bindings), a);
+    return (input, bindings, slots) => lookup(start(input, bindings, slots), a);
   }
   if (names.length === 2) {
     const [a, b] = names as [string, string];
-    return (input, bindings) => lookup(lookup(start(input, bindings), a), b);
+    return (input, bindings, slots) => lookup(lookup(start(input, bindings, slots), a), b);
   }
-  return (input, bindings) => {
-    let value = start(input, bindings);
+  return (input, bindings, slots) => {
+    let value = start(input, bindings, slots);
     for (let i = 0; i < names.length && value !== undefined; i++) value = lookup(value, names[i]!);
     return value;
   };
 }
 
-/** fn.lookup on a checked (non-array, non-function) value. */
+/** fn.lookup on a non-array, non-function value. */
 function lookup(value: unknown, key: string): unknown {
   if (value !== null && typeof value === 'object' && hasOwn.call(value, key)) {
     return checked((value as Record<string, unknown>)[key]);
@@ -191,8 +318,9 @@ function lookup(value: unknown, key: string): unknown {
 }
 
 /**
- * A value from the input or a binding: returned as is when the subset handles it exactly, BAIL
- * otherwise (arrays, functions and jsonata function objects, non-finite numbers, bigints, ...).
+ * A value from the input, a binding or a variable: returned as is when the subset handles it
+ * exactly, BAIL otherwise (arrays, functions and jsonata function objects, non-finite numbers,
+ * bigints, symbols).
  */
 function checked(value: unknown): unknown {
   switch (typeof value) {
@@ -211,63 +339,63 @@ function checked(value: unknown): unknown {
   }
 }
 
-function binary(node: Node, depth: number): Eval {
+function binary(node: Node, ctx: Ctx): Eval {
   only(node, ['lhs', 'rhs']);
-  const lhs = compile(node.lhs, depth + 1);
-  const rhs = compile(node.rhs, depth + 1);
+  const lhs = compile(node.lhs, ctx);
+  const rhs = compile(node.rhs, ctx);
   switch (node.value) {
     // evaluateBooleanExpression: the right side is evaluated only when needed.
     case 'and':
-      return (i, b) => boolize(lhs(i, b)) && boolize(rhs(i, b));
+      return (i, b, s) => boolize(lhs(i, b, s)) && boolize(rhs(i, b, s));
     case 'or':
-      return (i, b) => boolize(lhs(i, b)) || boolize(rhs(i, b));
+      return (i, b, s) => boolize(lhs(i, b, s)) || boolize(rhs(i, b, s));
     // evaluateEqualityExpression
     case '=':
-      return (i, b) => {
-        const l = lhs(i, b);
-        const r = rhs(i, b);
+      return (i, b, s) => {
+        const l = lhs(i, b, s);
+        const r = rhs(i, b, s);
         return l === undefined || r === undefined ? false : isDeepEqual(l, r);
       };
     case '!=':
-      return (i, b) => {
-        const l = lhs(i, b);
-        const r = rhs(i, b);
+      return (i, b, s) => {
+        const l = lhs(i, b, s);
+        const r = rhs(i, b, s);
         return l === undefined || r === undefined ? false : !isDeepEqual(l, r);
       };
     // evaluateComparisonExpression
     case '<':
-      return (i, b) => compare(lhs(i, b), rhs(i, b), (l, r) => l < r);
+      return (i, b, s) => compare(lhs(i, b, s), rhs(i, b, s), (l, r) => l < r);
     case '<=':
-      return (i, b) => compare(lhs(i, b), rhs(i, b), (l, r) => l <= r);
+      return (i, b, s) => compare(lhs(i, b, s), rhs(i, b, s), (l, r) => l <= r);
     case '>':
-      return (i, b) => compare(lhs(i, b), rhs(i, b), (l, r) => l > r);
+      return (i, b, s) => compare(lhs(i, b, s), rhs(i, b, s), (l, r) => l > r);
     case '>=':
-      return (i, b) => compare(lhs(i, b), rhs(i, b), (l, r) => l >= r);
+      return (i, b, s) => compare(lhs(i, b, s), rhs(i, b, s), (l, r) => l >= r);
     // evaluateNumericExpression
     case '+':
-      return (i, b) => arithmetic(lhs(i, b), rhs(i, b), (l, r) => l + r);
+      return (i, b, s) => arithmetic(lhs(i, b, s), rhs(i, b, s), (l, r) => l + r);
     case '-':
-      return (i, b) => arithmetic(lhs(i, b), rhs(i, b), (l, r) => l - r);
+      return (i, b, s) => arithmetic(lhs(i, b, s), rhs(i, b, s), (l, r) => l - r);
     case '*':
-      return (i, b) => arithmetic(lhs(i, b), rhs(i, b), (l, r) => l * r);
+      return (i, b, s) => arithmetic(lhs(i, b, s), rhs(i, b, s), (l, r) => l * r);
     case '/':
-      return (i, b) => arithmetic(lhs(i, b), rhs(i, b), (l, r) => l / r);
+      return (i, b, s) => arithmetic(lhs(i, b, s), rhs(i, b, s), (l, r) => l / r);
     case '%':
-      return (i, b) => arithmetic(lhs(i, b), rhs(i, b), (l, r) => l % r);
+      return (i, b, s) => arithmetic(lhs(i, b, s), rhs(i, b, s), (l, r) => l % r);
     // evaluateStringConcat
     case '&':
-      return (i, b) => {
-        const l = lhs(i, b);
-        const r = rhs(i, b);
+      return (i, b, s) => {
+        const l = lhs(i, b, s);
+        const r = rhs(i, b, s);
         const ls = l === undefined ? '' : string(l) as string;
         const rs = r === undefined ? '' : string(r) as string;
         return ls.concat(rs);
       };
     // evaluateIncludesExpression
     case 'in':
-      return (i, b) => {
-        const l = lhs(i, b);
-        const r = rhs(i, b);
+      return (i, b, s) => {
+        const l = lhs(i, b, s);
+        const r = rhs(i, b, s);
         if (l === undefined || r === undefined) return false;
         // `===` on an object is identity: exact here too, but not worth the reasoning.
         if (l !== null && typeof l === 'object') bail();
@@ -308,14 +436,14 @@ function isNumeric(n: unknown): boolean {
   return true;
 }
 
-function unary(node: Node, depth: number): Eval {
+function unary(node: Node, ctx: Ctx): Eval {
   switch (node.value) {
     case '-': {
       // evaluateUnary '-'
       only(node, ['expression']);
-      const expression = compile(node.expression, depth + 1);
-      return (i, b) => {
-        const v = expression(i, b);
+      const expression = compile(node.expression, ctx);
+      return (i, b, s) => {
+        const v = expression(i, b, s);
         if (v === undefined) return undefined;
         return isNumeric(v) ? -(v as number) : bail(); // D1002
       };
@@ -326,14 +454,15 @@ function unary(node: Node, depth: number): Eval {
       only(node, ['expressions']);
       const items = node.expressions;
       if (!Array.isArray(items)) unsupported();
-      const compiled = items.map((item) => compile(item, depth + 1));
+      noParallelBinds(items);
+      const compiled = items.map((item) => compile(item, ctx));
       const nested = items.map((item) => (item as Node).value === '[');
-      return (i, b) => {
+      return (i, b, s) => {
         const result: unknown[] = [];
         for (let k = 0; k < compiled.length; k++) {
-          const value = compiled[k]!(i, b);
+          const value = compiled[k]!(i, b, s);
           if (value === undefined) continue;
-          if (nested[k] || !Array.isArray(value)) result.push(value);
+          if (true) result.push(value);
           else for (const v of value) result.push(v);
         }
         return result;
@@ -345,6 +474,7 @@ function unary(node: Node, depth: number): Eval {
       only(node, ['lhs']);
       const pairs = node.lhs;
       if (!Array.isArray(pairs)) unsupported();
+      noParallelBinds(pairs);
       const keys: string[] = [];
       const values: Eval[] = [];
       for (const pair of pairs) {
@@ -355,12 +485,12 @@ function unary(node: Node, depth: number): Eval {
         // D1013 (reserved keys) and D1009 (a key produced by two expressions) are jsonata's.
         if (key.value === '_jsonata_lambda' || key.value === '_jsonata_function' || keys.includes(key.value)) unsupported();
         keys.push(key.value);
-        values.push(compile(pair[1], depth + 1));
+        values.push(compile(pair[1], ctx));
       }
-      return (i, b) => {
+      return (i, b, s) => {
         const result: Record<string, unknown> = Object.create(null);
         for (let k = 0; k < keys.length; k++) {
-          const value = values[k]!(i, b);
+          const value = values[k]!(i, b, s);
           if (value !== undefined) result[keys[k]!] = value;
         }
         return result;
@@ -372,26 +502,30 @@ function unary(node: Node, depth: number): Eval {
 }
 
 /** evaluateCondition: fn.boolean of the condition picks the branch. */
-function condition(node: Node, depth: number): Eval {
+function condition(node: Node, ctx: Ctx): Eval {
   only(node, ['condition', 'then', 'else']);
-  const test = compile(node.condition, depth + 1);
-  const then = compile(node.then, depth + 1);
-  if (node.else === undefined) return (i, b) => (boolean(test(i, b)) ? then(i, b) : undefined);
-  const otherwise = compile(node.else, depth + 1);
-  return (i, b) => (boolean(test(i, b)) ? then(i, b) : otherwise(i, b));
+  const test = compile(node.condition, ctx);
+  const then = compile(node.then, ctx);
+  if (node.else === undefined) return (i, b, s) => (boolean(test(i, b, s)) ? then(i, b, s) : undefined);
+  const otherwise = compile(node.else, ctx);
+  return (i, b, s) => (boolean(test(i, b, s)) ? then(i, b, s) : otherwise(i, b, s));
 }
 
-/** evaluateBlock: every expression in turn, the last one's value (no `:=` in the subset). */
-function block(node: Node, depth: number): Eval {
+/** evaluateBlock: a fresh frame, every expression in turn, the last one's value. */
+function block(node: Node, ctx: Ctx): Eval {
   only(node, ['expressions']);
   const items = node.expressions;
   if (!Array.isArray(items)) unsupported();
-  const compiled = items.map((item) => compile(item, depth + 1));
+  const scope = newScope(ctx.scope, items, ctx.alloc);
+  const inner: Ctx = { depth: ctx.depth, scope, alloc: ctx.alloc };
+  const compiled = items.map((item) => compile(item, inner));
+  const own = [...scope.slots.values()];
   if (compiled.length === 0) return () => undefined;
-  if (compiled.length === 1) return compiled[0]!;
-  return (i, b) => {
+  if (own.length === 0 && compiled.length === 1) return compiled[0]!;
+  return (i, b, s) => {
+    for (const slot of own) s[slot] = UNBOUND;
     let result: unknown;
-    for (const c of compiled) result = c(i, b);
+    for (const c of compiled) result = c(i, b, s);
     return result;
   };
 }
@@ -431,7 +565,7 @@ const BUILTINS: Record<string, Builtin> = {
 };
 
 /** evaluateFunction + validateArguments + the native implementation. */
-function call(node: Node, depth: number): Eval {
+function call(node: Node, ctx: Ctx): Eval {
   // `name` is copied by the parser onto function nodes and never read by the evaluator.
   only(node, ['procedure', 'arguments', 'name']);
   if (node.value !== '(' || node.name !== undefined) unsupported();
@@ -439,16 +573,16 @@ function call(node: Node, depth: number): Eval {
   if (!procedure || typeof procedure !== 'object' || procedure.type !== 'variable' || typeof procedure.value !== 'string') unsupported();
   only(procedure, []);
   const name = procedure.value;
-  if (!hasOwn.call(BUILTINS, name)) unsupported();
+  if (!hasOwn.call(BUILTINS, name) || boundLocally(ctx.scope, name)) unsupported();
   const fn = BUILTINS[name]!;
   const argNodes = node.arguments;
   if (!Array.isArray(argNodes) || !fn.arity.includes(argNodes.length)) unsupported();
-  const args = argNodes.map((a) => compile(a, depth + 1));
+  const args = argNodes.map((a) => compile(a, ctx));
   const allowed = fn.args;
-  return (i, b) => {
+  return (i, b, s) => {
     // A binding of the same name replaces the built-in (the bindings frame is searched first).
     if (b !== null && typeof b === 'object' && hasOwn.call(b, name)) bail();
-    const values = args.map((a) => a(i, b));
+    const values = args.map((a) => a(i, b, s));
     for (let k = 0; k < values.length; k++) {
       if (!allowed[k]!.includes(getSymbol(values[k]))) bail(); // T0410
     }

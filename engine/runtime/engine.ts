@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { resolve } from 'node:path';
 import { access } from 'node:fs/promises';
-import { loadPipeline, loadPipelines, isPipelineFile, type CompiledPipeline, type LoadContext } from '../config/load-pipeline.ts';
+import { loadPipeline, loadPipelines, sharedGroupMessage, type CompiledPipeline, type LoadContext } from '../config/load-pipeline.ts';
 import { SchemaRegistry } from '../config/schema-registry.ts';
 import { ConfigInvalidError, errorMessage, formatDiagnostic, type Diagnostic } from '../errors.ts';
 import { EngineMetrics } from '../metrics.ts';
@@ -116,6 +116,12 @@ export class Engine extends EventEmitter {
       for (const d of diagnostics) logger.error({ file }, `pipeline rejected: ${formatDiagnostic(d)}`);
     }
     for (const pipeline of loaded.pipelines) await this.startPipeline(pipeline);
+    // Started means reading: each group exists, so nothing published from now on is missed by
+    // a `start: $` group. With Redis away, start does not wait for it forever.
+    await Promise.race([
+      Promise.all([...this.handles.values()].map((h) => h.consumer?.ready)),
+      new Promise((r) => setTimeout(r, 5_000).unref()),
+    ]);
     this.started = true;
     logger.info({ consumer: this.consumerName, pipelines: [...this.handles.keys()], redis: redactUrl(this.options.redisUrl) }, 'engine started');
   }
@@ -223,6 +229,14 @@ export class Engine extends EventEmitter {
       const clash = this.handles.get(compiled.name);
       if (clash && clash.pipeline.file !== file) {
         throw new ConfigInvalidError([{ file, line: 1, col: 1, message: `duplicate pipeline name '${compiled.name}', also in ${clash.pipeline.file}` }]);
+      }
+      const src = compiled.source;
+      const sharing = src.kind === 'stream'
+        ? [...this.handles.values()].filter((h) => h.pipeline.file !== file && h.pipeline.source.kind === 'stream'
+          && h.pipeline.source.stream === src.stream && h.pipeline.source.group === src.group)
+        : [];
+      if (sharing.length) {
+        throw new ConfigInvalidError([{ file, line: 1, col: 1, message: sharedGroupMessage(compiled, sharing.map((h) => h.pipeline)) }]);
       }
     } catch (err) {
       if (!(err instanceof ConfigInvalidError)) throw err;

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { SinkContext } from '../plugins/define-sink.ts';
 import type { EngineMetrics } from '../metrics.ts';
+import { encodeForCodec } from '../runner/codec.ts';
 
 /** The Redis pub/sub channel that carries broadcast messages between replicas. */
 export const BROADCAST_CHANNEL = 'synapse:broadcast';
@@ -22,6 +23,16 @@ export function xaddPayload(redis: Redis, stream: string, envelope: unknown, max
   const p = maxlen
     ? redis.xadd(stream, 'MAXLEN', '~', maxlen, '*', 'payload', payload)
     : redis.xadd(stream, '*', 'payload', payload);
+  return p as Promise<string>;
+}
+
+/**
+ * Appends an event as a flat field map (`codec: fields`): nested values as JSON strings, the
+ * way Helox's Python producer writes them.
+ */
+export function xaddFields(redis: Redis, stream: string, event: unknown, maxlen?: number): Promise<string> {
+  const fields = encodeForCodec('fields', event);
+  const p = maxlen ? redis.xadd(stream, 'MAXLEN', '~', maxlen, '*', ...fields) : redis.xadd(stream, '*', ...fields);
   return p as Promise<string>;
 }
 

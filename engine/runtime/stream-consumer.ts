@@ -46,11 +46,15 @@ export class StreamConsumer extends EventEmitter {
   private cursor = '0';
   private lastClaim = 0;
   private lastHousekeeping = 0;
+  /** Resolves once the consumer group exists (the first read can then not miss an entry). */
+  readonly ready: Promise<void>;
+  private markReady!: () => void;
   /** The most recent error of the loop, for the admin API. */
   lastError?: { message: string; at: string };
 
   constructor(private readonly opts: StreamConsumerOptions) {
     super();
+    this.ready = new Promise((resolve) => (this.markReady = resolve));
     this.runner = opts.runner;
     const src = this.source;
     this.reader = new StreamReader(opts.blocking, opts.redis, src.stream, src.group, opts.consumer);
@@ -126,6 +130,7 @@ export class StreamConsumer extends EventEmitter {
         if (!groupReady) {
           await this.reader.ensureGroup(this.source.start);
           groupReady = true;
+          this.markReady();
         }
         await this.housekeeping();
         await this.reclaim();
@@ -145,6 +150,7 @@ export class StreamConsumer extends EventEmitter {
       }
     }
     this.opts.metrics.up.set({ pipeline: this.pipelineName }, 0);
+    this.markReady();
   }
 
   private applySwap(): void {

@@ -28,9 +28,12 @@ interface AggregateConfig {
 const BUCKET_GROWTH = 1.1;
 const LOG_GROWTH = Math.log(BUCKET_GROWTH);
 
-/** The Redis keys of one pipeline's aggregates; the hash tag keeps them in one cluster slot. */
-export function aggregateKeys(pipeline: string) {
-  const base = `synapse:agg:{${pipeline}}`;
+/**
+ * The Redis keys of one aggregate sink's windows (a pipeline may have several); the hash tag
+ * keeps them in one cluster slot.
+ */
+export function aggregateKeys(pipeline: string, sinkId: string) {
+  const base = `synapse:agg:{${pipeline}}:${sinkId}`;
   return {
     index: `${base}:windows`,
     window: (start: number, key: string) => `${base}:w:${start}:${key}`,
@@ -137,16 +140,17 @@ export function figuresFrom(hash: Record<string, string>, measures: Record<strin
 }
 
 /**
- * Reads a pipeline's aggregates (for GET /aggregates/:pipeline): windows overlapping
+ * Reads one aggregate sink's windows (for GET /aggregates/:pipeline): windows overlapping
  * [from, to] (ms), newest first, optionally of one key.
  */
 export async function readAggregates(
   redis: Redis,
   pipeline: string,
+  sinkId: string,
   config: { window: string; measures: Record<string, readonly Measure[]> },
   opts: { from?: number; to?: number; key?: string; limit?: number } = {},
 ): Promise<WindowFigures[]> {
-  const keys = aggregateKeys(pipeline);
+  const keys = aggregateKeys(pipeline, sinkId);
   const windowMs = parseDuration(config.window)!;
   const members = await redis.zrevrangebyscore(keys.index, opts.to ?? '+inf', opts.from !== undefined ? opts.from - windowMs + 1 : '-inf', 'LIMIT', 0, opts.limit ?? 1000);
   const out: WindowFigures[] = [];
@@ -254,7 +258,7 @@ export default defineSink<AggregateConfig>({
     const keyExpr = compileExpression(config.key);
     const timeExpr = config.time ? compileExpression(config.time) : undefined;
     const alerts = config.alerts.map((a) => ({ ...a, when: compileExpression(a.when) }));
-    const keys = aggregateKeys(ctx.pipeline);
+    const keys = aggregateKeys(ctx.pipeline, ctx.sinkId);
     const wantsHistogram = (list: readonly Measure[]) => list.some((m) => m[0] === 'p');
     const wantsNumeric = (list: readonly Measure[]) => list.some((m) => ['count', 'sum', 'min', 'max', 'avg'].includes(m) || m[0] === 'p');
     let redis: AggRedis | undefined;

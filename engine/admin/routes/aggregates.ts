@@ -33,7 +33,7 @@ export const aggregateRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engi
     if (Number.isNaN(from) || Number.isNaN(to)) return reply.code(422).send({ error: 'bad_time', message: 'from/to must be ISO 8601 times or milliseconds' });
     const sinks = await Promise.all(specs.map(async (s) => {
       const config = s.config as { window: string; measures: Record<string, never[]> };
-      return { id: s.id, window: config.window, windows: await readAggregates(engine.connection, h.pipeline.name, config, { from, to, key: req.query.key, limit: req.query.limit }) };
+      return { id: s.id, window: config.window, windows: await readAggregates(engine.connection, h.pipeline.name, s.id, config, { from, to, key: req.query.key, limit: req.query.limit }) };
     }));
     return { pipeline: h.pipeline.name, sinks };
   });

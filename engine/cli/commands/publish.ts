@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { checkEvent } from '../../config/check-event.ts';
 import { SynapseError } from '../../errors.ts';
-import { xaddPayload } from '../../runtime/sink-context.ts';
+import { xaddFields, xaddPayload } from '../../runtime/sink-context.ts';
 import { loadContext, type CommonOptions } from '../context.ts';
 import { redisUrlFrom } from '../redis-url.ts';
 import { parseJsonLines } from './dry-run.ts';
@@ -13,6 +13,8 @@ export interface PublishOptions extends CommonOptions {
   schema?: string;
   validate?: boolean;
   maxlen?: string;
+  /** Write flat field maps (for `codec: fields` pipelines) instead of a `payload` field. */
+  fields?: boolean;
 }
 
 /**
@@ -35,7 +37,8 @@ export async function publishCommand(stream: string, json: string | undefined, o
   const redis = new Redis(redisUrlFrom(opts), { enableAutoPipelining: true, maxRetriesPerRequest: 3 });
   try {
     const maxlen = opts.maxlen ? Number(opts.maxlen) : undefined;
-    const ids = await Promise.all(events.map((e) => xaddPayload(redis, stream, e, maxlen)));
+    const write = opts.fields ? xaddFields : xaddPayload;
+    const ids = await Promise.all(events.map((e) => write(redis, stream, e, maxlen)));
     for (const id of ids) process.stdout.write(`${id}\n`);
   } finally {
     redis.disconnect();
