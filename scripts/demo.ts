@@ -10,6 +10,7 @@
  * else 127.0.0.1:6379), --speed N (events per second, default 20), --inferences N (default 60).
  */
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { Publisher } from '../engine/publish/publisher.ts';
@@ -19,8 +20,29 @@ const { values } = parseArgs({
     redis: { type: 'string' },
     speed: { type: 'string', default: '20' },
     inferences: { type: 'string', default: '60' },
+    'model-runtime-port': { type: 'string', default: '8000' },
   },
 });
+
+/**
+ * A stand-in for Cyrex's model runtime, so cyrex-auto-load has something to load into: it
+ * answers POST /models/load with 200 (the pipeline's default CYREX_URL is 127.0.0.1:8000).
+ * Skipped when the port is taken (a real runtime may be there).
+ */
+async function startModelRuntime(port: number): Promise<(() => void) | undefined> {
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      console.log(`demo model runtime: ${req.method} ${req.url} ${body}`);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"loaded"}');
+    });
+  });
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(undefined));
+    server.listen(port, '127.0.0.1', () => resolve(() => server.close()));
+  });
+}
 
 async function redisUrl(): Promise<string> {
   if (values.redis) return values.redis;
@@ -58,6 +80,8 @@ const now = () => new Date().toISOString();
 const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)]!;
 
 console.log(`demo: publishing to ${url}`);
+const stopRuntime = await startModelRuntime(Number(values['model-runtime-port']));
+if (stopRuntime) console.log(`demo: answering model loads on 127.0.0.1:${values['model-runtime-port']} as a stand-in for Cyrex`);
 
 // 1. A training run, from start to a model ready to serve.
 await helox('training-events', {
@@ -133,3 +157,8 @@ console.log(`demo: published ${sent} events. Try:
   curl -s localhost:8080/pipelines | jq '.pipelines[] | {name, counters}'`);
 await publisher.close();
 redis.disconnect();
+if (stopRuntime) {
+  // Give the engine time to ask for the model before the stand-in goes away.
+  await sleep(5_000);
+  stopRuntime();
+}
