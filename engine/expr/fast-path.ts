@@ -22,9 +22,10 @@
  * - `$` (context), `$$` (root), variables bound by the caller or by `:=` in the expression;
  * - binary `= != < <= > >= + - * / % & in and or`, unary minus;
  * - `a ? b : c` (and `??` / `?:`, which the parser turns into conditions);
- * - blocks `(a; b; ...)`, with `$name := value` bindings (not of `$`/`$$`, not of a built-in's
- *   name);
- * - object constructors with distinct literal string keys; array constructors;
+ * - blocks `(a; b; ...)` and `$name := value` bindings (not of `$`/`$$` nor of a built-in the
+ *   subset calls);
+ * - object constructors with distinct literal string keys; array constructors (neither with a
+ *   `:=` among its items: jsonata evaluates those concurrently);
  * - calls of $exists, $boolean, $not, $string (one argument), $number, $lowercase, $uppercase,
  *   $length, $trim, $substring, $substringBefore, $substringAfter, $contains (string token),
  *   $abs, $floor, $ceil.
@@ -462,7 +463,7 @@ function unary(node: Node, ctx: Ctx): Eval {
         for (let k = 0; k < compiled.length; k++) {
           const value = compiled[k]!(i, b, s);
           if (value === undefined) continue;
-          if (true) result.push(value);
+          if (nested[k] || !Array.isArray(value)) result.push(value);
           else for (const v of value) result.push(v);
         }
         return result;
@@ -579,16 +580,27 @@ function call(node: Node, ctx: Ctx): Eval {
   if (!Array.isArray(argNodes) || !fn.arity.includes(argNodes.length)) unsupported();
   const args = argNodes.map((a) => compile(a, ctx));
   const allowed = fn.args;
+  const impl = fn.impl;
+  // A binding of the same name replaces the built-in (the bindings frame is searched first).
+  const shadowed = (b: Bindings): boolean => b !== null && typeof b === 'object' && hasOwn.call(b, name);
+  const finish = (result: unknown): unknown => (typeof result === 'number' && !Number.isFinite(result) ? bail() : result);
+  if (args.length === 1) {
+    const [a0] = args as [Eval];
+    const [t0] = allowed as [string];
+    return (i, b, s) => {
+      if (shadowed(b)) bail();
+      const v0 = a0(i, b, s);
+      if (!t0.includes(getSymbol(v0))) bail(); // T0410
+      return finish(impl(v0));
+    };
+  }
   return (i, b, s) => {
-    // A binding of the same name replaces the built-in (the bindings frame is searched first).
-    if (b !== null && typeof b === 'object' && hasOwn.call(b, name)) bail();
+    if (shadowed(b)) bail();
     const values = args.map((a) => a(i, b, s));
     for (let k = 0; k < values.length; k++) {
       if (!allowed[k]!.includes(getSymbol(values[k]))) bail(); // T0410
     }
-    const result = fn.impl(...values);
-    if (typeof result === 'number' && !Number.isFinite(result)) bail();
-    return result;
+    return finish(impl(...values));
   };
 }
 

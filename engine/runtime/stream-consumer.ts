@@ -205,12 +205,36 @@ export class StreamConsumer extends EventEmitter {
           error: `poison: delivered ${e.deliveries} times, over max_deliveries (${max})` });
       } else fresh.push(e);
     }
-    const result = await this.runner.process(fresh);
+    const result = await this.keepingClaimed(fresh, () => this.runner.process(fresh));
     const outcomes = [...poison, ...result.outcomes];
     await settleBatch(this.opts.redis, this.target, outcomes, deleted);
     this.opts.metrics.recordBatch(this.pipelineName, { outcomes: result.outcomes, stageSeconds: result.stageSeconds });
     if (poison.length) this.opts.metrics.recordPoison(this.pipelineName, poison.length);
     this.emit('settled', outcomes);
+  }
+
+  /**
+   * Runs `work` while keeping its entries ours: a batch that takes longer than `claim_idle_ms`
+   * (sink retries, a slow model load) would otherwise look abandoned and be reclaimed by another
+   * replica while still in flight. Every third of `claim_idle_ms` its entries that have been idle
+   * that long are claimed again by this consumer, which resets their idle time (JUSTID: the
+   * delivery count stays). An entry another consumer took meanwhile is not idle that long, so it
+   * is left alone.
+   */
+  private async keepingClaimed<T>(entries: StreamEntry[], work: () => Promise<T>): Promise<T> {
+    if (entries.length === 0) return work();
+    const src = this.source;
+    const every = Math.max(250, Math.floor(src.claimIdleMs / 3));
+    const ids = entries.map((e) => e.id);
+    const timer = setInterval(() => {
+      this.opts.redis.call('XCLAIM', src.stream, src.group, this.opts.consumer, String(every), ...ids, 'JUSTID')
+        .catch((err: Error) => this.opts.logger.warn({ err: err.message }, 'could not refresh in-flight entries'));
+    }, every);
+    try {
+      return await work();
+    } finally {
+      clearInterval(timer);
+    }
   }
 
   private async housekeeping(): Promise<void> {

@@ -42,11 +42,11 @@ export function aggregateKeys(pipeline: string, sinkId: string) {
   };
 }
 
-// Counts an entry once per window (SADD on the window's seen set), then updates the window's
-// hash: `n`umeric (count, sum, min, max), `t`ruthy (for rate) and `h`istogram ops.
+// Counts an entry once per window (the window's seen-set), updating the window's hash:
+// `n`umeric (count, sum, min, max), `t`ruthy (for rate) and `h`istogram ops.
+// The id joins the seen-set last: a failed update leaves it out, so the retry counts it.
 const UPDATE = `
-if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
 redis.call('HINCRBY', KEYS[2], 'count', 1)
 local i = 5
 while i <= #ARGV do
@@ -68,6 +68,8 @@ while i <= #ARGV do
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1`;
 
 type AggRedis = Redis & { synapseAggregate(seen: string, hash: string, index: string, ...args: (string | number)[]): Promise<number> };
@@ -152,15 +154,21 @@ export async function readAggregates(
 ): Promise<WindowFigures[]> {
   const keys = aggregateKeys(pipeline, sinkId);
   const windowMs = parseDuration(config.window)!;
-  const members = await redis.zrevrangebyscore(keys.index, opts.to ?? '+inf', opts.from !== undefined ? opts.from - windowMs + 1 : '-inf', 'LIMIT', 0, opts.limit ?? 1000);
+  const limit = opts.limit ?? 1000;
   const out: WindowFigures[] = [];
-  for (const member of members) {
-    const sep = member.indexOf('|');
-    const start = Number(member.slice(0, sep));
-    const key = member.slice(sep + 1);
-    if (opts.key !== undefined && key !== opts.key) continue;
-    const hash = await redis.hgetall(keys.window(start, key));
-    if (Object.keys(hash).length) out.push(figuresFrom(hash, config.measures, key, start, windowMs));
+  // Page through the index: with a key filter, many members of other keys may come first.
+  for (let offset = 0; out.length < limit; offset += 1000) {
+    const members = await redis.zrevrangebyscore(keys.index, opts.to ?? '+inf', opts.from !== undefined ? opts.from - windowMs + 1 : '-inf', 'LIMIT', offset, 1000);
+    for (const member of members) {
+      const sep = member.indexOf('|');
+      const start = Number(member.slice(0, sep));
+      const key = member.slice(sep + 1);
+      if (opts.key !== undefined && key !== opts.key) continue;
+      const hash = await redis.hgetall(keys.window(start, key));
+      if (Object.keys(hash).length) out.push(figuresFrom(hash, config.measures, key, start, windowMs));
+      if (out.length >= limit) break;
+    }
+    if (members.length < 1000) break;
   }
   return out;
 }
@@ -323,6 +331,7 @@ export default defineSink<AggregateConfig>({
       async connect() {
         redis = ctx.redis as AggRedis;
         if (typeof redis.synapseAggregate !== 'function') redis.defineCommand('synapseAggregate', { numberOfKeys: 3, lua: UPDATE });
+        if (timer) return; // connected already
         const every = Math.max(250, Math.min(5000, Math.floor(windowMs / 4)));
         timer = setInterval(() => {
           closing ??= closeWindows().catch((err) => ctx.logger.warn({ err: errorMessage(err) }, 'closing windows failed')).finally(() => (closing = undefined));
@@ -337,6 +346,7 @@ export default defineSink<AggregateConfig>({
       async close() {
         closed = true;
         clearInterval(timer);
+        timer = undefined;
         await closing;
       },
     };

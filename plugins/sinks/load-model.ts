@@ -64,33 +64,55 @@ export default defineSink<LoadModelConfig>({
       if (config.announce) await ctx.publish(config.announce, { event, source: 'synapse', timestamp: new Date().toISOString(), data });
     };
 
+    /** The registry's record of a version: loaded, and whether model-loaded was announced. */
+    interface LoadedRecord extends ModelRef { loadedAt: string; entry: string; load_time_ms: number; announced: boolean }
+
+    const record = async (field: string, rec: LoadedRecord) => ctx.redis.hset(config.registry, field, JSON.stringify(rec));
+
+    /** Announces a loaded version once; a failed announcement is retried by the runner. */
+    const announceLoaded = async (field: string, rec: LoadedRecord) => {
+      if (rec.announced || !config.announce) return;
+      const { loadedAt: _l, entry: _e, announced: _a, ...data } = rec;
+      await announce('model-loaded', data);
+      await record(field, { ...rec, announced: true });
+    };
+
     const load = async (m: SinkMessage) => {
       const ref = modelRef(m);
       const field = `${ref.model_name}@${ref.version}`;
-      if (await ctx.redis.hexists(config.registry, field)) {
+      const known = await ctx.redis.hget(config.registry, field);
+      if (known) {
         ctx.metrics.count('models_already_loaded');
+        // Loaded before; if its announcement failed then, make it now.
+        await announceLoaded(field, { announced: true, ...(JSON.parse(known) as Partial<LoadedRecord>) } as LoadedRecord);
         return;
       }
+      // Only the request to the runtime is retried here; recording and announcing are steps of
+      // their own, so a failed announcement is not mistaken for a failed load.
       const started = Date.now();
       let lastError: unknown;
       let tries = 0;
-      for (let attempt = 1; attempt <= policy.attempts; attempt++) {
+      let loaded = false;
+      for (let attempt = 1; attempt <= policy.attempts && !loaded; attempt++) {
         tries = attempt;
         try {
           await sendJson(config.url, { name: ref.model_name, version: ref.version, checkpoint_path: ref.checkpoint_path }, { timeoutMs: config.timeout_ms });
-          await ctx.redis.hset(config.registry, field, JSON.stringify({ ...ref, loadedAt: new Date().toISOString(), entry: m.id }));
-          ctx.metrics.count('models_loaded');
-          await announce('model-loaded', { ...ref, load_time_ms: Date.now() - started });
-          return;
+          loaded = true;
         } catch (err) {
           lastError = err;
           if (!(err instanceof RetryableError) || attempt === policy.attempts) break;
           if (!(await sleep(backoffDelay(policy, attempt), abort.signal))) throw new RetryableError(`shutting down during load of ${field}`);
         }
       }
-      ctx.metrics.count('model_loads_failed');
-      await announce('model-load-failed', { ...ref, error: errorMessage(lastError), attempts: tries });
-      throw new UnrecoverableError(`loading ${field} failed: ${errorMessage(lastError)}`);
+      if (!loaded) {
+        ctx.metrics.count('model_loads_failed');
+        await announce('model-load-failed', { ...ref, error: errorMessage(lastError), attempts: tries });
+        throw new UnrecoverableError(`loading ${field} failed: ${errorMessage(lastError)}`);
+      }
+      const rec: LoadedRecord = { ...ref, loadedAt: new Date().toISOString(), entry: m.id, load_time_ms: Date.now() - started, announced: false };
+      await record(field, rec);
+      ctx.metrics.count('models_loaded');
+      await announceLoaded(field, rec);
     };
 
     return {

@@ -26,13 +26,14 @@ export interface Notification {
   createdAt: string;
 }
 
-// Marks the entry as notified and appends to the inbox in one step: a redelivered entry finds
-// the mark and writes nothing.
+// Appends to the inbox and marks the entry as notified in one step: a redelivered entry finds
+// the mark and writes nothing. The mark comes last, so a failed XADD leaves no mark behind
+// (Redis does not undo a script's earlier writes when a later command fails).
 const INBOX_ONCE = `
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'payload', ARGV[3])
-end
-return false`;
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'payload', ARGV[3])
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+return id`;
 
 type InboxRedis = Redis & { synapseInboxOnce(seen: string, inbox: string, ttl: number, maxlen: number, payload: string): Promise<string | null> };
 

@@ -45,12 +45,19 @@ export default defineSink<QueueConfig>({
     return {
       async write(batch) {
         if (closed) throw new SinkClosedError('queue sink is closed');
-        await ctx.queue(config.queue).addBulk(batch.map((m) => ({
-          name: config.job,
-          data: m.value,
-          opts: { ...config.options, jobId: jobIdFor(ctx.pipeline, m.id) },
-        })));
-        ctx.metrics.count('jobs_enqueued', batch.length);
+        const queue = ctx.queue(config.queue);
+        const jobs = batch.map((m) => ({ name: config.job, data: m.value, opts: { ...config.options, jobId: jobIdFor(ctx.pipeline, m.id) } }));
+        try {
+          await queue.addBulk(jobs);
+          ctx.metrics.count('jobs_enqueued', batch.length);
+          return;
+        } catch {
+          // addBulk stops at the first failure, after adding the jobs before it. Add them one by
+          // one to learn which failed; the ones already added are no-ops (same job ids).
+          const results = await Promise.all(jobs.map((j) => queue.add(j.name, j.data, j.opts).then(() => undefined, (err: Error) => err)));
+          ctx.metrics.count('jobs_enqueued', results.filter((r) => !r).length);
+          return results;
+        }
       },
       async close() {
         closed = true;
