@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { SinkContext } from '../plugins/define-sink.ts';
 import type { EngineMetrics } from '../metrics.ts';
 import { encodeForCodec } from '../runner/codec.ts';
+import { requestTrim } from './retention.ts';
 
 /** The Redis pub/sub channel that carries broadcast messages between replicas. */
 export const BROADCAST_CHANNEL = 'synapse:broadcast';
@@ -17,34 +18,32 @@ export interface SinkServices {
   queue?: (name: string) => Queue;
 }
 
-/** Appends an envelope to a stream as `payload`, with an approximate MAXLEN cap when asked. */
-export function xaddPayload(redis: Redis, stream: string, envelope: unknown, maxlen?: number): Promise<string> {
-  const payload = JSON.stringify(envelope);
-  const p = maxlen
-    ? redis.xadd(stream, 'MAXLEN', '~', maxlen, '*', 'payload', payload)
-    : redis.xadd(stream, '*', 'payload', payload);
-  return p as Promise<string>;
+/**
+ * Appends an envelope to a stream as `payload`. With `maxlen`, the stream is kept near that
+ * length, never trimming what a consumer group has not acknowledged (SPEC §11).
+ */
+export async function xaddPayload(redis: Redis, stream: string, envelope: unknown, maxlen?: number): Promise<string> {
+  const id = (await redis.xadd(stream, '*', 'payload', JSON.stringify(envelope))) as string;
+  if (maxlen) requestTrim(redis, stream, maxlen);
+  return id;
 }
 
 /**
  * Appends an event as a flat field map (`codec: fields`): nested values as JSON strings, the
  * way Helox's Python producer writes them.
  */
-export function xaddFields(redis: Redis, stream: string, event: unknown, maxlen?: number): Promise<string> {
-  const fields = encodeForCodec('fields', event);
-  const p = maxlen ? redis.xadd(stream, 'MAXLEN', '~', maxlen, '*', ...fields) : redis.xadd(stream, '*', ...fields);
-  return p as Promise<string>;
+export async function xaddFields(redis: Redis, stream: string, event: unknown, maxlen?: number): Promise<string> {
+  const id = (await redis.xadd(stream, '*', ...encodeForCodec('fields', event))) as string;
+  if (maxlen) requestTrim(redis, stream, maxlen);
+  return id;
 }
 
 /** Appends envelopes as `payload` entries in one pipelined round trip; an id or Error each. */
 export async function xaddPayloads(redis: Redis, stream: string, envelopes: readonly unknown[], maxlen?: number): Promise<(string | Error)[]> {
   const pipeline = redis.pipeline();
-  for (const e of envelopes) {
-    const payload = JSON.stringify(e);
-    if (maxlen) pipeline.xadd(stream, 'MAXLEN', '~', maxlen, '*', 'payload', payload);
-    else pipeline.xadd(stream, '*', 'payload', payload);
-  }
+  for (const e of envelopes) pipeline.xadd(stream, '*', 'payload', JSON.stringify(e));
   const results = (await pipeline.exec()) ?? [];
+  if (maxlen) requestTrim(redis, stream, maxlen);
   return envelopes.map((_, i) => {
     const [err, id] = results[i] ?? [new Error('no reply'), null];
     return err ?? String(id);

@@ -19,7 +19,7 @@ export default defineSink<PublishConfig>({
     required: ['stream'],
     properties: {
       stream: { type: 'string', minLength: 1, description: 'The stream key to append to.' },
-      maxlen: { type: 'integer', minimum: 1, description: 'Cap the stream near this length (XADD MAXLEN ~); unset: no cap.' },
+      maxlen: { type: 'integer', minimum: 1, description: 'Keep the stream near this length, never trimming entries a consumer group has not acknowledged; unset: no cap.' },
     },
   },
   examples: [{ stream: 'model-events' }, { stream: 'alerts', maxlen: 100000 }],
