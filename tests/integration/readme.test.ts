@@ -1,0 +1,70 @@
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
+
+const root = resolve(import.meta.dirname, '../..');
+
+/** The shell commands of the README's ```sh blocks, comments stripped. */
+async function readmeCommands(): Promise<string[]> {
+  const text = await readFile(resolve(root, 'README.md'), 'utf8');
+  const blocks = [...text.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  return blocks.flatMap((b) => b.split('\n')).map((l) => l.replace(/\s+#\s.*$/, '').trim()).filter(Boolean);
+}
+
+function sh(command: string, env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<{ code: number | null; out: string }> {
+  return new Promise((done) => {
+    const child = spawn('bash', ['-c', command], { cwd: root, env: { ...process.env, ...env } });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      done({ code, out });
+    });
+  });
+}
+
+/**
+ * The README must stay true: each command it shows runs. The engine itself (`npm start`) runs in
+ * this test too; `npm test` is what runs this very test, and `tail` runs until stopped.
+ */
+describe('the README', () => {
+  let redis: TestRedis;
+  let port: number;
+  let engine: ReturnType<typeof spawn> | undefined;
+
+  beforeAll(async () => {
+    redis = await startTestRedis({ own: true });
+    port = 20000 + Math.floor(Math.random() * 20000);
+  });
+  afterAll(async () => {
+    engine?.kill('SIGTERM');
+    await redis?.close();
+  });
+
+  it('shows the two newcomer commands', async () => {
+    const commands = await readmeCommands();
+    expect(commands).toContain('npm install && npm start');
+    expect(commands).toContain('npm test');
+  });
+
+  it('every other command of it runs and exits 0', async () => {
+    const commands = (await readmeCommands()).filter((c) => !['npm install && npm start', 'npm test'].includes(c));
+    expect(commands.length).toBeGreaterThan(4);
+    const env = { REDIS_URL: redis.url, SYNAPSE_ADMIN_PORT: String(port) };
+    // npm start, as the README's first command runs it (the install is what CI did already).
+    engine = spawn('npm', ['start'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    engine.stdout!.on('data', (d) => (log += d));
+    await waitFor(() => log.includes('admin API listening'), 'npm start to serve the admin API', 60_000);
+    for (const command of commands) {
+      const isTail = command.startsWith('npx synapse tail');
+      const run = command.replace('localhost:8080', `localhost:${port}`);
+      const { code, out } = await sh(isTail ? `timeout 3 ${run}; test $? -eq 124` : run, env);
+      expect({ command, code, out: code === 0 ? '' : out }).toEqual({ command, code: 0, out: '' });
+    }
+  }, 180_000);
+});
