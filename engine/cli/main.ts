@@ -68,6 +68,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('print new entries of a stream as JSON lines')
     .argument('<stream>', 'stream key')
     .option('--from <id>', 'start after this entry id (default: only new entries)')
+    .option('--schemas <dir>', 'schema directory (accepted by every command)')
     .option('--redis <url>', 'Redis URL')
     .action(async (stream: string, _o, cmd: Command) => setExit(await tailCommand(stream, common(cmd))));
 
@@ -79,6 +80,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--count <n>', 'list/redrive at most N entries (default 100)')
     .option('--from <id>', 'list: from this id or ISO time')
     .option('--fields', 'redrive: the source uses codec: fields (restore the flat field map)')
+    .option('--schemas <dir>', 'schema directory (accepted by every command)')
     .option('--redis <url>', 'Redis URL')
     .action(async (action: string, stream: string, _o, cmd: Command) => setExit(await dlqCommand(action, stream, common(cmd))));
 
@@ -91,6 +93,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--to-stream <stream>', 'copy into this stream')
     .option('--pipeline <name>', 'run through this pipeline of the running engine (via its admin API)')
     .option('--admin <url>', 'admin API of the running engine (default SYNAPSE_ADMIN_URL or http://127.0.0.1:8080)')
+    .option('--schemas <dir>', 'schema directory (accepted by every command)')
     .option('--redis <url>', 'Redis URL')
     .action(async (stream: string, _o, cmd: Command) => setExit(await replayCommand(stream, common(cmd) as { from: string; to: string })));
 
