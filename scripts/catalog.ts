@@ -38,7 +38,7 @@ const CONVENTIONS = [
   '- **Helox** writes flat field maps from Python: every value is a string, nested values are JSON strings (`codec: fields` decodes objects and arrays). Its schemas accept numbers and booleans as strings (`numberish`, `booleanish` in `common.json`), and its timestamps must carry a time zone (`datetime.now(timezone.utc).isoformat()`, not `utcnow()`). Write such events with `synapse publish --fields` or `POST /events/:stream?codec=fields`.',
   '- **Consumer groups** are named after the consuming service, with a `.purpose` suffix when a service has several pipelines on one stream; two pipelines may not share a stream and group (the loader refuses it).',
   '- **A task-completed event carries no title.** Notifications call a task by `data.title` when present, else `data.taskName`, else `Task <taskId>`: "Report has completed." / "Task t-2 failed: worker lost". Challenges and achievements fall back the same way. Notification types are `success`, `error` and `achievement`.',
-  '- **Realtime**: per-user events (those with a userId) go to that user only (`audience`); `integration-status-changed`, `model-health-alert` and error events go to the `ops` channel. Any client may subscribe to any channel: `/ws` has no per-channel authorization yet.',
+  '- **Realtime**: per-user events (those with a userId) go to that user only (`audience`); `integration-status-changed`, `model-health-alert` and error events go to the `ops` channel. The `ops` channel is private: it needs the admin token or a JWT whose `channels` claim names it (SYNAPSE_WS_PRIVATE_CHANNELS).',
   '- **Model health** alerts when a model\'s error rate exceeds 10% or its average latency exceeds 5 s in a 5-minute window, with no minimum request count.',
   '',
 ];

@@ -79,7 +79,7 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
   for (const routes of [healthRoutes, pipelineRoutes, streamRoutes, eventRoutes, dlqRoutes, replayRoutes, serviceRoutes, tapRoutes, aggregateRoutes]) {
     await app.register(routes, deps);
   }
-  await app.register(wsRoutes, { ...deps, wsSecret: opts.wsSecret });
+  await app.register(wsRoutes, { ...deps, wsSecret: opts.wsSecret, adminToken: opts.token });
   return app;
 }
 

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { jwtVerify } from 'jose';
 import { BROADCAST_CHANNEL } from '../runtime/sink-context.ts';
+import { safeEqual } from './auth.ts';
 
 /** Bytes queued to one client past which messages to it are dropped. */
 export const SLOW_CLIENT_BYTES = 1024 * 1024;
@@ -20,9 +21,17 @@ export interface HubSocket {
   on(event: 'close' | 'pong', fn: () => void): void;
 }
 
+/** Who a connecting client proved to be. */
+export interface WsIdentity {
+  userId?: string;
+  /** Private channels it may subscribe to; `all` for the admin token. */
+  channels: Set<string> | 'all';
+}
+
 interface Client {
   socket: HubSocket;
   userId?: string;
+  channels: Set<string> | 'all';
   /** Channel → filter (field → required value). */
   subs: Map<string, Record<string, unknown>>;
   dropped: number;
@@ -59,8 +68,41 @@ export class WsHub {
   /** Messages dropped for slow clients, for metrics and tests. */
   droppedTotal = 0;
 
-  constructor(private readonly subscriber: Redis, private readonly logger: Logger, secret?: string) {
+  private readonly privateChannels: Set<string>;
+
+  /**
+   * `privateChannels` (SYNAPSE_WS_PRIVATE_CHANNELS, default `ops`) need the admin token or a JWT
+   * whose `channels` claim names them — once the engine has any credentials configured (a WS
+   * secret or an admin token); an engine with neither is open, like its admin API.
+   */
+  constructor(
+    private readonly subscriber: Redis,
+    private readonly logger: Logger,
+    secret?: string,
+    opts: { adminToken?: string; privateChannels?: string[] } = {},
+  ) {
     if (secret) this.secret = new TextEncoder().encode(secret);
+    this.adminToken = opts.adminToken;
+    this.privateChannels = secret || opts.adminToken ? new Set(opts.privateChannels ?? ['ops']) : new Set();
+  }
+
+  private readonly adminToken?: string;
+
+  /**
+   * Works out who a connecting client is: `token` a user JWT (HS256, SYNAPSE_WS_SECRET; `sub` the
+   * userId, optional `channels` claim for private channels), `accessToken` the admin token (every
+   * channel). Throws for a bad JWT or a wrong admin token.
+   */
+  async identify(token: string | undefined, accessToken: string | undefined): Promise<WsIdentity> {
+    if (accessToken !== undefined) {
+      if (!this.adminToken || !safeEqual(accessToken, this.adminToken)) throw new Error('wrong access_token');
+      return { channels: 'all' };
+    }
+    if (!this.secret || !token) return { channels: new Set() };
+    const { payload } = await jwtVerify(token, this.secret, { algorithms: ['HS256'] });
+    if (!payload.sub) throw new Error('token has no sub');
+    const claimed = Array.isArray(payload.channels) ? payload.channels.filter((c): c is string => typeof c === 'string') : [];
+    return { userId: payload.sub, channels: new Set(claimed) };
   }
 
   /** Subscribes to the broadcast channel and starts pinging clients. */
@@ -85,20 +127,10 @@ export class WsHub {
     return !!this.secret;
   }
 
-  /**
-   * Resolves a connecting client's userId from its `?token=` JWT (HS256, `sub`). Undefined for an
-   * anonymous client; throws for a bad token.
-   */
-  async userFromToken(token: string | undefined): Promise<string | undefined> {
-    if (!this.secret || !token) return undefined;
-    const { payload } = await jwtVerify(token, this.secret, { algorithms: ['HS256'] });
-    if (!payload.sub) throw new Error('token has no sub');
-    return payload.sub;
-  }
-
   /** Takes a new connection. */
-  add(socket: HubSocket, userId?: string): void {
-    const client: Client = { socket, userId, subs: new Map(), dropped: 0, alive: true };
+  add(socket: HubSocket, identity: WsIdentity = { channels: new Set() }): void {
+    const userId = identity.userId;
+    const client: Client = { socket, userId, channels: identity.channels, subs: new Map(), dropped: 0, alive: true };
     this.clients.add(client);
     socket.on('pong', () => (client.alive = true));
     socket.on('close', () => this.clients.delete(client));
@@ -118,7 +150,9 @@ export class WsHub {
       client.socket.send(JSON.stringify({ error: 'messages must be JSON: {"subscribe": CHANNEL, "filter": {...}}' }));
       return;
     }
-    if (typeof msg.subscribe === 'string') {
+    if (typeof msg.subscribe === 'string' && this.privateChannels.has(msg.subscribe) && client.channels !== 'all' && !client.channels.has(msg.subscribe)) {
+      client.socket.send(JSON.stringify({ error: `channel '${msg.subscribe}' is private: connect with the admin token (?access_token=) or a token whose "channels" claim names it`, channel: msg.subscribe }));
+    } else if (typeof msg.subscribe === 'string') {
       // Without a secret there is no way to prove identity, so a client may name itself.
       if (!this.secret && (typeof msg.userId === 'string' || typeof msg.userId === 'number')) client.userId = String(msg.userId);
       const filter = msg.filter && typeof msg.filter === 'object' && !Array.isArray(msg.filter) ? (msg.filter as Record<string, unknown>) : {};

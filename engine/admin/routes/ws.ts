@@ -1,38 +1,47 @@
 import type { FastifyPluginAsync } from 'fastify';
 import websocket from '@fastify/websocket';
-import { WsHub, type HubSocket } from '../ws-hub.ts';
+import { WsHub, type HubSocket, type WsIdentity } from '../ws-hub.ts';
 import type { AdminDeps } from '../server.ts';
 
 /**
  * GET /ws: WebSocket clients subscribe with `{"subscribe": CHANNEL, "filter": {...}}` and receive
  * `{channel, message}` for each broadcast. A client is a user through `?token=` (a JWT signed
  * with SYNAPSE_WS_SECRET whose `sub` is the userId), or — only when no secret is set — through
- * `"userId"` in its subscribe message.
+ * `"userId"` in its subscribe message. Private channels (SYNAPSE_WS_PRIVATE_CHANNELS, default
+ * `ops`) need the admin token or a JWT whose `channels` claim names them.
  */
-export const wsRoutes: FastifyPluginAsync<AdminDeps & { wsSecret?: string }> = async (app, { engine, wsSecret }) => {
+export const wsRoutes: FastifyPluginAsync<AdminDeps & { wsSecret?: string; adminToken?: string }> = async (app, { engine, wsSecret, adminToken }) => {
   const subscriber = engine.connection.duplicate({ enableAutoPipelining: false });
   subscriber.on('error', () => undefined);
-  const hub = new WsHub(subscriber, engine.logger.child({ component: 'ws' }), wsSecret);
+  const privateChannels = (process.env.SYNAPSE_WS_PRIVATE_CHANNELS ?? 'ops').split(',').map((c) => c.trim()).filter(Boolean);
+  const hub = new WsHub(subscriber, engine.logger.child({ component: 'ws' }), wsSecret, { adminToken, privateChannels });
   await hub.start();
   app.decorate('wsHub', hub);
   app.addHook('onClose', async () => hub.close());
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
 
-  app.get<{ Querystring: { token?: string } }>('/ws', {
+  app.get<{ Querystring: { token?: string; access_token?: string } }>('/ws', {
     websocket: true,
     schema: {
       tags: ['broadcast'], summary: 'WebSocket: subscribe to broadcast channels',
-      querystring: { type: 'object', properties: { token: { type: 'string', description: 'JWT (HS256, SYNAPSE_WS_SECRET) whose sub is the userId.' } } },
+      querystring: {
+        type: 'object',
+        properties: {
+          token: { type: 'string', description: 'JWT (HS256, SYNAPSE_WS_SECRET) whose sub is the userId; a `channels` claim opens private channels.' },
+          access_token: { type: 'string', description: 'The admin token: every channel, private ones included.' },
+        },
+      },
     },
   }, async (socket, req) => {
-    let userId: string | undefined;
+    let identity: WsIdentity;
     try {
-      userId = await hub.userFromToken(req.query.token);
+      const header = req.headers.authorization?.startsWith('Bearer ') ? req.headers.authorization.slice(7) : undefined;
+      identity = await hub.identify(req.query.token, req.query.access_token ?? header);
     } catch (err) {
       socket.close(4401, `invalid token: ${(err as Error).message}`.slice(0, 120));
       return;
     }
-    hub.add(socket as unknown as HubSocket, userId);
+    hub.add(socket as unknown as HubSocket, identity);
   });
 };
 
