@@ -138,7 +138,15 @@ for (let i = 0; i < n; i++) {
   }, { service: 'api-gateway', action: 'request' });
 }
 
-// 4. Tasks, challenges and achievements.
+// 4. The AI runtime's agents decide things.
+for (const [decision_type, queue] of [['route', 'billing'], ['route', 'support'], ['escalate', 'humans']] as const) {
+  await emit('agi-decisions', 'agent-decision', 'cyrex', {
+    agent_name: 'support-router', decision_type, decision_data: { queue }, reasoning: `The request belongs with ${queue}.`,
+    confidence: Number((0.6 + Math.random() * 0.4).toFixed(2)), execution_time_ms: Math.round(100 + Math.random() * 300),
+  });
+}
+
+// 5. Tasks, challenges and achievements.
 await emit('platform-events', 'task-created', 'task-orchestrator', { taskId: 't-1', userId: 'u-ada', title: 'Quarterly report' }, { service: 'task-orchestrator', action: 'create' });
 await emit('platform-events', 'task-completed', 'task-orchestrator', { taskId: 't-1', userId: 'u-ada', title: 'Quarterly report' }, { service: 'task-orchestrator', action: 'complete' });
 await emit('platform-events', 'task-failed', 'task-orchestrator', { taskId: 't-2', userId: 'u-grace', error: 'worker lost' }, { service: 'task-orchestrator', action: 'fail' });
@@ -146,7 +154,7 @@ await emit('platform-events', 'challenge-started', 'challenge-service', { challe
 await emit('platform-events', 'challenge-completed', 'challenge-service', { challengeId: 'ch-42', userId: 'u-linus', score: 97 }, { service: 'challenge-service', action: 'complete' });
 await emit('platform-events', 'achievement-unlocked', 'engagement-service', { userId: 'u-linus', achievementId: 'first-win', name: 'First Win' }, { service: 'engagement-service', action: 'unlock' });
 
-// 5. Integrations and errors, for the ops channel.
+// 6. Integrations and errors, for the ops channel.
 await emit('platform-events', 'external-api-call', 'external-bridge-service', { integration: 'stripe', endpoint: '/v1/charges', statusCode: 200, latencyMs: 180 }, { service: 'external-bridge-service', action: 'call' });
 await emit('platform-events', 'integration-status-changed', 'external-bridge-service', { integration: 'stripe', status: 'degraded', previousStatus: 'healthy' }, { service: 'external-bridge-service', action: 'status' });
 await emit('error-events', 'error', 'notification-service', { service: 'notification-service', error: 'SMTP connection refused', error_type: 'ConnectionError', stack: 'Error: SMTP...', context: { attempt: 3 } }, { service: 'notification-service', action: 'error' });
