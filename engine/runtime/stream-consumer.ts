@@ -44,6 +44,8 @@ export class StreamConsumer extends EventEmitter {
   private wake?: () => void;
   private loopDone?: Promise<void>;
   private cursor = '0';
+  /** The next batch of new entries, asked for while the current one is processed. */
+  private prefetched?: Promise<{ entries: StreamEntry[]; deleted: string[] }>;
   private lastClaim = 0;
   private lastHousekeeping = 0;
   /** Resolves once the consumer group exists (the first read can then not miss an entry). */
@@ -123,7 +125,8 @@ export class StreamConsumer extends EventEmitter {
     while (!this.stopping) {
       this.applySwap();
       if (this.paused) {
-        await new Promise<void>((r) => (this.wake = r));
+        await this.drainPrefetch();
+        if (this.paused && !this.stopping) await new Promise<void>((r) => (this.wake = r));
         continue;
       }
       try {
@@ -142,6 +145,8 @@ export class StreamConsumer extends EventEmitter {
         const message = errorMessage(err);
         if (message.includes('NOGROUP')) groupReady = false;
         this.lastError = { message, at: new Date().toISOString() };
+        // What a prefetch may have read is pending under our name too: the re-read below gets it.
+        this.prefetched = undefined;
         errorDelay = Math.min(MAX_ERROR_BACKOFF_MS, errorDelay ? errorDelay * 2 : 100);
         log.warn({ err: message, retryInMs: errorDelay, stream: this.source.stream }, 'stream read failed; retrying');
         // Whatever was in hand is still pending under our name: start over from it.
@@ -149,8 +154,23 @@ export class StreamConsumer extends EventEmitter {
         await sleep(errorDelay, this.abort.signal);
       }
     }
+    await this.drainPrefetch();
     this.opts.metrics.up.set({ pipeline: this.pipelineName }, 0);
     this.markReady();
+  }
+
+  /** Processes a prefetched batch before stopping or pausing, so nothing read is left unhandled. */
+  private async drainPrefetch(): Promise<void> {
+    const pending = this.prefetched;
+    this.prefetched = undefined;
+    if (!pending) return;
+    try {
+      const { entries, deleted } = await pending;
+      if (entries.length || deleted.length) await this.handle(entries, deleted);
+    } catch (err) {
+      // Left pending under our name: re-read on restart or reclaimed by another consumer.
+      this.opts.logger.warn({ err: errorMessage(err) }, 'could not finish a prefetched batch');
+    }
   }
 
   private applySwap(): void {
@@ -165,7 +185,9 @@ export class StreamConsumer extends EventEmitter {
   private async readOnce(): Promise<void> {
     const src = this.source;
     const own = this.cursor !== '>';
-    const { entries, deleted } = await this.reader.read(this.cursor, src.batch, src.blockMs);
+    const prefetched = own ? undefined : this.prefetched;
+    this.prefetched = undefined;
+    const { entries, deleted } = await (prefetched ?? this.reader.read(this.cursor, src.batch, src.blockMs));
     if (own) {
       const ids = [...entries.map((e) => e.id), ...deleted];
       this.cursor = ids.length ? maxId(ids) : '>';
@@ -173,6 +195,12 @@ export class StreamConsumer extends EventEmitter {
     if (entries.length === 0 && deleted.length === 0) {
       this.emit('idle');
       return;
+    }
+    // A full batch means a backlog: read the next while this one is processed, so the read's
+    // round trip overlaps the work (the reading connection is this consumer's own).
+    if (!own && entries.length === src.batch && !this.stopping && !this.paused && !this.nextRunner) {
+      this.prefetched = this.reader.read('>', src.batch, src.blockMs);
+      this.prefetched.catch(() => undefined); // awaited, and its error handled, on the next read
     }
     await this.handle(own ? await this.reader.withDeliveryCounts(entries) : entries, deleted);
   }

@@ -41,7 +41,21 @@ describe('the README', () => {
     port = 20000 + Math.floor(Math.random() * 20000);
   });
   afterAll(async () => {
-    engine?.kill('SIGTERM');
+    // npm does not pass signals on to the engine it started: stop the whole process group.
+    if (engine?.pid) {
+      const group = -engine.pid;
+      const alive = () => {
+        try {
+          process.kill(group, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      if (alive()) process.kill(group, 'SIGTERM');
+      // The engine settles and exits on SIGTERM (while its Redis is still up).
+      await waitFor(() => !alive(), 'the engine started by npm start to exit', 20_000);
+    }
     await redis?.close();
   });
 
@@ -56,7 +70,7 @@ describe('the README', () => {
     expect(commands.length).toBeGreaterThan(4);
     const env = { REDIS_URL: redis.url, SYNAPSE_ADMIN_PORT: String(port) };
     // npm start, as the README's first command runs it (the install is what CI did already).
-    engine = spawn('npm', ['start'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    engine = spawn('npm', ['start'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let log = '';
     engine.stdout!.on('data', (d) => (log += d));
     await waitFor(() => log.includes('admin API listening'), 'npm start to serve the admin API', 60_000);
