@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../engine/runtime/redis-server.ts';
 import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -38,7 +39,7 @@ describe('the README', () => {
 
   beforeAll(async () => {
     redis = await startTestRedis({ own: true });
-    port = 20000 + Math.floor(Math.random() * 20000);
+    port = await freePort();
   });
   afterAll(async () => {
     // npm does not pass signals on to the engine it started: stop the whole process group.
