@@ -89,7 +89,10 @@ export default defineSink<NotifyConfig>({
     const deliver = async (m: SinkMessage) => {
       const n = toNotification(m, ctx.pipeline);
       const payload = JSON.stringify(n);
-      const written = await redis!.synapseInboxOnce(seenKey('inbox', m), `${config.inbox}:${n.userId}`, config.dedupe_ttl_s, config.inbox_maxlen, payload);
+      const inbox = `${config.inbox}:${n.userId}`;
+      // The mark's hash tag is the inbox's name, so both keys of the script share a cluster slot.
+      const mark = `synapse:notify:{${inbox}}:${ctx.pipeline}:${m.id}`;
+      const written = await redis!.synapseInboxOnce(mark, inbox, config.dedupe_ttl_s, config.inbox_maxlen, payload);
       if (written) ctx.metrics.count('notifications_written');
       if (config.queue) {
         await ctx.queue(config.queue).add('notification', n, {
