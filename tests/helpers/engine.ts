@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { buildAdminServer } from '../../engine/admin/server.ts';
 import { ConfigWatcher } from '../../engine/runtime/config-watcher.ts';
 import { Engine } from '../../engine/runtime/engine.ts';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { startTestRedis, type TestRedis } from './redis.ts';
 
 /** A fresh key (stream, group, service name) for one test. */
@@ -259,4 +260,29 @@ export function metricValue(text: string, name: string, labels: Record<string, s
 /** Asserts nothing in an error reply looks like a stack trace. */
 export function hasStackTrace(body: string): boolean {
   return /\bat [^\s]+ \(|(\n|\\n)\s+at |"stack"|\.[cm]?[jt]s:\d+:\d+\)/.test(body);
+}
+
+/**
+ * The usual suite set-up: one Redis for the file, and `start()` for engine fixtures that are
+ * closed after each test. Call at the top level of a test file.
+ */
+export function useEngines(): { start(opts?: Parameters<typeof startEngine>[0]): Promise<EngineFixture> } {
+  let redis: TestRedis | undefined;
+  const open: EngineFixture[] = [];
+  beforeAll(async () => {
+    redis = await startTestRedis();
+  });
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((f) => f.close()));
+  });
+  afterAll(async () => {
+    await redis?.close();
+  });
+  return {
+    async start(opts = {}) {
+      const f = await startEngine({ redis, ...opts });
+      open.push(f);
+      return f;
+    },
+  };
 }

@@ -1,26 +1,9 @@
 import { once } from 'node:events';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { entries, hasStackTrace, key, payloads, ping, pipelineYaml, publish, sha256, startEngine, type EngineFixture } from '../../helpers/engine.ts';
-import { startTestRedis, waitFor, type TestRedis } from '../../helpers/redis.ts';
+import { describe, expect, it } from 'vitest';
+import { type EngineFixture, entries, hasStackTrace, key, payloads, ping, pipelineYaml, publish, sha256, useEngines } from '../../helpers/engine.ts';
+import { waitFor } from '../../helpers/redis.ts';
 
-let redis: TestRedis;
-let open: EngineFixture[] = [];
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-});
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((f) => f.close()));
-});
-afterAll(async () => {
-  await redis?.close();
-});
-
-async function start(opts: Parameters<typeof startEngine>[0] = {}): Promise<EngineFixture> {
-  const f = await startEngine({ redis, ...opts });
-  open.push(f);
-  return f;
-}
+const { start } = useEngines();
 
 /** A pipeline that sends invalid events (validate) and n = 13 (transform) to its DLQ. */
 async function withDlqEntries() {

@@ -1,25 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { key, metricValue, ping, pipelineYaml, publish, sha256, startEngine, type EngineFixture } from '../../helpers/engine.ts';
-import { startTestRedis, waitFor, type TestRedis } from '../../helpers/redis.ts';
+import { describe, expect, it } from 'vitest';
+import { type EngineFixture, key, metricValue, ping, pipelineYaml, publish, sha256, useEngines } from '../../helpers/engine.ts';
+import { waitFor } from '../../helpers/redis.ts';
 
-let redis: TestRedis;
-let open: EngineFixture[] = [];
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-});
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((f) => f.close()));
-});
-afterAll(async () => {
-  await redis?.close();
-});
-
-async function start(opts: Parameters<typeof startEngine>[0] = {}): Promise<EngineFixture> {
-  const f = await startEngine({ redis, ...opts });
-  open.push(f);
-  return f;
-}
+const { start } = useEngines();
 
 async function scrape(f: EngineFixture): Promise<string> {
   const res = await f.inject({ method: 'GET', url: '/metrics' });

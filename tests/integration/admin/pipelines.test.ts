@@ -1,31 +1,11 @@
 import { once } from 'node:events';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  groupsOf, hasStackTrace, key, metricValue, payloads, ping, pipelineYaml, publish, sha256, startEngine,
-  type EngineFixture,
-} from '../../helpers/engine.ts';
-import { startTestRedis, waitFor, type TestRedis } from '../../helpers/redis.ts';
+import { describe, expect, it } from 'vitest';
+import { groupsOf, hasStackTrace, key, metricValue, payloads, ping, pipelineYaml, publish, sha256, useEngines, type EngineFixture } from '../../helpers/engine.ts';
+import { waitFor } from '../../helpers/redis.ts';
 
-let redis: TestRedis;
-let open: EngineFixture[] = [];
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-});
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((f) => f.close()));
-});
-afterAll(async () => {
-  await redis?.close();
-});
-
-async function start(opts: Parameters<typeof startEngine>[0] = {}): Promise<EngineFixture> {
-  const f = await startEngine({ redis, ...opts });
-  open.push(f);
-  return f;
-}
+const { start } = useEngines();
 
 /** One standard pipeline, `name` reading `stream` and publishing to `out`. */
 function standard(label = 'p') {

@@ -1,25 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { entries, hasStackTrace, key, payloads, ping, pipelineYaml, startEngine, type EngineFixture } from '../../helpers/engine.ts';
-import { startTestRedis, waitFor, type TestRedis } from '../../helpers/redis.ts';
+import { describe, expect, it } from 'vitest';
+import { type EngineFixture, entries, hasStackTrace, key, payloads, ping, pipelineYaml, useEngines } from '../../helpers/engine.ts';
+import { waitFor } from '../../helpers/redis.ts';
 
-let redis: TestRedis;
-let open: EngineFixture[] = [];
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-});
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((f) => f.close()));
-});
-afterAll(async () => {
-  await redis?.close();
-});
-
-async function start(opts: Parameters<typeof startEngine>[0] = {}): Promise<EngineFixture> {
-  const f = await startEngine({ redis, ...opts });
-  open.push(f);
-  return f;
-}
+const { start } = useEngines();
 
 /** History at known times: entry i at T0 + i seconds, ping for even i, pong for odd i. */
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');

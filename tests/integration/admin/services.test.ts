@@ -1,25 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { hasStackTrace, key, startEngine, type EngineFixture } from '../../helpers/engine.ts';
-import { startTestRedis, waitFor, type TestRedis } from '../../helpers/redis.ts';
+import { describe, expect, it } from 'vitest';
+import { type EngineFixture, hasStackTrace, key, useEngines } from '../../helpers/engine.ts';
+import { waitFor } from '../../helpers/redis.ts';
 
-let redis: TestRedis;
-let open: EngineFixture[] = [];
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-});
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((f) => f.close()));
-});
-afterAll(async () => {
-  await redis?.close();
-});
-
-async function start(): Promise<EngineFixture> {
-  const f = await startEngine({ redis });
-  open.push(f);
-  return f;
-}
+const { start } = useEngines();
 
 async function servicesWith(f: EngineFixture, capability: string): Promise<{ name: string }[]> {
   const res = await f.inject({ method: 'GET', url: `/services?capability=${encodeURIComponent(capability)}` });

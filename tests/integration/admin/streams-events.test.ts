@@ -1,26 +1,9 @@
 import { once } from 'node:events';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { entries, hasStackTrace, key, PING_ID, ping, pipelineYaml, publish, startEngine, type EngineFixture } from '../../helpers/engine.ts';
-import { startTestRedis, waitFor, type TestRedis } from '../../helpers/redis.ts';
+import { describe, expect, it } from 'vitest';
+import { entries, hasStackTrace, key, ping, PING_ID, pipelineYaml, publish, useEngines } from '../../helpers/engine.ts';
+import { waitFor } from '../../helpers/redis.ts';
 
-let redis: TestRedis;
-let open: EngineFixture[] = [];
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-});
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((f) => f.close()));
-});
-afterAll(async () => {
-  await redis?.close();
-});
-
-async function start(opts: Parameters<typeof startEngine>[0] = {}): Promise<EngineFixture> {
-  const f = await startEngine({ redis, ...opts });
-  open.push(f);
-  return f;
-}
+const { start } = useEngines();
 
 describe('GET /streams', () => {
   it('shows each stream the pipelines use, with its length, groups, pending and lag', async () => {
