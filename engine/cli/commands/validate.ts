@@ -2,6 +2,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { loadPipelines, isPipelineFile } from '../../config/load-pipeline.ts';
 import { SchemaRegistry } from '../../config/schema-registry.ts';
+import { SourceDocument } from '../../config/source-document.ts';
 import { SinkRegistry, pluginSpecsFromEnv } from '../../plugins/sink-registry.ts';
 import { ConfigInvalidError, formatDiagnostic, type Diagnostic } from '../../errors.ts';
 import { isTestFile, loadTestFile } from '../../testing/run-test-file.ts';
@@ -50,6 +51,16 @@ export async function validatePaths(paths: string[], opts: CommonOptions): Promi
     diagnostics.push(...err.diagnostics);
     schemas = new SchemaRegistry();
   }
+  // Schema files named outside the schema directory are checked too, alongside it (they may
+  // refer to its schemas by $id).
+  for (const file of extraSchemas) {
+    try {
+      diagnostics.push(...schemas.addDocuments([await SourceDocument.read(file)]));
+    } catch (err) {
+      if (!(err instanceof ConfigInvalidError)) throw err;
+      diagnostics.push(...err.diagnostics);
+    }
+  }
   const sinks = SinkRegistry.withBuiltins();
   await sinks.loadPlugins(pluginSpecsFromEnv());
   const ctx = { schemas, sinks };
@@ -77,7 +88,7 @@ export async function validatePaths(paths: string[], opts: CommonOptions): Promi
       diagnostics.push(...err.diagnostics);
     }
   }
-  return { pipelines: pipelineFiles.length, testFiles: testFiles.length, schemas: schemas.list().length + extraSchemas.length, diagnostics };
+  return { pipelines: pipelineFiles.length, testFiles: testFiles.length, schemas: schemas.list().length, diagnostics };
 }
 
 /** `synapse validate`: prints every problem as FILE:LINE:COL message; exit code 1 on any. */

@@ -76,6 +76,13 @@ describe('synapse validate', () => {
     expect(r.code).toBe(1);
   }, CLI_TIMEOUT);
 
+  it('a schema file named outside the schema directory is checked too', async () => {
+    const extra = await dirs.make({ 'b.json': '{\n  "$id": "https://x.test/b.json",\n  "properties": { "a": { "$ref": "https://x.test/missing.json" } }\n}\n' });
+    const r = await synapse(['validate', join(extra, 'b.json'), '--schemas', SCHEMAS]);
+    expect(r.stdout).toContain(`${join(extra, 'b.json')}:3:34 invalid schema: can't resolve reference https://x.test/missing.json`);
+    expect(r.code).toBe(1);
+  }, CLI_TIMEOUT);
+
   it('the shipped pipelines/ directory (the default) validates', async () => {
     const r = await synapse(['validate']);
     expect(r.stderr).toBe('');
