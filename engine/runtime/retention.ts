@@ -1,19 +1,9 @@
 import type { Redis } from 'ioredis';
 import { toRecord } from './stream-reader.ts';
+import { compareIds, nextId } from './stream-ids.ts';
 
 /** At most one trim per stream per this interval, whatever the write rate. */
 export const TRIM_INTERVAL_MS = 1000;
-
-function compareIds(a: string, b: string): number {
-  const [am, as] = a.split('-').map(BigInt) as [bigint, bigint];
-  const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint];
-  return am === bm ? (as === bs ? 0 : as < bs ? -1 : 1) : am < bm ? -1 : 1;
-}
-
-function nextId(id: string): string {
-  const [ms, seq] = id.split('-') as [string, string];
-  return `${ms}-${BigInt(seq) + 1n}`;
-}
 
 /**
  * The oldest entry some consumer group of `stream` still needs: its oldest pending entry, or

@@ -9,6 +9,7 @@ import type { Outcome, PipelineRunner } from '../runner/pipeline-runner.ts';
 import { sleep } from '../runner/backoff.ts';
 import { settleBatch, type SettleTarget } from './settle.ts';
 import { StreamReader } from './stream-reader.ts';
+import { maxId } from './stream-ids.ts';
 
 /** A consumer idle this long with nothing pending is removed from the group (SPEC §4). */
 export const STALE_CONSUMER_MS = 24 * 60 * 60 * 1000;
@@ -280,17 +281,4 @@ export class StreamConsumer extends EventEmitter {
     const removed = await this.reader.removeIdleConsumers(STALE_CONSUMER_MS);
     if (removed.length) this.opts.logger.info({ removed }, 'removed consumers idle for over a day with nothing pending');
   }
-}
-
-/** The largest of stream ids (`ms-seq`). */
-function maxId(ids: string[]): string {
-  let best = ids[0]!;
-  for (const id of ids) if (compareIds(id, best) > 0) best = id;
-  return best;
-}
-
-function compareIds(a: string, b: string): number {
-  const [am, as] = a.split('-').map(BigInt) as [bigint, bigint];
-  const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint];
-  return am === bm ? Number(as - bs) : am > bm ? 1 : -1;
 }
