@@ -4,10 +4,9 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { resolve } from 'node:path';
-import { access } from 'node:fs/promises';
-import { loadPipeline, loadPipelines, sharedGroupMessage, type CompiledPipeline, type LoadContext } from '../config/load-pipeline.ts';
+import { loadPipelines, type CompiledPipeline, type LoadContext } from '../config/load-pipeline.ts';
 import { SchemaRegistry } from '../config/schema-registry.ts';
-import { ConfigInvalidError, errorMessage, formatDiagnostic, type Diagnostic } from '../errors.ts';
+import { errorMessage, formatDiagnostic, type Diagnostic } from '../errors.ts';
 import { EngineMetrics } from '../metrics.ts';
 import type { Sink } from '../plugins/define-sink.ts';
 import { SinkRegistry, pluginSpecsFromEnv } from '../plugins/sink-registry.ts';
@@ -15,6 +14,7 @@ import { PipelineRunner, type Outcome } from '../runner/pipeline-runner.ts';
 import { connectRedis, redisOptionsFromUrl } from './redis-client.ts';
 import { createSinkContext, type SinkServices } from './sink-context.ts';
 import { StreamConsumer } from './stream-consumer.ts';
+import { Reloader } from './reloader.ts';
 import { settleBatch } from './settle.ts';
 import type { Source } from '../plugins/define-source.ts';
 import scheduleSource from '../../plugins/sources/schedule.ts';
@@ -74,8 +74,7 @@ export class Engine extends EventEmitter {
   private redis?: Redis;
   private ctx?: LoadContext;
   private readonly shutdown = new AbortController();
-  /** Reloads run one at a time, in order. */
-  private reloadChain: Promise<unknown> = Promise.resolve();
+  private readonly reloader = new Reloader(this);
   private readonly queues = new Map<string, Queue>();
   private stopped?: Promise<void>;
 
@@ -198,93 +197,25 @@ export class Engine extends EventEmitter {
   }
 
   /**
-   * Reloads one pipeline file (SPEC §5): compiled completely first; invalid keeps the running
-   * version and records `lastReloadError`; valid replaces the running version at a batch
-   * boundary; a missing file stops its pipeline (its consumer group is kept). Reloads are
-   * serialised.
+   * Reloads one pipeline file (SPEC §5); see Reloader. Reloads are serialised.
    */
   reloadFile(file: string, opts: { force?: boolean } = {}): Promise<ReloadResult> {
-    const run = this.reloadChain.then(() => this.doReloadFile(resolve(file), opts.force ?? false));
-    this.reloadChain = run.catch(() => undefined);
-    return run;
+    return this.reloader.reloadFile(file, opts);
   }
 
-  private async doReloadFile(file: string, force: boolean): Promise<ReloadResult> {
-    if (this.stopped) return { ok: false, diagnostics: [] };
-    const existing = this.handleForFile(file);
-    const present = await access(file).then(() => true, () => false);
-    if (!present) {
-      this.rejected.delete(file);
-      if (!existing) return { ok: true, change: 'unchanged', name: '' };
-      await this.removePipeline(existing.pipeline.name, { deleted: true });
-      this.metrics.reloads.inc({ result: 'ok' });
-      this.logger.info({ pipeline: existing.pipeline.name, file }, 'pipeline file deleted: pipeline stopped (its consumer group is kept)');
-      // A file rejected while this one held its name (a rename, a copy) may load now.
-      for (const other of [...this.rejected.keys()]) await this.doReloadFile(other, false);
-      return { ok: true, change: 'removed', name: existing.pipeline.name };
-    }
-    let compiled: CompiledPipeline;
-    try {
-      compiled = await loadPipeline(file, this.loadContext);
-      const clash = this.handles.get(compiled.name);
-      if (clash && clash.pipeline.file !== file) {
-        throw new ConfigInvalidError([{ file, line: 1, col: 1, message: `duplicate pipeline name '${compiled.name}', also in ${clash.pipeline.file}` }]);
-      }
-      const src = compiled.source;
-      const sharing = src.kind === 'stream'
-        ? [...this.handles.values()].filter((h) => h.pipeline.file !== file && h.pipeline.source.kind === 'stream'
-          && h.pipeline.source.stream === src.stream && h.pipeline.source.group === src.group)
-        : [];
-      if (sharing.length) {
-        throw new ConfigInvalidError([{ file, line: 1, col: 1, message: sharedGroupMessage(compiled, sharing.map((h) => h.pipeline)) }]);
-      }
-    } catch (err) {
-      if (!(err instanceof ConfigInvalidError)) throw err;
-      const text = err.diagnostics.map(formatDiagnostic).join('\n');
-      if (existing) existing.lastReloadError = text;
-      else this.rejected.set(file, err.diagnostics);
-      this.metrics.reloads.inc({ result: 'error' });
-      for (const d of err.diagnostics) this.logger.error({ file, pipeline: existing?.pipeline.name }, `reload rejected, the running version stays: ${formatDiagnostic(d)}`);
-      return { ok: false, name: existing?.pipeline.name, diagnostics: err.diagnostics };
-    }
-    this.rejected.delete(file);
-    if (existing && existing.pipeline.hash === compiled.hash && !force) {
-      existing.lastReloadError = undefined;
-      return { ok: true, change: 'unchanged', name: compiled.name, generation: existing.generation, hash: compiled.hash };
-    }
-    const handle = await this.replacePipeline(existing, compiled);
-    this.metrics.reloads.inc({ result: 'ok' });
-    this.logger.info({ pipeline: compiled.name, generation: handle.generation, hash: compiled.hash.slice(0, 12) }, existing ? 'pipeline reloaded' : 'pipeline added');
-    return { ok: true, change: existing ? 'updated' : 'added', name: compiled.name, generation: handle.generation, hash: compiled.hash };
-  }
-
-  /**
-   * Reloads the schema directory; on success every pipeline that validates is recompiled
-   * against the new schemas and swapped in. An invalid schema keeps the old set.
-   */
+  /** Reloads the schema directory and the pipelines that validate; see Reloader. */
   reloadSchemas(): Promise<ReloadResult[]> {
-    const run = this.reloadChain.then(async (): Promise<ReloadResult[]> => {
-      let schemas: SchemaRegistry;
-      try {
-        schemas = await SchemaRegistry.load(this.options.schemasDir);
-      } catch (err) {
-        if (!(err instanceof ConfigInvalidError)) throw err;
-        this.metrics.reloads.inc({ result: 'error' });
-        const text = err.diagnostics.map(formatDiagnostic).join('\n');
-        for (const h of this.handles.values()) if (h.pipeline.validate) h.lastReloadError = text;
-        for (const d of err.diagnostics) this.logger.error(`schema reload rejected, the running schemas stay: ${formatDiagnostic(d)}`);
-        return [{ ok: false, diagnostics: err.diagnostics }];
-      }
-      this.ctx = { ...this.loadContext, schemas };
-      const results: ReloadResult[] = [];
-      const files = [...this.handles.values()].filter((h) => h.pipeline.validate).map((h) => h.pipeline.file);
-      // Files rejected earlier may have failed for want of a schema that now exists.
-      files.push(...this.rejected.keys());
-      for (const file of files) results.push(await this.doReloadFile(file, true));
-      return results;
-    });
-    this.reloadChain = run.catch(() => undefined);
-    return run;
+    return this.reloader.reloadSchemas();
+  }
+
+  /** Whether stop() has been called. */
+  get stopping(): boolean {
+    return this.stopped !== undefined;
+  }
+
+  /** Replaces the schemas pipelines are compiled against (after a schema reload). */
+  useSchemas(schemas: SchemaRegistry): void {
+    this.ctx = { ...this.loadContext, schemas };
   }
 
   /**
@@ -293,7 +224,7 @@ export class Engine extends EventEmitter {
    * entry is lost or handled by both), then the old sinks close. Otherwise the old consumer
    * stops and a new one starts.
    */
-  private async replacePipeline(existing: PipelineHandle | undefined, next: CompiledPipeline): Promise<PipelineHandle> {
+  async replacePipeline(existing: PipelineHandle | undefined, next: CompiledPipeline): Promise<PipelineHandle> {
     if (!existing) return this.startPipeline(next);
     const prev = existing.pipeline;
     const sameSource = prev.source.kind === 'stream' && next.source.kind === 'stream'
@@ -387,7 +318,7 @@ export class Engine extends EventEmitter {
 
   private async doStop(timeoutMs: number): Promise<void> {
     this.shutdown.abort();
-    await this.reloadChain;
+    await this.reloader.idle();
     const graceful = (async () => {
       await Promise.all([...this.handles.values()].map(async (h) => {
         await h.consumer?.stop();
