@@ -64,7 +64,7 @@ export async function redisServerOnPath(bin = 'redis-server'): Promise<boolean> 
  * Starts a redis-server of our own on 127.0.0.1. `persistent` turns on the append-only file, so
  * data survives a kill and restart (what the engine's embedded default and the outage tests need).
  */
-export async function startRedisServer(opts: { port?: number; dir: string; persistent?: boolean; bin?: string }): Promise<OwnedRedis> {
+export async function startRedisServer(opts: { port?: number; dir: string; persistent?: boolean; bin?: string; detached?: boolean }): Promise<OwnedRedis> {
   const dir = resolve(opts.dir);
   await mkdir(dir, { recursive: true });
   const port = opts.port ?? (await freePort());
@@ -75,7 +75,9 @@ export async function startRedisServer(opts: { port?: number; dir: string; persi
     '--daemonize', 'no', '--protected-mode', 'yes', '--logfile', join(dir, 'redis.log'),
   ];
   const launch = async () => {
-    child = spawn(opts.bin ?? 'redis-server', args, { stdio: 'ignore' });
+    // detached: a process group of its own, so a Ctrl-C meant for the engine does not kill the
+    // server before the engine has settled its batches on it; the engine stops it after.
+    child = spawn(opts.bin ?? 'redis-server', args, { stdio: 'ignore', detached: opts.detached ?? false });
     const exited = new Promise<never>((_, reject) => {
       child!.once('error', (err) => reject(new RedisUnavailableError(`cannot start redis-server: ${err.message}`)));
       child!.once('exit', (code) => reject(new RedisUnavailableError(`redis-server exited with code ${code} at start; see ${join(dir, 'redis.log')}`)));
@@ -131,7 +133,7 @@ export async function startManagedRedis(root: string): Promise<{ url: string; ow
     return { url: `redis://127.0.0.1:${remembered}` };
   }
   const port = await freePort();
-  const owned = await startRedisServer({ port, dir: join(root, 'redis'), persistent: true });
+  const owned = await startRedisServer({ port, dir: join(root, 'redis'), persistent: true, detached: true });
   await writeFile(portFile, String(port));
   const stop = owned.stop.bind(owned);
   owned.stop = async () => {
