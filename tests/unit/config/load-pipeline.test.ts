@@ -310,6 +310,14 @@ interface ValidCase {
 
 const valid: ValidCase[] = [
   {
+    name: 'a ${VAR} standing for a number is taken as one (batch: ${BATCH:-100})',
+    yaml: 'source: { stream: s, batch: "${BATCH:-100}", block_ms: "${BLOCK}" }\nsink: { type: log }\n',
+    env: { BLOCK: '250' },
+    expect: (p) => {
+      expect(p.source).toMatchObject({ batch: 100, blockMs: 250 });
+    },
+  },
+  {
     name: 'minimal file: name from the file name, group = name, dlq = <stream>:dlq, defaults filled in',
     file: 'orders-audit.yaml',
     yaml: 'source: { stream: orders }\nsink: { type: log }\n',
