@@ -15,14 +15,18 @@ export class EngineMetrics {
   readonly dlqLength = new Gauge({ name: 'synapse_dlq_length', help: 'Length of each DLQ stream', labelNames: ['stream'], registers: [this.registry] });
   readonly up = new Gauge({ name: 'synapse_pipeline_up', help: '1 while the pipeline runs, 0 when paused or stopped', labelNames: ['pipeline'], registers: [this.registry] });
   readonly reloads = new Counter({ name: 'synapse_reloads_total', help: 'Hot reloads, by result (ok|error)', labelNames: ['result'], registers: [this.registry] });
+  readonly settleRefused = new Counter({ name: 'synapse_dlq_write_refused_total', help: 'DLQ writes Redis refused (the entry stays pending and the write is retried)', labelNames: ['pipeline'], registers: [this.registry] });
   readonly plugin = new Counter({ name: 'synapse_plugin_events_total', help: 'Things plugins counted', labelNames: ['pipeline', 'sink', 'name'], registers: [this.registry] });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
-  /** Records a settled batch. Deferred entries are not counted: they will be read again. */
-  recordBatch(pipeline: string, result: BatchResult): void {
+  /**
+   * Records settled outcomes, and the batch's time per stage when given. Deferred entries are not
+   * counted: they will be read again.
+   */
+  recordBatch(pipeline: string, result: { outcomes: BatchResult['outcomes']; stageSeconds?: BatchResult['stageSeconds'] }): void {
     const counts = { sunk: 0, filtered: 0, dlq: 0, dropped: 0 };
     for (const o of result.outcomes) {
       if (o.kind === 'deferred') continue;
@@ -30,7 +34,7 @@ export class EngineMetrics {
       if (o.kind === 'dlq') this.dlq.inc({ pipeline, stage: o.stage });
     }
     for (const [outcome, n] of Object.entries(counts)) if (n) this.events.inc({ pipeline, outcome }, n);
-    for (const [stage, seconds] of Object.entries(result.stageSeconds)) this.stageSeconds.observe({ pipeline, stage }, seconds);
+    for (const [stage, seconds] of Object.entries(result.stageSeconds ?? {})) this.stageSeconds.observe({ pipeline, stage }, seconds);
   }
 
   /** Records entries sent to the DLQ outside the runner (poison entries). */

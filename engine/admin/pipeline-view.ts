@@ -47,6 +47,7 @@ export async function describeHandle(h: PipelineHandle, redis: Redis | undefined
     lag: figures.lag,
     pending: figures.pending,
     lastError: h.consumer?.lastError ?? null,
+    stalled: h.consumer?.stalled ?? null,
     lastReloadError: h.lastReloadError ?? null,
   };
 }
@@ -75,5 +76,6 @@ export const pipelineViewSchema = {
     pending: { type: ['integer', 'null'] },
     lastError: { type: ['object', 'null'], additionalProperties: true },
     lastReloadError: { type: ['string', 'null'] },
+    stalled: { type: ['object', 'null'], additionalProperties: true, description: 'Set while the pipeline cannot settle what it read (Redis refuses its DLQ writes): reason and since when.' },
   },
 } as const;

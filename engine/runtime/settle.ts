@@ -23,34 +23,89 @@ export function dlqFields(target: SettleTarget, o: Extract<Outcome, { kind: 'dlq
   ];
 }
 
-/**
- * Settles a batch in one MULTI: DLQ entries written and every settled entry acknowledged
- * together, so a crash can never ack an entry whose DLQ entry was not written. Deferred entries
- * stay pending. Rejects when Redis does; then nothing was acked and the batch will be redelivered.
- */
-export async function settleBatch(redis: Redis, target: SettleTarget, outcomes: readonly Outcome[], extraAcks: readonly string[] = [], opts: { ack?: boolean } = {}): Promise<number> {
-  const ack = opts.ack ?? true;
-  const acks: string[] = [...extraAcks];
-  const multi = redis.multi();
-  const failedAt = new Date().toISOString();
-  for (const o of outcomes) {
-    if (o.kind === 'deferred') continue;
-    if (o.kind === 'dlq') multi.xadd(target.dlq, '*', ...dlqFields(target, o, failedAt));
-    acks.push(o.id);
-  }
-  if (!ack) {
-    // Replays feed entries that were never read through the group: only DLQ writes to do.
-    if (outcomes.some((o) => o.kind === 'dlq')) await checkExec(multi.exec());
-    return 0;
-  }
-  if (acks.length === 0) return 0;
-  multi.xack(target.stream, target.group, ...acks);
-  await checkExec(multi.exec());
-  return acks.length;
+/** What became of a settle: how many entries were acknowledged, and the DLQ writes Redis refused. */
+export interface SettleResult {
+  /** Entries settled: acknowledged (or, without acks, DLQ entries written). */
+  settled: number;
+  /** DLQ writes Redis refused (WRONGTYPE, OOM…): those entries were not acknowledged. */
+  refused: { id: string; error: string }[];
 }
 
-async function checkExec(pending: Promise<[Error | null, unknown][] | null>): Promise<void> {
-  const results = await pending;
-  const failed = results?.find(([err]) => err);
-  if (!results || failed) throw failed?.[0] ?? new Error('MULTI was aborted');
+/** Thrown when a settle without acks (replay, schedule) could not write every DLQ entry. */
+export class DlqWriteRefusedError extends Error {
+  constructor(readonly refused: { id: string; error: string }[]) {
+    super(`Redis refused ${refused.length} DLQ write(s): ${refused[0]?.error}`);
+    this.name = 'DlqWriteRefusedError';
+  }
+}
+
+// One step on the server: each DLQ entry is written, and an entry is acknowledged only when its DLQ
+// write succeeded (a MULTI would not do: Redis runs a transaction's XACK even when its XADD
+// failed). A refused write is reported, not raised, so the rest of the batch still settles.
+//   KEYS[1] source stream, KEYS[2] DLQ stream
+//   ARGV[1] group ('' for no acks), ARGV[2] number of DLQ entries,
+//   then per DLQ entry: its source id, its field count, its fields; then the ids to acknowledge.
+const SETTLE = `
+local group = ARGV[1]
+local i = 3
+local acks = {}
+local refused = {}
+for _ = 1, tonumber(ARGV[2]) do
+  local id, n = ARGV[i], tonumber(ARGV[i + 1])
+  local r = redis.pcall('XADD', KEYS[2], '*', unpack(ARGV, i + 2, i + 1 + n))
+  if type(r) == 'table' and r.err then
+    refused[#refused + 1] = id
+    refused[#refused + 1] = r.err
+  else
+    acks[#acks + 1] = id
+  end
+  i = i + 2 + n
+end
+for j = i, #ARGV do acks[#acks + 1] = ARGV[j] end
+if group ~= '' then
+  for k = 1, #acks, 1000 do
+    redis.call('XACK', KEYS[1], group, unpack(acks, k, math.min(k + 999, #acks)))
+  end
+end
+return {#acks, refused}`;
+
+type SettleCommand = (stream: string, dlq: string, ...args: string[]) => Promise<[number, string[]]>;
+
+function settleCommand(redis: Redis): SettleCommand {
+  const r = redis as Redis & { synapseSettle?: SettleCommand };
+  if (!r.synapseSettle) redis.defineCommand('synapseSettle', { numberOfKeys: 2, lua: SETTLE });
+  return r.synapseSettle!.bind(redis);
+}
+
+/**
+ * Settles a batch in one step on the server: every DLQ entry is written and every settled entry
+ * acknowledged, an entry whose DLQ write Redis refuses excepted — that one stays pending and comes
+ * back in `refused`, for the caller to settle again once Redis accepts the write. Deferred entries
+ * stay pending. `extraAcks` are acknowledged as they are (entries deleted from the stream).
+ * Without `ack` (replays, schedules: nothing was read through a group) only DLQ entries are
+ * written, and a refused write raises DlqWriteRefusedError. Rejects when Redis does; then nothing
+ * was acknowledged and the batch will be redelivered.
+ */
+export async function settleBatch(redis: Redis, target: SettleTarget, outcomes: readonly Outcome[], extraAcks: readonly string[] = [], opts: { ack?: boolean } = {}): Promise<SettleResult> {
+  const ack = opts.ack ?? true;
+  const failedAt = new Date().toISOString();
+  const dlqArgs: string[] = [];
+  const acks: string[] = ack ? [...extraAcks] : [];
+  let dlqCount = 0;
+  for (const o of outcomes) {
+    if (o.kind === 'deferred') continue;
+    if (o.kind === 'dlq') {
+      const fields = dlqFields(target, o, failedAt);
+      dlqArgs.push(o.id, String(fields.length), ...fields);
+      dlqCount++;
+    } else if (ack) {
+      acks.push(o.id);
+    }
+  }
+  if (dlqCount === 0 && acks.length === 0) return { settled: 0, refused: [] };
+  const [settled, flat] = await settleCommand(redis)(target.stream, target.dlq, ack ? target.group : '', String(dlqCount), ...dlqArgs, ...acks);
+  const refused: { id: string; error: string }[] = [];
+  for (let i = 0; i < flat.length; i += 2) refused.push({ id: flat[i]!, error: flat[i + 1]! });
+  if (!ack && refused.length) throw new DlqWriteRefusedError(refused);
+  return { settled: ack ? settled : dlqCount - refused.length, refused };
 }

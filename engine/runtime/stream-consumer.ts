@@ -5,7 +5,7 @@ import type { StreamSourceSpec } from '../config/load-pipeline.ts';
 import { errorMessage } from '../errors.ts';
 import type { EngineMetrics } from '../metrics.ts';
 import { rawPayload, type StreamEntry } from '../runner/codec.ts';
-import type { Outcome, PipelineRunner } from '../runner/pipeline-runner.ts';
+import type { BatchResult, Outcome, PipelineRunner } from '../runner/pipeline-runner.ts';
 import { sleep } from '../runner/backoff.ts';
 import { settleBatch, type SettleTarget } from './settle.ts';
 import { StreamReader } from './stream-reader.ts';
@@ -54,6 +54,8 @@ export class StreamConsumer extends EventEmitter {
   private markReady!: () => void;
   /** The most recent error of the loop, for the admin API. */
   lastError?: { message: string; at: string };
+  /** Set while the consumer cannot settle (Redis refuses its DLQ writes): it reads nothing new. */
+  stalled?: { reason: string; since: string };
 
   constructor(private readonly opts: StreamConsumerOptions) {
     super();
@@ -236,10 +238,54 @@ export class StreamConsumer extends EventEmitter {
     }
     const result = await this.keepingClaimed(fresh, () => this.runner.process(fresh));
     const outcomes = [...poison, ...result.outcomes];
-    await settleBatch(this.opts.redis, this.target, outcomes, deleted);
-    this.opts.metrics.recordBatch(this.pipelineName, { outcomes: result.outcomes, stageSeconds: result.stageSeconds });
-    if (poison.length) this.opts.metrics.recordPoison(this.pipelineName, poison.length);
+    const { refused } = await settleBatch(this.opts.redis, this.target, outcomes, deleted);
+    const held = new Set(refused.map((r) => r.id));
+    this.recordSettled(outcomes.filter((o) => !held.has(o.id)), result.stageSeconds);
+    if (refused.length) await this.settleRefused(outcomes.filter((o) => held.has(o.id)), refused);
+  }
+
+  /** Counts and announces outcomes once they are settled. */
+  private recordSettled(outcomes: Outcome[], stageSeconds?: BatchResult['stageSeconds']): void {
+    const { metrics } = this.opts;
+    const poison = outcomes.filter((o) => o.kind === 'dlq' && o.stage === 'delivery').length;
+    metrics.recordBatch(this.pipelineName, { outcomes: outcomes.filter((o) => o.kind !== 'dlq' || o.stage !== 'delivery'), stageSeconds });
+    if (poison) metrics.recordPoison(this.pipelineName, poison);
     this.emit('settled', outcomes);
+  }
+
+  /**
+   * Entries whose DLQ write Redis refused (the DLQ key is not a stream, Redis is out of memory):
+   * they stay pending, unacknowledged, while the write is tried again with back-off — the same
+   * outcomes, so the event is neither processed again nor charged another delivery — until Redis
+   * accepts it or the consumer stops (then they are redelivered on restart). The pipeline reads
+   * nothing new meanwhile: its DLQ is what is broken, and `stalled` says so.
+   */
+  private async settleRefused(outcomes: Outcome[], refused: { id: string; error: string }[]): Promise<void> {
+    const log = this.opts.logger;
+    let delay = 0;
+    while (refused.length && !this.stopping) {
+      const message = `Redis refused the DLQ write to ${this.target.dlq}: ${refused[0]!.error}`;
+      this.lastError = { message, at: new Date().toISOString() };
+      this.stalled = { reason: message, since: this.stalled?.since ?? new Date().toISOString() };
+      this.opts.metrics.settleRefused.inc({ pipeline: this.pipelineName }, refused.length);
+      delay = Math.min(MAX_ERROR_BACKOFF_MS, delay ? delay * 2 : 100);
+      log.warn({ err: refused[0]!.error, entries: refused.map((r) => r.id), dlq: this.target.dlq, retryInMs: delay },
+        'DLQ write refused; the entries stay pending and the write is retried');
+      if (!(await sleep(delay, this.abort.signal))) break;
+      try {
+        refused = (await settleBatch(this.opts.redis, this.target, outcomes)).refused;
+      } catch (err) {
+        refused = [{ id: refused[0]!.id, error: errorMessage(err) }, ...refused.slice(1)];
+        continue;
+      }
+      const held = new Set(refused.map((r) => r.id));
+      this.recordSettled(outcomes.filter((o) => !held.has(o.id)));
+      outcomes = outcomes.filter((o) => held.has(o.id));
+    }
+    if (!refused.length) {
+      this.stalled = undefined;
+      log.info({ dlq: this.target.dlq }, 'DLQ write accepted again');
+    }
   }
 
   /**

@@ -1,0 +1,170 @@
+/**
+ * Settling a batch: DLQ writes and acknowledgements as one step. An entry is acknowledged only
+ * once its DLQ entry is written; a DLQ write Redis refuses leaves the entry pending, is counted and
+ * logged, and lands once Redis accepts it again — with its own stage and reason, unprocessed again.
+ */
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Outcome } from '../../engine/runner/pipeline-runner.ts';
+import { DlqWriteRefusedError, settleBatch } from '../../engine/runtime/settle.ts';
+import { metricValue } from '../helpers/engine.ts';
+import { startEngine, type EngineUnderTest } from '../helpers/in-process-engine.ts';
+import { orderEvent, ordersPipeline, pipelineDirs, testKey, type PipelineDoc } from '../helpers/pipelines.ts';
+import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
+import { addEvents, pendingSummary, readPayloads, readStream } from '../helpers/streams.ts';
+
+let server: TestRedis;
+let redis: Redis;
+const dirs = pipelineDirs();
+let running: EngineUnderTest[] = [];
+
+beforeAll(async () => {
+  server = await startTestRedis();
+  redis = server.client();
+});
+afterEach(async () => {
+  await Promise.all(running.map((e) => e.stop()));
+  running = [];
+});
+afterAll(async () => {
+  await dirs.cleanup();
+  await server?.close();
+});
+
+async function run(docs: PipelineDoc[], consumer?: string): Promise<EngineUnderTest> {
+  const eut = await startEngine({ redisUrl: server.url, pipelines: await dirs.make(docs), consumer });
+  running.push(eut);
+  return eut;
+}
+
+/** Pending entries of a group: id → delivery count. */
+async function pendingDeliveries(stream: string, group: string): Promise<Map<string, number>> {
+  const rows = (await redis.xpending(stream, group, '-', '+', 100)) as [string, string, number, number][];
+  return new Map(rows.map((r) => [r[0], Number(r[3])]));
+}
+
+/** A stream with a group whose consumer `c` has read `n` entries (pending, unacknowledged). */
+async function readThroughGroup(n: number): Promise<{ stream: string; dlq: string; group: string; ids: string[] }> {
+  const stream = testKey('settle');
+  const group = 'g';
+  await redis.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
+  const ids = await addEvents(redis, stream, Array.from({ length: n }, (_, i) => orderEvent(i)));
+  await redis.xreadgroup('GROUP', group, 'c', 'COUNT', n, 'STREAMS', stream, '>');
+  return { stream, dlq: `${stream}:dlq`, group, ids };
+}
+
+function dlqOutcome(id: string, error = 'bad'): Outcome {
+  return { id, kind: 'dlq', stage: 'validate', error, attempts: 1, payload: `{"id":"${id}"}` };
+}
+
+describe('settleBatch', () => {
+  it('writes every DLQ entry and acknowledges every settled entry; deferred entries stay pending', async () => {
+    const { stream, dlq, group, ids } = await readThroughGroup(4);
+    const [sunk, filtered, failed, deferred] = ids as [string, string, string, string];
+    const result = await settleBatch(redis, { pipeline: 'p', stream, group, dlq }, [
+      { id: sunk, kind: 'sunk', event: {}, value: {}, sinks: ['s'] },
+      { id: filtered, kind: 'filtered', event: {} },
+      dlqOutcome(failed),
+      { id: deferred, kind: 'deferred', reason: 'shutting down' },
+    ]);
+    expect(result).toEqual({ settled: 3, refused: [] });
+    expect([...(await pendingDeliveries(stream, group)).keys()]).toEqual([deferred]);
+    const written = await readStream(redis, dlq);
+    expect(written.map((e) => [e.fields.source_id, e.fields.stage, e.fields.error])).toEqual([[failed, 'validate', 'bad']]);
+  });
+
+  it('a DLQ write Redis refuses (WRONGTYPE) leaves that entry pending; the rest of the batch settles', async () => {
+    const { stream, dlq, group, ids } = await readThroughGroup(3);
+    const [sunk, failedA, failedB] = ids as [string, string, string];
+    await redis.set(dlq, 'not a stream');
+    const result = await settleBatch(redis, { pipeline: 'p', stream, group, dlq }, [
+      { id: sunk, kind: 'sunk', event: {}, value: {}, sinks: ['s'] },
+      dlqOutcome(failedA),
+      dlqOutcome(failedB),
+    ]);
+    expect(result.settled).toBe(1);
+    expect(result.refused.map((r) => r.id)).toEqual([failedA, failedB]);
+    expect(result.refused[0]!.error).toMatch(/^WRONGTYPE/);
+    expect([...(await pendingDeliveries(stream, group)).keys()]).toEqual([failedA, failedB]);
+    expect(await redis.get(dlq)).toBe('not a stream');
+
+    // Once Redis takes the write, the same outcomes settle whole.
+    await redis.del(dlq);
+    expect(await settleBatch(redis, { pipeline: 'p', stream, group, dlq }, [dlqOutcome(failedA), dlqOutcome(failedB)])).toEqual({ settled: 2, refused: [] });
+    expect((await pendingDeliveries(stream, group)).size).toBe(0);
+    expect((await readStream(redis, dlq)).map((e) => e.fields.source_id)).toEqual([failedA, failedB]);
+  });
+
+  it('without acks (replays, schedules) a refused DLQ write raises, and nothing is acknowledged', async () => {
+    const { stream, dlq, group, ids } = await readThroughGroup(1);
+    await redis.set(dlq, 'not a stream');
+    await expect(settleBatch(redis, { pipeline: 'p', stream, group, dlq }, [dlqOutcome(ids[0]!)], [], { ack: false }))
+      .rejects.toBeInstanceOf(DlqWriteRefusedError);
+    expect((await pendingDeliveries(stream, group)).get(ids[0]!)).toBe(1);
+  });
+});
+
+describe('a running pipeline whose DLQ Redis refuses', () => {
+  it('keeps the entry pending, says so (lastError, stalled, metric), and dead-letters it once the DLQ can be written', async () => {
+    const stream = testKey('in');
+    const out = testKey('out');
+    const doc = ordersPipeline({ stream, out });
+    const dlq = `${stream}:dlq`;
+    await redis.set(dlq, 'a plain string, not a stream');
+    const eut = await run([doc]);
+
+    const invalid = JSON.stringify({ ...orderEvent(1), data: { orderId: 'o-1', amount: 'lots' } });
+    const [badId, goodId] = await addEvents(redis, stream, [invalid, orderEvent(2)]);
+
+    // The good event of the same batch is sunk and acknowledged; the bad one is held.
+    await waitFor(async () => (await redis.xlen(out)) === 1, 'the good event in the output');
+    const consumer = eut.engine.handles.get(doc.name)!.consumer!;
+    await waitFor(() => consumer.stalled, 'the pipeline reported stalled');
+    expect(consumer.stalled!.reason).toMatch(/^Redis refused the DLQ write to .*:dlq: WRONGTYPE/);
+    expect(consumer.lastError!.message).toMatch(/WRONGTYPE/);
+    const pending = await pendingDeliveries(stream, doc.name);
+    expect([...pending.keys()]).toEqual([badId]);
+    expect(pending.has(goodId!)).toBe(false);
+    expect(await redis.get(dlq)).toBe('a plain string, not a stream');
+    const metrics = await eut.engine.metrics.registry.metrics();
+    expect(metricValue(metrics, 'synapse_dlq_write_refused_total', { pipeline: doc.name })).toBeGreaterThanOrEqual(1);
+    expect(eut.tally(doc.name)).toMatchObject({ sunk: 1, dlq: 0 });
+
+    // The operator removes the bad key: the entry lands with its own stage and reason, was
+    // neither processed nor delivered again, and the pipeline reads on.
+    await redis.del(dlq);
+    const [entry] = await waitFor(async () => {
+      const got = await readStream(redis, dlq);
+      return got.length > 0 && got;
+    }, 'the DLQ entry');
+    expect(entry!.fields).toMatchObject({ source_id: badId, stage: 'validate', attempts: '1', payload: invalid });
+    expect(entry!.fields.error).toMatch(/data\.amount: must be number/);
+    await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0, 'nothing pending');
+    expect(consumer.stalled).toBeUndefined();
+    expect(eut.tally(doc.name)).toMatchObject({ sunk: 1, dlq: 1 });
+
+    await addEvents(redis, stream, [orderEvent(3)]);
+    await waitFor(async () => (await redis.xlen(out)) === 2, 'a later event in the output');
+    expect((await readPayloads(redis, out)).map((p) => p.orderId)).toEqual(['o-2', 'o-3']);
+  });
+
+  it('a pipeline stopped while its DLQ write is refused leaves the entry pending, and a restart dead-letters it', async () => {
+    const stream = testKey('in');
+    const out = testKey('out');
+    const doc = ordersPipeline({ stream, out });
+    const dlq = `${stream}:dlq`;
+    await redis.set(dlq, 'not a stream');
+    const first = await run([doc], 'stable-name');
+    const [badId] = await addEvents(redis, stream, [JSON.stringify({ ...orderEvent(1), data: { orderId: 'o-1', amount: 'x' } })]);
+    await waitFor(() => first.engine.handles.get(doc.name)!.consumer!.stalled, 'the pipeline stalled');
+    await first.stop();
+    expect([...(await pendingDeliveries(stream, doc.name)).keys()]).toEqual([badId]);
+    expect(await redis.get(dlq)).toBe('not a stream');
+
+    await redis.del(dlq);
+    await run([doc], 'stable-name');
+    await waitFor(async () => (await redis.xlen(dlq)) === 1, 'the DLQ entry after the restart');
+    expect((await readStream(redis, dlq))[0]!.fields).toMatchObject({ source_id: badId, stage: 'validate' });
+    await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0, 'nothing pending');
+  });
+});
