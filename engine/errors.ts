@@ -103,6 +103,19 @@ export class RedisUnavailableError extends SynapseError {
   override readonly code = 'SYN_REDIS_UNAVAILABLE';
 }
 
+// Redis's replies for "not now" (out of memory, read-only replica, persistence failing, loading,
+// a script running, a cluster in trouble): the server refused the write, the event did nothing wrong.
+const WRITE_REFUSAL = /^(OOM|READONLY|MISCONF|LOADING|BUSY|MASTERDOWN|NOREPLICAS|CLUSTERDOWN|TRYAGAIN)\b/;
+
+/**
+ * Whether an error is Redis refusing a write for its own reasons rather than for anything in the
+ * event. Such a failure is not dead-lettered: the entry stays pending and the pipeline waits for
+ * Redis (see StreamConsumer).
+ */
+export function isWriteRefusal(err: unknown): boolean {
+  return WRITE_REFUSAL.test(errorMessage(err));
+}
+
 /** Returns the message of anything thrown, for logs and DLQ reasons. */
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;

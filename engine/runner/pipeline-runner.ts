@@ -1,6 +1,6 @@
 import type { CompiledPipeline, SinkSpec } from '../config/load-pipeline.ts';
 import { formatValidationErrors } from '../config/schema-registry.ts';
-import { BatchError, UnrecoverableError, errorMessage } from '../errors.ts';
+import { BatchError, UnrecoverableError, errorMessage, isWriteRefusal } from '../errors.ts';
 import type { Sink, SinkMessage, SinkWriteResult } from '../plugins/define-sink.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 import { decoders, rawPayload, type StreamEntry } from './codec.ts';
@@ -25,7 +25,11 @@ export type Outcome =
   | { id: string; kind: 'dropped'; stage: Stage; error: string; event?: unknown }
   /** To be written to the DLQ, then acknowledged. */
   | { id: string; kind: 'dlq'; stage: Stage; error: string; attempts: number; payload: string; event?: unknown; sink?: string }
-  /** Not settled (shutdown during a retry back-off): left pending, to be redelivered. */
+  /**
+   * Not settled: left pending. At shutdown during a retry back-off (redelivered later), or when a
+   * sink kept failing because Redis refused its writes (out of memory, read-only): not the event's
+   * fault, so it is tried again rather than dead-lettered.
+   */
   | { id: string; kind: 'deferred'; reason: string };
 
 export type OutcomeKind = Outcome['kind'];
@@ -193,7 +197,8 @@ export class PipelineRunner {
 
   /**
    * Writes messages to one sink, retrying the failed ones per the pipeline's retry policy.
-   * UnrecoverableError is final at once; an abort during back-off defers what is left.
+   * UnrecoverableError is final at once; an abort during back-off defers what is left, and so
+   * does Redis still refusing writes (isWriteRefusal) once the attempts are spent.
    */
   private async writeWithRetry(spec: SinkSpec, admitted: Live[]): Promise<WriteOutcome[]> {
     const sink = this.sinks.get(spec.id)!;
@@ -207,7 +212,10 @@ export class PipelineRunner {
       pending.forEach((k, j) => {
         const err = errors[j];
         results[k] = { ok: !err, error: err ? errorMessage(err) : '', attempts: attempt, deferred: false };
-        if (err && !(err instanceof UnrecoverableError) && attempt < policy.attempts) retry.push(k);
+        if (err && !(err instanceof UnrecoverableError)) {
+          if (attempt < policy.attempts) retry.push(k);
+          else if (isWriteRefusal(err)) results[k]!.deferred = true;
+        }
       });
       pending = retry;
       if (pending.length === 0) break;

@@ -225,7 +225,13 @@ export class StreamConsumer extends EventEmitter {
     } while (cursor !== '0-0' && !this.stopping);
   }
 
-  /** Runs a batch and settles it; poison entries go to the DLQ unprocessed. */
+  /**
+   * Runs a batch and settles it; poison entries go to the DLQ unprocessed. When Redis refuses a
+   * write that is not the event's fault — a sink's write (out of memory, read-only replica) or the
+   * DLQ write itself — the entries concerned stay pending and the pipeline stalls: it reads nothing
+   * new, backs off (100 ms doubling to 5 s) and tries them again in place, so no delivery is
+   * charged to them, until Redis accepts or the consumer stops (then they are redelivered later).
+   */
   private async handle(entries: StreamEntry[], deleted: string[]): Promise<void> {
     const max = this.source.maxDeliveries;
     const poison: Outcome[] = [];
@@ -236,56 +242,64 @@ export class StreamConsumer extends EventEmitter {
           error: `poison: delivered ${e.deliveries} times, over max_deliveries (${max})` });
       } else fresh.push(e);
     }
-    const result = await this.keepingClaimed(fresh, () => this.runner.process(fresh));
-    const outcomes = [...poison, ...result.outcomes];
-    const { refused } = await settleBatch(this.opts.redis, this.target, outcomes, deleted);
-    const held = new Set(refused.map((r) => r.id));
-    this.recordSettled(outcomes.filter((o) => !held.has(o.id)), result.stageSeconds);
-    if (refused.length) await this.settleRefused(outcomes.filter((o) => held.has(o.id)), refused);
-  }
-
-  /** Counts and announces outcomes once they are settled. */
-  private recordSettled(outcomes: Outcome[], stageSeconds?: BatchResult['stageSeconds']): void {
-    const { metrics } = this.opts;
-    const poison = outcomes.filter((o) => o.kind === 'dlq' && o.stage === 'delivery').length;
-    metrics.recordBatch(this.pipelineName, { outcomes: outcomes.filter((o) => o.kind !== 'dlq' || o.stage !== 'delivery'), stageSeconds });
-    if (poison) metrics.recordPoison(this.pipelineName, poison);
-    this.emit('settled', outcomes);
+    await this.keepingClaimed(entries, async () => {
+      const result = await this.runner.process(fresh);
+      let unsettled = await this.settle([...poison, ...result.outcomes], deleted, result.stageSeconds);
+      for (let delay = 100; unsettled.length && !this.stopping; delay = Math.min(MAX_ERROR_BACKOFF_MS, delay * 2)) {
+        this.stall(unsettled, delay);
+        if (!(await sleep(delay, this.abort.signal))) break;
+        // Deferred entries run again; entries whose DLQ write was refused are only settled again.
+        const again = new Set(unsettled.flatMap((u) => u.outcome.kind === 'deferred' ? [u.outcome.id] : []));
+        const rerun = again.size ? (await this.runner.process(fresh.filter((e) => again.has(e.id)))).outcomes : [];
+        unsettled = await this.settle([...unsettled.filter((u) => !again.has(u.outcome.id)).map((u) => u.outcome), ...rerun], []);
+      }
+      if (this.stalled && !unsettled.length) {
+        this.opts.logger.info({ stalledSince: this.stalled.since }, 'Redis accepts the writes again; reading on');
+        this.stalled = undefined;
+      }
+    });
   }
 
   /**
-   * Entries whose DLQ write Redis refused (the DLQ key is not a stream, Redis is out of memory):
-   * they stay pending, unacknowledged, while the write is tried again with back-off — the same
-   * outcomes, so the event is neither processed again nor charged another delivery — until Redis
-   * accepts it or the consumer stops (then they are redelivered on restart). The pipeline reads
-   * nothing new meanwhile: its DLQ is what is broken, and `stalled` says so.
+   * Settles outcomes (DLQ writes + acks) and records the settled ones. Returns what is left
+   * pending for a reason other than shutdown: entries deferred by a sink Redis refused, and
+   * entries whose DLQ write Redis refused, each with the reason.
    */
-  private async settleRefused(outcomes: Outcome[], refused: { id: string; error: string }[]): Promise<void> {
-    const log = this.opts.logger;
-    let delay = 0;
-    while (refused.length && !this.stopping) {
-      const message = `Redis refused the DLQ write to ${this.target.dlq}: ${refused[0]!.error}`;
-      this.lastError = { message, at: new Date().toISOString() };
-      this.stalled = { reason: message, since: this.stalled?.since ?? new Date().toISOString() };
-      this.opts.metrics.settleRefused.inc({ pipeline: this.pipelineName }, refused.length);
-      delay = Math.min(MAX_ERROR_BACKOFF_MS, delay ? delay * 2 : 100);
-      log.warn({ err: refused[0]!.error, entries: refused.map((r) => r.id), dlq: this.target.dlq, retryInMs: delay },
-        'DLQ write refused; the entries stay pending and the write is retried');
-      if (!(await sleep(delay, this.abort.signal))) break;
-      try {
-        refused = (await settleBatch(this.opts.redis, this.target, outcomes)).refused;
-      } catch (err) {
-        refused = [{ id: refused[0]!.id, error: errorMessage(err) }, ...refused.slice(1)];
-        continue;
-      }
-      const held = new Set(refused.map((r) => r.id));
-      this.recordSettled(outcomes.filter((o) => !held.has(o.id)));
-      outcomes = outcomes.filter((o) => held.has(o.id));
+  private async settle(outcomes: Outcome[], deleted: string[], stageSeconds?: BatchResult['stageSeconds']): Promise<{ outcome: Outcome; reason: string }[]> {
+    let refused: { id: string; error: string }[];
+    try {
+      ({ refused } = await settleBatch(this.opts.redis, this.target, outcomes, deleted));
+    } catch (err) {
+      if (!this.stalled) throw err; // the loop's error path: back off, re-read own pending entries
+      // Already stalled: keep the outcomes in hand and try again rather than re-run the events.
+      const reason = errorMessage(err);
+      return outcomes.filter((o) => o.kind !== 'deferred' || !this.stopping).map((outcome) => ({ outcome, reason }));
     }
-    if (!refused.length) {
-      this.stalled = undefined;
-      log.info({ dlq: this.target.dlq }, 'DLQ write accepted again');
+    const refusedReason = new Map(refused.map((r) => [r.id, `Redis refused the DLQ write to ${this.target.dlq}: ${r.error}`]));
+    if (refused.length) this.opts.metrics.settleRefused.inc({ pipeline: this.pipelineName }, refused.length);
+    const unsettled: { outcome: Outcome; reason: string }[] = [];
+    const settled: Outcome[] = [];
+    for (const o of outcomes) {
+      const reason = refusedReason.get(o.id) ?? (o.kind === 'deferred' && !this.stopping ? o.reason : undefined);
+      if (reason) unsettled.push({ outcome: o, reason });
+      else if (o.kind !== 'deferred') settled.push(o);
     }
+    const { metrics } = this.opts;
+    const poison = settled.filter((o) => o.kind === 'dlq' && o.stage === 'delivery').length;
+    metrics.recordBatch(this.pipelineName, { outcomes: settled.filter((o) => o.kind !== 'dlq' || o.stage !== 'delivery'), stageSeconds });
+    if (poison) metrics.recordPoison(this.pipelineName, poison);
+    this.emit('settled', settled);
+    return unsettled;
+  }
+
+  /** Marks the pipeline stalled (for /ready and the admin API) and logs why. */
+  private stall(unsettled: { outcome: Outcome; reason: string }[], retryInMs: number): void {
+    const reason = unsettled[0]!.reason;
+    const now = new Date().toISOString();
+    this.lastError = { message: reason, at: now };
+    this.stalled = { reason, since: this.stalled?.since ?? now };
+    this.opts.logger.warn({ err: reason, entries: unsettled.map((u) => u.outcome.id), retryInMs },
+      'Redis refused a write; the entries stay pending and are tried again');
   }
 
   /**

@@ -3,11 +3,12 @@
  * once its DLQ entry is written; a DLQ write Redis refuses leaves the entry pending, is counted and
  * logged, and lands once Redis accepts it again — with its own stage and reason, unprocessed again.
  */
+import { once } from 'node:events';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Outcome } from '../../engine/runner/pipeline-runner.ts';
 import { DlqWriteRefusedError, settleBatch } from '../../engine/runtime/settle.ts';
-import { metricValue } from '../helpers/engine.ts';
+import { metricValue, payloads, ping, pipelineYaml, publish, startEngine as startEngine2 } from '../helpers/engine.ts';
 import { startEngine, type EngineUnderTest } from '../helpers/in-process-engine.ts';
 import { orderEvent, ordersPipeline, pipelineDirs, testKey, type PipelineDoc } from '../helpers/pipelines.ts';
 import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
@@ -166,5 +167,51 @@ describe('a running pipeline whose DLQ Redis refuses', () => {
     await waitFor(async () => (await redis.xlen(dlq)) === 1, 'the DLQ entry after the restart');
     expect((await readStream(redis, dlq))[0]!.fields).toMatchObject({ source_id: badId, stage: 'validate' });
     await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0, 'nothing pending');
+  });
+});
+
+describe('Redis out of memory (maxmemory, noeviction)', () => {
+  it('burns no delivery and dead-letters no healthy event: the pipeline stalls, /ready says so, and every event flows once Redis has room', async () => {
+    const fx = await startEngine2({
+      ownRedis: true,
+      pipelines: { oom: pipelineYaml({ name: 'oom', stream: 'oom-in', out: 'oom-out' }).replace('  batch: 100\n', '  batch: 100\n  max_deliveries: 2\n') },
+    });
+    try {
+      const c = fx.client;
+      const consumer = fx.engine.handles.get('oom')!.consumer!;
+      // Paused once the read in flight has come back empty: the events wait in the stream.
+      const idle = once(consumer, 'idle');
+      expect(fx.engine.pause('oom')).toBe(true);
+      await idle;
+      const ids = await publish(c, 'oom-in', Array.from({ length: 20 }, (_, i) => ping(i)));
+      await c.config('SET', 'maxmemory-policy', 'noeviction');
+      await c.config('SET', 'maxmemory', '1');
+      expect(fx.engine.resume('oom')).toBe(true);
+
+      await waitFor(() => consumer.stalled, 'the pipeline stalled');
+      expect(consumer.stalled!.reason).toMatch(/OOM command not allowed/);
+      const ready = await fx.inject({ method: 'GET', url: '/ready' });
+      expect(ready.statusCode).toBe(503);
+      expect(ready.json()).toMatchObject({ status: 'not-ready', stalled: [{ pipeline: 'oom', reason: expect.stringMatching(/OOM/) }] });
+      // Several rounds of back-off pass (100 + 200 + 400 ms …) without a delivery charged.
+      await waitFor(() => Date.now() - Date.parse(consumer.stalled!.since) > 1500, 'a few rounds of back-off');
+      const rows = (await c.xpending('oom-in', 'oom', '-', '+', 100)) as [string, string, number, number][];
+      expect(rows.map((r) => r[0])).toEqual(ids);
+      expect(rows.every((r) => Number(r[3]) === 1), `deliveries: ${rows.map((r) => r[3]).join(',')}`).toBe(true);
+
+      await c.config('SET', 'maxmemory', '0');
+      // n = 13 fails the transform (the suite's standard pipeline): its DLQ write was refused as
+      // well, and lands now, at its own stage; the 19 others reach the sink, each once.
+      await waitFor(async () => (await c.xlen('oom-out')) === 19 && (await c.xlen('oom-in:dlq')) === 1, 'the events in the output and the DLQ');
+      await waitFor(async () => (await pendingSummary(c, 'oom-in', 'oom')).count === 0, 'nothing pending');
+      expect((await payloads(c, 'oom-out')).map((p) => p.n)).toEqual(Array.from({ length: 20 }, (_, i) => i).filter((n) => n !== 13));
+      expect((await readStream(c, 'oom-in:dlq')).map((e) => [e.fields.source_id, e.fields.stage, e.fields.attempts]))
+        .toEqual([[ids[13], 'transform', '1']]);
+      expect(consumer.stalled).toBeUndefined();
+      expect((await fx.inject({ method: 'GET', url: '/ready' })).statusCode).toBe(200);
+    } finally {
+      await fx.client.config('SET', 'maxmemory', '0').catch(() => undefined);
+      await fx.close();
+    }
   });
 });

@@ -435,6 +435,29 @@ describe('PipelineRunner: sink retries', () => {
     expect(sink.batches).toHaveLength(1);
   });
 
+  it.each([
+    ["OOM command not allowed when used memory > 'maxmemory'."],
+    ["READONLY You can't write against a read only replica."],
+    ['MISCONF Redis is configured to save RDB snapshots, but it is currently not able to persist on disk.'],
+  ])('Redis refusing writes (%s) is not the event\'s fault: deferred after the attempts, not dead-lettered', async (reply) => {
+    const p = await withRetry('{ attempts: 3, backoff: fixed, delay_ms: 1 }');
+    const sink = new FakeSink(async (batch) => batch.map((m) => ((m.value as { data: { orderId: string } }).data.orderId === 'refused' ? new Error(reply) : undefined)));
+    const input = entries(order('ok'), order('refused'));
+    const { outcomes } = await run(p, { log: sink }, input, recordingSleep());
+    expect(outcomes).toEqual([
+      { id: input[0]!.id, kind: 'sunk', event: order('ok'), value: order('ok'), sinks: ['log'] },
+      { id: input[1]!.id, kind: 'deferred', reason: `sink log: ${reply}` },
+    ]);
+    expect(sink.batches).toHaveLength(3);
+  });
+
+  it('other Redis errors are the event\'s (WRONGTYPE, a script error): dead-lettered as before', async () => {
+    const p = await withRetry('{ attempts: 2, backoff: fixed, delay_ms: 1 }');
+    const sink = new FakeSink(async () => { throw new Error('WRONGTYPE Operation against a key holding the wrong kind of value'); });
+    const { outcomes } = await run(p, { log: sink }, entries(order('1')), recordingSleep());
+    expect(outcomes[0]).toMatchObject({ kind: 'dlq', stage: 'sink', attempts: 2, error: /^sink log: WRONGTYPE/ });
+  });
+
   it('without a sleep option the real back-off honours an already aborted signal at once', async () => {
     const p = await withRetry('{ attempts: 3, backoff: fixed, delay_ms: 60000 }');
     const controller = new AbortController();
