@@ -49,7 +49,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--port <n>', 'admin API port (default 8080, or SYNAPSE_ADMIN_PORT)')
     .option('--host <addr>', 'admin API address (default 127.0.0.1, or SYNAPSE_ADMIN_HOST)')
     .option('--no-watch', 'do not hot-reload pipelines/ and schemas/')
-    .action(async (_o, cmd: Command) => setExit(await runCommand(common(cmd))));
+    .action(async (_o, cmd: Command) => {
+      const code = await runCommand(common(cmd));
+      setExit(code);
+      // Stopped. Whatever still holds the process — a request to a sink that never answered, cut
+      // short by the shutdown time-out — must not keep it alive.
+      setTimeout(() => process.exit(code), 1000).unref();
+    });
 
   program.command('publish')
     .description("validate events against their schemas (chosen by the event's type), then XADD them")

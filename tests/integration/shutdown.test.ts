@@ -6,6 +6,7 @@ import { killEngines, spawnEngine } from '../helpers/engine-process.ts';
 import { FIXTURE_SCHEMAS, orderEvent, ordersPipeline, pipelineDirs, testKey } from '../helpers/pipelines.ts';
 import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
 import { addEvents, pendingSummary, readPayloads } from '../helpers/streams.ts';
+import { startHttpRecorder, type HttpRecorder } from '../helpers/http-recorder.ts';
 
 let server: TestRedis;
 let redis: Redis;
@@ -56,4 +57,65 @@ describe('graceful shutdown', () => {
     expect(new Set(seqs)).toEqual(new Set(delivered));
     console.log(`SIGTERM under load: stopped after ${delivered.length} of ${N} events, ${seqs.length - delivered.length} duplicated`);
   }, 60_000);
+
+  /** Pending entries of a group under one consumer: id → delivery count. */
+  async function pendingOf(stream: string, group: string, consumer: string): Promise<Map<string, number>> {
+    const rows = (await redis.xpending(stream, group, '-', '+', 100, consumer)) as [string, string, number, number][];
+    return new Map(rows.map((r) => [r[0], Number(r[3])]));
+  }
+
+  it('stopped during a retry back-off: exits 0 at once, the entry stays pending and nothing reaches the DLQ', async () => {
+    const stream = testKey('in');
+    const out = testKey('out');
+    await redis.set(out, 'not a stream'); // every publish fails (WRONGTYPE) and is retried
+    const consumer = `it-backoff-${randomUUID().slice(0, 8)}`;
+    const doc = ordersPipeline({ stream, out, extra: { retry: { attempts: 5, backoff: 'fixed', delay_ms: 600_000 } } });
+    const engine = await spawnEngine({ pipelines: await dirs.make([doc]), schemas: FIXTURE_SCHEMAS, redisUrl: server.url, consumer });
+    const [id] = await addEvents(redis, stream, [orderEvent(1)]);
+    await waitFor(async () => (await pendingOf(stream, doc.name, consumer)).has(id!), 'the entry in hand');
+
+    // The first attempt has failed; the engine waits ten minutes before the second.
+    const exit = await engine.stop('SIGTERM', 10_000);
+    expect(exit, engine.report()).toEqual({ code: 0, signal: null });
+    expect([...(await pendingOf(stream, doc.name, consumer)).keys()]).toEqual([id]);
+    expect(await redis.exists(`${stream}:dlq`)).toBe(0);
+  }, 30_000);
+
+  describe('a sink that never answers', () => {
+    let hook: HttpRecorder;
+    beforeAll(async () => {
+      hook = await startHttpRecorder(() => 'hang');
+    });
+    afterAll(() => hook.close());
+
+    async function hangingEngine(env: Record<string, string> = {}) {
+      const stream = testKey('in');
+      const consumer = `it-hang-${randomUUID().slice(0, 8)}`;
+      const doc = { ...ordersPipeline({ stream, out: 'unused' }), sink: { type: 'http', with: { url: `${hook.url}/hook`, timeout_ms: 600_000 } } };
+      const engine = await spawnEngine({ pipelines: await dirs.make([doc]), schemas: FIXTURE_SCHEMAS, redisUrl: server.url, consumer, env });
+      const before = hook.requests.length;
+      const [id] = await addEvents(redis, stream, [orderEvent(1)]);
+      await waitFor(() => hook.requests.length > before, 'the request in flight');
+      return { engine, id: id!, stream, group: doc.name, consumer };
+    }
+
+    it('a second signal exits at once, with code 1, leaving the entry in hand pending', async () => {
+      const { engine, id, stream, group, consumer } = await hangingEngine();
+      engine.child.kill('SIGTERM');
+      await engine.waitForLog((l) => l.msg === 'stopping: finishing the batches in hand', 'that it is stopping');
+      expect(engine.alive()).toBe(true); // waiting for the sink, for up to 10 s
+      const exit = await engine.stop('SIGTERM', 5_000);
+      expect(exit, engine.report()).toEqual({ code: 1, signal: null });
+      expect(engine.logs.some((l) => l.msg === 'second signal: exiting now')).toBe(true);
+      expect([...(await pendingOf(stream, group, consumer)).keys()]).toEqual([id]);
+    }, 30_000);
+
+    it('after SYNAPSE_SHUTDOWN_TIMEOUT_MS the engine closes regardless and exits 0, leaving the entry pending', async () => {
+      const { engine, id, stream, group, consumer } = await hangingEngine({ SYNAPSE_SHUTDOWN_TIMEOUT_MS: '1000' });
+      const exit = await engine.stop('SIGTERM', 15_000);
+      expect(exit, engine.report()).toEqual({ code: 0, signal: null });
+      expect(engine.logs.find((l) => l.msg === 'shutdown timed out; closing connections, unacknowledged entries stay pending')).toMatchObject({ timeoutMs: 1000 });
+      expect([...(await pendingOf(stream, group, consumer)).keys()]).toEqual([id]);
+    }, 30_000);
+  });
 });

@@ -16,8 +16,9 @@ export interface RunOptions extends CommonOptions {
 
 /**
  * `synapse run`: every pipeline against Redis, the admin API and hot reload, until SIGINT or
- * SIGTERM; then it stops reading, settles and acknowledges what is in hand, and exits 0.
- * A second signal exits at once.
+ * SIGTERM; then it stops reading, settles and acknowledges what is in hand, and exits 0 — after
+ * SYNAPSE_SHUTDOWN_TIMEOUT_MS (10 s) regardless, leaving what was not settled pending. A second
+ * signal exits at once (code 1).
  */
 export async function runCommand(opts: RunOptions): Promise<number> {
   const logger = createLogger({ fd: 1 });
@@ -28,9 +29,23 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const engine = new Engine({ redisUrl: redis.url, pipelinesDir: pipelinesDir(opts.pipelines), schemasDir: schemasDir(opts), logger });
   const watcher = opts.watch === false ? undefined : new ConfigWatcher(engine, logger);
   const wsSecret = process.env.SYNAPSE_WS_SECRET || undefined;
+  const shutdownTimeoutMs = Number(process.env.SYNAPSE_SHUTDOWN_TIMEOUT_MS || 10_000);
 
   let stopping = false;
   let adminRef: Awaited<ReturnType<typeof buildAdminServer>> | undefined;
+  // Each step looks whether a signal came meanwhile; a stop waits for the step in hand, so it
+  // never closes what is still being opened.
+  const startup = (async () => {
+    await engine.start();
+    if (stopping) return;
+    // The admin server needs the engine's Redis connection (WebSocket hub), so it comes after.
+    adminRef = await buildAdminServer({ engine, logger, token, wsSecret });
+    if (stopping) return;
+    await watcher?.start();
+    if (stopping) return;
+    const address = await listenAdmin(adminRef, host, port, token);
+    logger.info({ address, docs: `${address}/docs`, watching: !!watcher }, 'admin API listening');
+  })();
   const done = new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
@@ -40,9 +55,10 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       stopping = true;
       logger.info({ signal }, 'stopping: finishing the batches in hand');
       void (async () => {
+        await startup.catch(() => undefined);
         await watcher?.close();
         await adminRef?.close();
-        await engine.stop();
+        await engine.stop(shutdownTimeoutMs);
         await redis.owned?.stop();
       })().then(() => resolve(0), (err) => {
         logger.error({ err }, 'error while stopping');
@@ -53,12 +69,6 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     process.on('SIGTERM', onSignal);
   });
 
-  await engine.start();
-  // The admin server needs the engine's Redis connection (WebSocket hub), so it comes after.
-  const admin = await buildAdminServer({ engine, logger, token, wsSecret });
-  adminRef = admin;
-  await watcher?.start();
-  const address = await listenAdmin(admin, host, port, token);
-  logger.info({ address, docs: `${address}/docs`, watching: !!watcher }, 'admin API listening');
+  await startup;
   return done;
 }
