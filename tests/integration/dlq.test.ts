@@ -239,6 +239,51 @@ describe('entries a pipeline cannot process go to the DLQ, and the pipeline goes
   });
 });
 
+describe('max_deliveries: the boundary, on reclaimed entries and on a consumer\'s own pending re-read', () => {
+  /** Entries read by `holder` and left pending, each with the delivery count given (XCLAIM RETRYCOUNT). */
+  async function pendingWithCounts(stream: string, group: string, holder: string, counts: number[]): Promise<string[]> {
+    await redis.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
+    const ids = await addEvents(redis, stream, counts.map((_, i) => orderEvent(i + 1)));
+    await redis.xreadgroup('GROUP', group, holder, 'COUNT', counts.length, 'STREAMS', stream, '>');
+    for (const [i, id] of ids.entries()) await redis.xclaim(stream, group, holder, 0, id, 'RETRYCOUNT', counts[i]!, 'JUSTID');
+    const rows = (await redis.xpending(stream, group, '-', '+', 10)) as [string, string, number, number][];
+    expect(rows.map((r) => [r[0], r[1], Number(r[3])])).toEqual(ids.map((id, i) => [id, holder, counts[i]]));
+    return ids;
+  }
+
+  async function expectOnlyPoison(stream: string, out: string, group: string, processed: string[], poisonId: string, deliveries: number): Promise<void> {
+    const [entry] = await entriesOf(`${stream}:dlq`, 1, 'the DLQ');
+    expect(entry!.fields).toMatchObject({ stage: 'delivery', source_id: poisonId, attempts: String(deliveries) });
+    expect(entry!.fields.error).toBe(`poison: delivered ${deliveries} times, over max_deliveries (2)`);
+    await waitFor(async () => (await redis.xlen(out)) === processed.length, 'the entries within the limit in the output');
+    await waitFor(async () => (await pendingSummary(redis, stream, group)).count === 0, 'nothing pending');
+    expect((await readPayloads(redis, out)).map((p) => p.orderId)).toEqual(processed);
+    expect(await redis.xlen(`${stream}:dlq`)).toBe(1);
+  }
+
+  it('reclaimed from a dead consumer: delivered exactly max_deliveries times is processed, one more is poison', async () => {
+    const stream = testKey('in');
+    const out = testKey('out');
+    const group = `g-${stream.slice(5, 13)}`;
+    // The reclaim adds a delivery: these become 2 (= max) and 3 (max + 1).
+    const [, poisonId] = await pendingWithCounts(stream, group, 'ghost', [1, 2]);
+    await run([ordersPipeline({ stream, out, source: { group, claim_idle_ms: 1000, max_deliveries: 2 } })]);
+    await expectOnlyPoison(stream, out, group, ['o-1'], poisonId!, 3);
+  });
+
+  it('a stable-named consumer that keeps crashing on an entry re-reads it as its own, and dead-letters it past the limit', async () => {
+    const stream = testKey('in');
+    const out = testKey('out');
+    const group = `g-${stream.slice(5, 13)}`;
+    const name = `stable-${stream.slice(5, 13)}`;
+    // What a consumer named `name` leaves behind when it dies with these entries in hand; its
+    // re-read at start adds a delivery: 2 (= max) and 3 (max + 1).
+    const [, poisonId] = await pendingWithCounts(stream, group, name, [1, 2]);
+    await run([ordersPipeline({ stream, out, source: { group, claim_idle_ms: 600_000, max_deliveries: 2 } })], name);
+    await expectOnlyPoison(stream, out, group, ['o-1'], poisonId!, 3);
+  });
+});
+
 describe('codec: fields', () => {
   it('decodes a flat field map (metrics as a JSON string) and it reaches the sink', async () => {
     const stream = testKey('in');
