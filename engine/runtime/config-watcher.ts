@@ -24,18 +24,24 @@ export class ConfigWatcher {
   /** Starts watching; resolves once the watcher has scanned the directories. */
   start(): Promise<void> {
     const { pipelinesDir, schemasDir } = this.engine.options;
-    const pipelines = resolve(pipelinesDir);
-    const schemas = resolve(schemasDir);
-    this.watcher = watch([pipelines, schemas], { ignoreInitial: true, depth: 0 });
-    const onEvent = (path: string) => {
-      const abs = resolve(path);
-      if (abs.startsWith(schemas + '/') && SCHEMA_EXTENSIONS.has(extname(abs))) this.schedule('schemas', () => this.engine.reloadSchemas());
-      else if (abs.startsWith(pipelines + '/') && isPipelineFile(abs)) this.schedule(abs, () => this.engine.reloadFile(abs));
-    };
+    this.watcher = watch([resolve(pipelinesDir), resolve(schemasDir)], { ignoreInitial: true, depth: 0 });
+    const onEvent = (path: string) => this.notice(path);
     this.watcher.on('add', onEvent).on('change', onEvent).on('unlink', onEvent);
     this.watcher.on('error', (err) => this.logger.warn({ err: String(err) }, 'file watcher error'));
     this.ready = new Promise((r) => this.watcher!.once('ready', () => r()));
     return this.ready;
+  }
+
+  /**
+   * A file was added, changed or removed: schedules its reload once it has been quiet for the
+   * debounce time (a schema: the schemas together). Files of no interest are ignored.
+   */
+  notice(path: string): void {
+    const abs = resolve(path);
+    const pipelines = resolve(this.engine.options.pipelinesDir);
+    const schemas = resolve(this.engine.options.schemasDir);
+    if (abs.startsWith(schemas + '/') && SCHEMA_EXTENSIONS.has(extname(abs))) this.schedule('schemas', () => this.engine.reloadSchemas());
+    else if (abs.startsWith(pipelines + '/') && isPipelineFile(abs)) this.schedule(abs, () => this.engine.reloadFile(abs));
   }
 
   private schedule(key: string, reload: () => Promise<unknown>): void {
