@@ -118,6 +118,7 @@ describe('aggregate sink over a real pipeline and Redis', () => {
     const windowStart = Math.floor(Date.now() / HOUR) * HOUR;
     const ids = await addEvents(redis, stream, dataSet(windowStart));
     await waitFor(() => groupSettledThrough(redis, stream, doc.name, ids.at(-1)!), 'every entry settled');
+    await waitFor(() => eut.tally(doc.name).total >= 1100, 'the engine to record the outcomes');
     expect(eut.tally(doc.name)).toMatchObject({ sunk: 1100, dlq: 0 });
 
     const windows = await readAggregates(redis, doc.name, 'aggregate', { window: '1h', measures: MEASURES as never });
@@ -203,7 +204,8 @@ describe('aggregate sink over a real pipeline and Redis', () => {
     await redis.set(aggregateKeys(doc.name, 'aggregate').window(windowStart, 'm@1'), 'not a hash');
     const eut = await run(doc);
     const [id] = await addEvents(redis, stream, [inference(windowStart + 1, 'm', '1', 100, true)]);
-    await waitFor(() => groupSettledThrough(redis, stream, doc.name, id!), 'the entry settled');
+    // The engine's own record of the outcome (it follows the acknowledgement Redis already shows).
+    await waitFor(() => eut.tally(doc.name).total === 1, 'the entry settled');
     expect(eut.tally(doc.name), 'outcome of an entry that could not be counted').toMatchObject({ sunk: 0, dlq: 1 });
     const dlq = await readStream(redis, `${stream}:dlq`);
     expect(dlq.map((e) => [e.fields.source_id, e.fields.stage, e.fields.attempts])).toEqual([[id, 'sink', '3']]);
@@ -227,21 +229,31 @@ describe('aggregate sink over a real pipeline and Redis', () => {
 });
 
 /**
- * The connections (client addresses) that try to take a window's closed-marker (`SET ... NX`),
- * seen through MONITOR: each replica that evaluates the window's close shows up once it tried.
+ * The connections (client addresses) that try to take closed-markers (`SET ... NX`), seen through
+ * MONITOR, per marker: each replica that evaluates a window's close shows up once it tried.
+ * Started before the engines, so that the window can be chosen after they are up.
  */
-async function closeContenders(marker: string): Promise<Set<string>> {
+async function closeContenders(): Promise<(marker: string) => Set<string>> {
   const monitor = await redis.monitor();
   closers.push(async () => monitor.disconnect());
-  const contenders = new Set<string>();
+  const byMarker = new Map<string, Set<string>>();
   monitor.on('monitor', (_time: string, args: string[], source: string) => {
-    if (args[0]?.toLowerCase() === 'set' && args[1] === marker) contenders.add(source);
+    if (args[0]?.toLowerCase() !== 'set' || !args[1]) return;
+    const set = byMarker.get(args[1]) ?? new Set<string>();
+    set.add(source);
+    byMarker.set(args[1], set);
   });
-  return contenders;
+  return (marker) => {
+    if (!byMarker.has(marker)) byMarker.set(marker, new Set());
+    return byMarker.get(marker)!;
+  };
 }
 
 describe('aggregate window-close alerts', () => {
-  /** The start of the next 1 s window: events stamped in it are processed before it closes. */
+  /**
+   * The start of the next 1 s window: events stamped in it are processed before it closes (at its
+   * end plus the 200 ms grace). Chosen once the engines are up, so a slow start cannot close it early.
+   */
   const nextSecond = () => Math.floor(Date.now() / 1000) * 1000 + 1000;
   const ALERT = (stream: string) => [{ when: 'success_rate < 0.9', publish: { stream, event: 'model-health-alert' } }];
 
@@ -313,9 +325,10 @@ describe('aggregate window-close alerts', () => {
     const alerts = testKey('alerts');
     const doc = aggregatePipeline(stream, { key: 'model_name', window: '1s', grace: '200ms', measures: { success: ['rate'] }, alerts: ALERT(alerts) });
     const keys = aggregateKeys(doc.name, 'aggregate');
-    const ws = nextSecond();
-    const contenders = await closeContenders(keys.closed(`${ws}|sick`));
+    const contendersOf = await closeContenders();
     await Promise.all([run(doc, 'replica-a'), run(doc, 'replica-b')]);
+    const ws = nextSecond();
+    const contenders = contendersOf(keys.closed(`${ws}|sick`));
     const ids = await addEvents(redis, stream, Array.from({ length: 20 }, (_, i) => inference(ws + i, 'sick', '1', 1, i % 2 === 0)));
     await waitFor(() => groupSettledThrough(redis, stream, doc.name, ids.at(-1)!), 'every entry settled');
 
@@ -329,8 +342,7 @@ describe('aggregate window-close alerts', () => {
     const pipeline = testKey('agg');
     const alerts = testKey('alerts');
     const config = { key: 'model_name', window: '1s', retention: '7d', grace: '200ms', measures: { success: ['rate'] }, alerts: ALERT(alerts) };
-    const ws = nextSecond();
-    const contenders = await closeContenders(aggregateKeys(pipeline, 'aggregate').closed(`${ws}|shared`));
+    const contendersOf = await closeContenders();
     const instances: { sink: Sink; real: RealSinkContext; conn: Redis }[] = [];
     for (let i = 0; i < 4; i++) {
       const conn = new Redis(server.url);
@@ -344,6 +356,8 @@ describe('aggregate window-close alerts', () => {
         conn.disconnect();
       });
     }
+    const ws = nextSecond();
+    const contenders = contendersOf(aggregateKeys(pipeline, 'aggregate').closed(`${ws}|shared`));
     const batch: SinkMessage[] = Array.from({ length: 8 }, (_, i) => {
       const event = inference(ws + i, 'shared', '1', 1, i % 2 === 0);
       return { id: `${ws}-${i}`, value: event.data, event, attempt: 1 };

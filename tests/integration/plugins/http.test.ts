@@ -128,6 +128,7 @@ describe('http sink against a real HTTP server', () => {
     const [id] = await addEvents(redis, stream, [orderEvent(1)]);
     await settled(stream, doc.name, id!);
     expect(hook.requests).toHaveLength(3);
+    await waitFor(() => eut.tally(doc.name).total >= 1, 'the engine to record the outcomes');
     expect(eut.tally(doc.name)).toMatchObject({ sunk: 1, dlq: 0 });
     expect(await redis.exists(`${stream}:dlq`)).toBe(0);
   });
@@ -177,6 +178,7 @@ describe('http sink against a real HTTP server', () => {
     const [id] = await addEvents(redis, stream, [orderEvent(1)]);
     await settled(stream, doc.name, id!);
     expect(hook.requests).toHaveLength(2);
+    await waitFor(() => eut.tally(doc.name).total >= 1, 'the engine to record the outcomes');
     expect(eut.tally(doc.name)).toMatchObject({ sunk: 1, dlq: 0 });
   });
 

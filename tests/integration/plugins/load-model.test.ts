@@ -114,6 +114,7 @@ describe('load-model sink against a real model runtime (HTTP) and Redis', () => 
     expect(loadsOf(runtime, 'sentiment', '3')).toHaveLength(1);
     expect(loadsOf(runtime, 'sentiment', '4')).toHaveLength(1);
     expect((await readPayloads<Announcement>(redis, doc.announce)).map((a) => `${a.event} ${a.data.version}`)).toEqual(['model-loaded 3', 'model-loaded 4']);
+    await waitFor(() => eut.tally(doc.name).total >= 4, 'the engine to record the outcomes');
     expect(eut.tally(doc.name)).toMatchObject({ sunk: 4, dlq: 0 });
   });
 
@@ -128,6 +129,7 @@ describe('load-model sink against a real model runtime (HTTP) and Redis', () => 
     expect(runtime.requests).toHaveLength(3);
     expect(await redis.hexists(doc.registry, 'ranker@7')).toBe(1);
     expect((await readPayloads<Announcement>(redis, doc.announce)).map((a) => a.event)).toEqual(['model-loaded']);
+    await waitFor(() => eut.tally(doc.name).total >= 1, 'the engine to record the outcomes');
     expect(eut.tally(doc.name)).toMatchObject({ sunk: 1, dlq: 0 });
     expect(await redis.exists(`${stream}:dlq`)).toBe(0);
   });
@@ -198,6 +200,7 @@ describe('load-model sink against a real model runtime (HTTP) and Redis', () => 
     const id = await modelReady(stream, 'ranker', '11');
     await waitFor(() => groupSettledThrough(redis, stream, doc.name, id), 'the entry settled');
     expect(runtime.requests).toHaveLength(1);
+    await waitFor(() => eut.tally(doc.name).total >= 1, 'the engine to record the outcomes');
     expect(eut.tally(doc.name), 'outcome of a load whose announcement could not be published').toMatchObject({ sunk: 0, dlq: 1 });
     const dlq = await readStream(redis, `${stream}:dlq`);
     expect(dlq[0]!.fields.error).toMatch(/WRONGTYPE/);
@@ -226,23 +229,38 @@ describe('load-model sink against a real model runtime (HTTP) and Redis', () => 
   it('a load still in flight when another replica reclaims the entry is not started a second time', async () => {
     let release: () => void = () => undefined;
     const held = new Promise<void>((r) => (release = r));
+    // A slow load: the first request is answered only once the test has seen the other replica
+    // look for idle entries after this one had been in flight longer than claim_idle_ms.
     const runtime = await recorder(async (req) => {
-      if (req.n === 1) {
-        // A slow load: answered when a second request arrives, or after 4 s.
-        await Promise.race([held, new Promise((r) => setTimeout(r, 4000))]);
-        return { status: 200 };
-      }
-      release();
+      if (req.n === 1) await held;
       return { status: 200 };
     });
-    const stream = testKey('in');
-    const doc = loadModelPipeline(stream, { url: runtime.url, timeout_ms: 10_000 }, { source: { claim_idle_ms: 1000 } });
-    await run(doc, 'replica-a');
-    const id = await modelReady(stream, 'llm', '70b');
-    await waitFor(() => runtime.requests.length >= 1, 'replica a to start loading');
-    await run(doc, 'replica-b');
-    await waitFor(() => groupSettledThrough(redis, stream, doc.name, id), 'the entry settled', 15_000);
-    expect(loadsOf(runtime, 'llm', '70b'), 'load requests for llm@70b').toHaveLength(1);
+    const monitor = await redis.monitor();
+    const scansByB: number[] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]?.toLowerCase() === 'xautoclaim' && args[3] === 'replica-b') scansByB.push(Date.now());
+    });
+    try {
+      const stream = testKey('in');
+      const claimIdleMs = 1000;
+      const doc = loadModelPipeline(stream, { url: runtime.url, timeout_ms: 60_000 }, { source: { claim_idle_ms: claimIdleMs } });
+      const a = await run(doc, 'replica-a');
+      const id = await modelReady(stream, 'llm', '70b');
+      await waitFor(() => runtime.requests.length >= 1, 'replica a to start loading');
+      const loadStarted = Date.now();
+      const b = await run(doc, 'replica-b');
+      await waitFor(() => scansByB.filter((t) => t > loadStarted + claimIdleMs).length >= 2,
+        'replica b to look for idle entries twice after the load had been in flight for claim_idle_ms', 15_000);
+      release();
+      await waitFor(() => groupSettledThrough(redis, stream, doc.name, id), 'the entry settled', 15_000);
+      expect(loadsOf(runtime, 'llm', '70b'), 'load requests for llm@70b').toHaveLength(1);
+      // Settled by replica a, which kept the entry claimed while it worked; b never took it.
+      expect(a.tally(doc.name)).toMatchObject({ sunk: 1, total: 1 });
+      expect(b.tally(doc.name).total).toBe(0);
+    } finally {
+      release();
+      monitor.disconnect();
+    }
   });
 });
 

@@ -142,6 +142,7 @@ describe('notify sink against a real Redis, BullMQ and webhook', () => {
     const eut = await run(doc);
     const [id] = await addEvents(redis, stream, [taskEvent('t1', 'u1')]);
     await waitFor(() => groupSettledThrough(redis, stream, doc.name, id!), 'the entry settled');
+    await waitFor(() => eut.tally(doc.name).total >= 1, 'the engine to record the outcomes');
     expect(eut.tally(doc.name)).toMatchObject({ sunk: 1, dlq: 0 });
     expect(hook.requests).toHaveLength(2);
     expect(await redis.xlen(`${inbox}:u1`)).toBe(1);
@@ -212,6 +213,7 @@ describe('notify sink against a real Redis, BullMQ and webhook', () => {
     const eut = await run(doc);
     const [id] = await addEvents(redis, stream, [taskEvent('t1', 'u1')]);
     await waitFor(() => groupSettledThrough(redis, stream, doc.name, id!), 'the entry settled');
+    await waitFor(() => eut.tally(doc.name).total >= 1, 'the engine to record the outcomes');
     expect(eut.tally(doc.name), 'outcome of an entry whose inbox cannot be written').toMatchObject({ sunk: 0, dlq: 1 });
     const dlq = await readStream(redis, `${stream}:dlq`);
     expect(dlq.map((e) => [e.fields.source_id, e.fields.stage, e.fields.attempts])).toEqual([[id, 'sink', '3']]);
