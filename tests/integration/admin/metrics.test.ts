@@ -60,7 +60,13 @@ describe('GET /metrics', () => {
 
     // The other families of SPEC §10 are there too.
     expect(metricValue(text, 'synapse_pipeline_up', { pipeline: a })).toBe(1);
-    expect(metricValue(text, 'synapse_stage_seconds_count', { pipeline: a, stage: 'transform' })).toBeGreaterThan(0);
+    // Every batch is timed in each of the five stages; b's sink spent at least its back-off (5 ms).
+    for (const p of [a, b]) {
+      const counts = ['decode', 'validate', 'filter', 'transform', 'sink'].map((stage) => metricValue(text, 'synapse_stage_seconds_count', { pipeline: p, stage }));
+      expect(counts[0]).toBeGreaterThanOrEqual(1);
+      expect(counts).toEqual(counts.map(() => counts[0]));
+    }
+    expect(metricValue(text, 'synapse_stage_seconds_sum', { pipeline: b, stage: 'sink' })).toBeGreaterThanOrEqual(0.005);
     expect(text).toMatch(new RegExp(`synapse_consumer_lag\\{pipeline="${a}",stream="${aStream}",group="${a}"\\}`));
     expect(text).toMatch(new RegExp(`synapse_pending_entries\\{pipeline="${a}"\\}`));
     expect(text).toMatch(/^# TYPE synapse_dlq_length gauge$/m);
