@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Outcome } from '../runner/pipeline-runner.ts';
+import { LuaScript } from './lua-script.ts';
 
 /** Where a batch came from and where its failures go. */
 export interface SettleTarget {
@@ -45,7 +46,7 @@ export class DlqWriteRefusedError extends Error {
 //   KEYS[1] source stream, KEYS[2] DLQ stream
 //   ARGV[1] group ('' for no acks), ARGV[2] number of DLQ entries,
 //   then per DLQ entry: its source id, its field count, its fields; then the ids to acknowledge.
-const SETTLE = `
+const SETTLE = new LuaScript(`
 local group = ARGV[1]
 local i = 3
 local acks = {}
@@ -67,15 +68,7 @@ if group ~= '' then
     redis.call('XACK', KEYS[1], group, unpack(acks, k, math.min(k + 999, #acks)))
   end
 end
-return {#acks, refused}`;
-
-type SettleCommand = (stream: string, dlq: string, ...args: string[]) => Promise<[number, string[]]>;
-
-function settleCommand(redis: Redis): SettleCommand {
-  const r = redis as Redis & { synapseSettle?: SettleCommand };
-  if (!r.synapseSettle) redis.defineCommand('synapseSettle', { numberOfKeys: 2, lua: SETTLE });
-  return r.synapseSettle!.bind(redis);
-}
+return {#acks, refused}`);
 
 /**
  * Settles a batch in one step on the server: every DLQ entry is written and every settled entry
@@ -103,7 +96,7 @@ export async function settleBatch(redis: Redis, target: SettleTarget, outcomes: 
     }
   }
   if (dlqCount === 0 && acks.length === 0) return { settled: 0, refused: [] };
-  const [settled, flat] = await settleCommand(redis)(target.stream, target.dlq, ack ? target.group : '', String(dlqCount), ...dlqArgs, ...acks);
+  const [settled, flat] = await SETTLE.run<[number, string[]]>(redis, [target.stream, target.dlq], [ack ? target.group : '', dlqCount, ...dlqArgs, ...acks]);
   const refused: { id: string; error: string }[] = [];
   for (let i = 0; i < flat.length; i += 2) refused.push({ id: flat[i]!, error: flat[i + 1]! });
   if (!ack && refused.length) throw new DlqWriteRefusedError(refused);
