@@ -98,6 +98,17 @@ export class SinkClosedError extends SynapseError {
   override readonly code = 'SYN_SINK_CLOSED';
 }
 
+/**
+ * Redis refused DLQ writes of a settle that acknowledges nothing (replays, schedules); `refused`
+ * names each entry and Redis's reply.
+ */
+export class DlqWriteRefusedError extends SynapseError {
+  override readonly code = 'SYN_DLQ_WRITE_REFUSED';
+  constructor(readonly refused: { id: string; error: string }[]) {
+    super(`Redis refused ${refused.length} DLQ write(s): ${refused[0]?.error}`);
+  }
+}
+
 /** No Redis could be reached or started. */
 export class RedisUnavailableError extends SynapseError {
   override readonly code = 'SYN_REDIS_UNAVAILABLE';

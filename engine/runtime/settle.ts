@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { DlqWriteRefusedError } from '../errors.ts';
 import type { Outcome } from '../runner/pipeline-runner.ts';
 import { LuaScript } from './lua-script.ts';
 
@@ -30,14 +31,6 @@ export interface SettleResult {
   settled: number;
   /** DLQ writes Redis refused (WRONGTYPE, OOM…): those entries were not acknowledged. */
   refused: { id: string; error: string }[];
-}
-
-/** Thrown when a settle without acks (replay, schedule) could not write every DLQ entry. */
-export class DlqWriteRefusedError extends Error {
-  constructor(readonly refused: { id: string; error: string }[]) {
-    super(`Redis refused ${refused.length} DLQ write(s): ${refused[0]?.error}`);
-    this.name = 'DlqWriteRefusedError';
-  }
 }
 
 // One step on the server: each DLQ entry is written, and an entry is acknowledged only when its DLQ
@@ -83,7 +76,7 @@ export async function settleBatch(redis: Redis, target: SettleTarget, outcomes: 
   const ack = opts.ack ?? true;
   const failedAt = new Date().toISOString();
   const dlqArgs: string[] = [];
-  const acks: string[] = ack ? [...extraAcks] : [];
+  const acks: string[] = [...extraAcks];
   let dlqCount = 0;
   for (const o of outcomes) {
     if (o.kind === 'deferred') continue;
@@ -91,14 +84,16 @@ export async function settleBatch(redis: Redis, target: SettleTarget, outcomes: 
       const fields = dlqFields(target, o, failedAt);
       dlqArgs.push(o.id, String(fields.length), ...fields);
       dlqCount++;
-    } else if (ack) {
+    } else {
       acks.push(o.id);
     }
   }
-  if (dlqCount === 0 && acks.length === 0) return { settled: 0, refused: [] };
-  const [settled, flat] = await SETTLE.run<[number, string[]]>(redis, [target.stream, target.dlq], [ack ? target.group : '', dlqCount, ...dlqArgs, ...acks]);
+  const toAck = ack ? acks : [];
+  if (dlqCount === 0 && toAck.length === 0) return { settled: 0, refused: [] };
+  // Without a group the script writes the DLQ entries only, and counts those it wrote.
+  const [settled, flat] = await SETTLE.run<[number, string[]]>(redis, [target.stream, target.dlq], [ack ? target.group : '', dlqCount, ...dlqArgs, ...toAck]);
   const refused: { id: string; error: string }[] = [];
   for (let i = 0; i < flat.length; i += 2) refused.push({ id: flat[i]!, error: flat[i + 1]! });
   if (!ack && refused.length) throw new DlqWriteRefusedError(refused);
-  return { settled: ack ? settled : dlqCount - refused.length, refused };
+  return { settled, refused };
 }

@@ -7,7 +7,8 @@ import { once } from 'node:events';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Outcome } from '../../engine/runner/pipeline-runner.ts';
-import { DlqWriteRefusedError, settleBatch } from '../../engine/runtime/settle.ts';
+import { DlqWriteRefusedError } from '../../engine/errors.ts';
+import { settleBatch } from '../../engine/runtime/settle.ts';
 import { metricValue, payloads, ping, pipelineYaml, publish, startEngine as startEngine2 } from '../helpers/engine.ts';
 import { startEngine, type EngineUnderTest } from '../helpers/in-process-engine.ts';
 import { orderEvent, ordersPipeline, pipelineDirs, testKey, type PipelineDoc } from '../helpers/pipelines.ts';
@@ -96,11 +97,37 @@ describe('settleBatch', () => {
     expect((await readStream(redis, dlq)).map((e) => e.fields.source_id)).toEqual([failedA, failedB]);
   });
 
-  it('without acks (replays, schedules) a refused DLQ write raises, and nothing is acknowledged', async () => {
+  it('acknowledges the extra ids it is given (entries deleted from the stream while pending)', async () => {
+    const { stream, dlq, group, ids } = await readThroughGroup(2);
+    await redis.xdel(stream, ids[1]!);
+    expect(await settleBatch(redis, { pipeline: 'p', stream, group, dlq }, [{ id: ids[0]!, kind: 'filtered', event: {} }], [ids[1]!]))
+      .toEqual({ settled: 2, refused: [] });
+    expect((await pendingDeliveries(stream, group)).size).toBe(0);
+  });
+
+  it('a batch of deferred entries only: nothing to do, nothing sent', async () => {
+    const { stream, dlq, group, ids } = await readThroughGroup(1);
+    expect(await settleBatch(redis, { pipeline: 'p', stream, group, dlq }, [{ id: ids[0]!, kind: 'deferred', reason: 'later' }]))
+      .toEqual({ settled: 0, refused: [] });
+    expect((await pendingDeliveries(stream, group)).get(ids[0]!)).toBe(1);
+  });
+
+  it('without acks (replays, schedules) only DLQ entries are written; nothing is acknowledged', async () => {
+    const { stream, dlq, group, ids } = await readThroughGroup(2);
+    const result = await settleBatch(redis, { pipeline: 'p', stream, group, dlq },
+      [dlqOutcome(ids[0]!), { id: ids[1]!, kind: 'sunk', event: {}, value: {}, sinks: ['s'] }], [], { ack: false });
+    expect(result).toEqual({ settled: 1, refused: [] });
+    expect((await readStream(redis, dlq)).map((e) => e.fields.source_id)).toEqual([ids[0]]);
+    expect([...(await pendingDeliveries(stream, group)).keys()]).toEqual(ids);
+  });
+
+  it('without acks a refused DLQ write raises DlqWriteRefusedError naming the reason, and nothing is acknowledged', async () => {
     const { stream, dlq, group, ids } = await readThroughGroup(1);
     await redis.set(dlq, 'not a stream');
-    await expect(settleBatch(redis, { pipeline: 'p', stream, group, dlq }, [dlqOutcome(ids[0]!)], [], { ack: false }))
-      .rejects.toBeInstanceOf(DlqWriteRefusedError);
+    const err = await settleBatch(redis, { pipeline: 'p', stream, group, dlq }, [dlqOutcome(ids[0]!)], [], { ack: false }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DlqWriteRefusedError);
+    expect(err).toMatchObject({ name: 'DlqWriteRefusedError', code: 'SYN_DLQ_WRITE_REFUSED', refused: [{ id: ids[0], error: expect.stringMatching(/^WRONGTYPE/) }] });
+    expect((err as Error).message).toMatch(/^Redis refused 1 DLQ write\(s\): WRONGTYPE/);
     expect((await pendingDeliveries(stream, group)).get(ids[0]!)).toBe(1);
   });
 });
