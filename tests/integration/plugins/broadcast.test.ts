@@ -241,7 +241,7 @@ describe('broadcast sink: WebSocket clients of every replica, through Redis pub/
       expect(e.alive()).toBe(true);
     }
     expect((await readStream(redis, routes.flood.stream)).length).toBe(n);
-  });
+  }, 90_000); // 16 MB through two engines: its waits add up to more than the default 30 s on a busy machine
 });
 
 describe('broadcast sink config is checked at load, errors as FILE:LINE:COL', () => {
