@@ -25,19 +25,24 @@ const PYTHON_NONE = 'None';
 /**
  * Removes every `null` property of `value`, at any depth (array elements are kept, since their
  * positions mean something, but objects inside arrays are cleaned too). Mutates and returns
- * `value`: it is called on freshly decoded events only.
+ * `value`: it is called on freshly decoded events only. Walks with a stack of its own, so an
+ * absurdly deep event cannot overflow the call stack here.
  */
 export function dropNulls<T>(value: T): T {
-  if (value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) {
-    for (const item of value) dropNulls(item);
-    return value;
-  }
-  const obj = value as Record<string, unknown>;
-  for (const key of Object.keys(obj)) {
-    const v = obj[key];
-    if (v === null) delete obj[key];
-    else if (typeof v === 'object') dropNulls(v);
+  const stack: unknown[] = [value];
+  while (stack.length) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      for (const item of v) if (item !== null && typeof item === 'object') stack.push(item);
+      continue;
+    }
+    const obj = v as Record<string, unknown>;
+    for (const key of Object.keys(obj)) {
+      const child = obj[key];
+      if (child === null) delete obj[key];
+      else if (typeof child === 'object') stack.push(child);
+    }
   }
   return value;
 }
