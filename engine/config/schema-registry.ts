@@ -11,7 +11,7 @@ import { TIMESTAMP_FORMAT, isTimestamp } from './timestamp.ts';
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv2020) => void;
 
 /** Keywords Synapse's own schemas may carry for documentation and the catalog. */
-const ANNOTATION_KEYWORDS = ['x-stream', 'x-producer', 'x-event', 'x-examples'];
+const ANNOTATION_KEYWORDS = ['x-stream', 'x-producer', 'x-event', 'x-examples', 'x-wire'];
 
 const SCHEMA_EXTENSIONS = new Set(['.json', '.yaml', '.yml']);
 
