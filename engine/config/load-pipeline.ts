@@ -21,7 +21,7 @@ export interface StreamSourceSpec {
   group: string;
   start: string;
   codec: 'json' | 'fields';
-  /** `wrap`: an event without a `data` object is wrapped into the envelope (event-shape.ts). */
+  /** `wrap`: an event without a `data` object is wrapped into the envelope (config/event-shape.ts). */
   envelope: 'keep' | 'wrap';
   batch: number;
   blockMs: number;

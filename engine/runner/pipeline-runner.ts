@@ -4,7 +4,7 @@ import { BatchError, UnrecoverableError, errorMessage } from '../errors.ts';
 import type { Sink, SinkMessage, SinkWriteResult } from '../plugins/define-sink.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 import { decoders, rawPayload, type StreamEntry } from './codec.ts';
-import { shapeEvent } from './event-shape.ts';
+import { shapeEvent } from '../config/event-shape.ts';
 import { isTruthy } from './truthy.ts';
 
 /**

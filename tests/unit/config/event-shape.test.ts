@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dropNulls, shapeEvent, wrapEnvelope } from '../../../engine/runner/event-shape.ts';
+import { dropNulls, shapeEvent, wrapEnvelope } from '../../../engine/config/event-shape.ts';
 
 describe('dropNulls: null means absent', () => {
   const cases: { name: string; input: unknown; expected: unknown }[] = [
