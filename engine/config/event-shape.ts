@@ -1,6 +1,7 @@
 /**
- * What the runner does to a decoded event before validation, so that schemas, filters, transforms
- * and sinks see one shape whatever the producer's habits:
+ * How the engine shapes a decoded event before validation (the runner for every entry, publishing
+ * for the copy it checks), so that schemas, filters, transforms and sinks see one shape whatever
+ * the producer's habits:
  *
  * - `null` means absent. Python producers pass `None` for every optional argument they were not
  *   given, and `json.dumps` writes it as `null`; a field map cannot hold None at all, so Python

@@ -278,6 +278,16 @@ const invalid: InvalidCase[] = [
     error: "p.yaml:3:3 'source.batch' applies to stream sources, not to schedule:",
   },
   {
+    name: 'source.envelope on a schedule source points at the key',
+    yaml: 'source:\n  schedule: 60s\n  envelope: wrap\nsink: { type: log }\n',
+    error: "p.yaml:3:3 'source.envelope' applies to stream sources, not to schedule:",
+  },
+  {
+    name: 'source.envelope is keep or wrap',
+    yaml: 'source:\n  stream: s\n  envelope: flat\nsink: { type: log }\n',
+    error: "p.yaml:3:13 'source.envelope' must be one of: \"keep\", \"wrap\"",
+  },
+  {
     name: 'a schedule that is not a duration',
     yaml: 'source:\n  schedule: every minute\nsink: { type: log }\n',
     error: "p.yaml:2:13 'source.schedule' must match pattern",
