@@ -236,9 +236,15 @@ describe('the main flows, output checked', () => {
     });
   });
 
-  it('the platform services: a completed task notifies its user, an API request and an external call are measured, an error reaches ops', async () => {
+  it('the platform services: a completed task and challenge notify their user, an API request and an external call are measured, an error reaches ops', async () => {
     expect(await sunk('task-completed', 'notifications')).toEqual({
       notify: [{ userId: 'u-1', type: 'success', title: 'Task Completed', message: 'Quarterly report has completed.', data: { event: 'task-completed', taskId: 't-1' } }],
+    });
+    expect(await sunk('challenge-completed', 'notifications')).toEqual({
+      notify: [{
+        userId: 'u-7', type: 'success', title: 'Challenge Completed', message: 'You completed Challenge ch-42. Score: 9/10.',
+        data: { event: 'challenge-completed', challengeId: 'ch-42', score: 9 },
+      }],
     });
     expect(await sunk('api-request', 'analytics-api-requests')).toEqual({
       aggregate: [{ endpoint: '/api/tasks/t-1', method: 'GET', statusCode: 200, latencyMs: 23, server_error: false, client_error: false }],
