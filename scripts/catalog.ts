@@ -35,9 +35,12 @@ const CONVENTIONS = [
   '',
   '- **Schemas.** One schema per event type, its `$id` `https://synapse.dev/schemas/<type>.json`, with `properties.event.const` naming the type (so `synapse publish` and `POST /events/:stream` pick it by type), and `x-producer` / `x-stream` annotations. Shared envelopes and definitions live in `common.json`, `platform-event.json`, `platform-service-event.json` and `helox-event.json`.',
   '- **Validation per stream.** Pipelines validate against the `stream-<stream>.json` schema of their stream: an event of a known type is checked against its own schema (so the DLQ reason names the field), an unknown type only has to be a valid envelope and is then filtered out.',
-  '- **Helox** writes flat field maps from Python: every value is a string, nested values are JSON strings (`codec: fields` decodes objects and arrays). Its schemas accept numbers and booleans as strings (`numberish`, `booleanish` in `common.json`), and its timestamps must carry a time zone (`datetime.now(timezone.utc).isoformat()`, not `utcnow()`). Write such events with `synapse publish --fields` or `POST /events/:stream?codec=fields`.',
+  '- **Helox** writes flat field maps from Python: every value is a string, nested values are JSON strings (`codec: fields` decodes objects and arrays). Its schemas accept numbers and booleans as strings (`numberish`, `booleanish` in `common.json`). Write such events with `synapse publish --fields` or `POST /events/:stream?codec=fields`.',
+  '- **Timestamps** are ISO 8601 with an offset (`new Date().toISOString()`) or without one (Python\'s `datetime.utcnow().isoformat()`), which is taken as UTC (`common.json#/$defs/timestamp`, format `iso-timestamp`). Pipelines that forward a timestamp give a naive one its `Z`; aggregate windows read it as UTC.',
+  '- **`null` is absent.** Python publishers pass `None` for every optional argument not given (JSON `null`; in a field map, `str(None)` is `None`). The engine removes such values after decoding, before validation, so schemas, filters, transforms and aggregates see the field missing.',
+  '- **Flat or envelope.** Cyrex\'s publishers build flat dicts; the platform\'s consumers read envelopes (`event.data.*`). Pipelines on JSON streams set `source.envelope: wrap`: a flat event is read as the envelope, every key but event, source, timestamp, id, trace_id, correlation_id, service and action under `data`. The table above says, per stream, which shapes arrive.',
   '- **Consumer groups** are named after the consuming service, with a `.purpose` suffix when a service has several pipelines on one stream; two pipelines may not share a stream and group (the loader refuses it).',
-  '- **A task-completed event carries no title.** Notifications call a task by `data.title` when present, else `data.taskName`, else `Task <taskId>`: "Report has completed." / "Task t-2 failed: worker lost". Challenges and achievements fall back the same way. Notification types are `success`, `error` and `achievement`.',
+  '- **A task-completed event carries no title, often no user.** The service template writes `{taskId, completedAt, result}`: notifications take the user from `data.userId`, else `data.result.userId` (no user: nobody is notified), and call a task by `data.title`, else `data.result.title`, else `data.taskName`, else `Task <taskId>`: "Report has completed." / "Task t-2 failed: worker lost". Challenges and achievements fall back the same way. Notification types are `success`, `error` and `achievement`.',
   '- **Realtime**: per-user events (those with a userId) go to that user only (`audience`); `integration-status-changed`, `model-health-alert` and error events go to the `ops` channel. The `ops` channel is private: it needs the admin token or a JWT whose `channels` claim names it (SYNAPSE_WS_PRIVATE_CHANNELS).',
   '- **Model health** alerts when a model\'s error rate exceeds 10% or its average latency exceeds 5 s in a 5-minute window, with no minimum request count.',
   '',
@@ -68,6 +71,12 @@ export async function renderCatalog(pipelinesDir = resolve(root, 'pipelines'), s
   const shared = schemas.list().filter((s) => eventTypes(s).length === 0);
   if (shared.length) {
     out.push('', 'Shared schemas (envelopes and definitions): ' + shared.map((s) => `[${basename(s.file)}](../${rel(s.file)})`).join(', ') + '.');
+  }
+  const streams = schemas.list().filter((s) => typeof s.schema['x-wire'] === 'string')
+    .sort((a, b) => String(a.schema['x-stream']).localeCompare(String(b.schema['x-stream'])));
+  if (streams.length) {
+    out.push('', '## Streams: what arrives on each', '', '| stream | how its producers write it, and the shapes pipelines accept | schema |', '| --- | --- | --- |');
+    for (const s of streams) out.push(`| ${cell(s.schema['x-stream'])} | ${cell(s.schema['x-wire'])} | [${basename(s.file)}](../${rel(s.file)}) |`);
   }
   out.push('', '## Pipelines', '', '| pipeline | source | group | schema | filter | sinks |', '| --- | --- | --- | --- | --- | --- |');
   for (const p of [...pipelines].sort((a, b) => a.name.localeCompare(b.name))) {

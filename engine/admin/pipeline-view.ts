@@ -36,7 +36,7 @@ export async function describeHandle(h: PipelineHandle, redis: Redis | undefined
     fileHash,
     loadedAt: h.loadedAt,
     source: src.kind === 'stream'
-      ? { stream: src.stream, group: src.group, codec: src.codec, batch: src.batch, start: src.start }
+      ? { stream: src.stream, group: src.group, codec: src.codec, envelope: src.envelope, batch: src.batch, start: src.start }
       : { schedule: src.every },
     validate: p.validate ? { schema: p.validate.schemaId, on_invalid: p.validate.onInvalid } : undefined,
     filter: p.filter?.source,

@@ -1,8 +1,10 @@
+import { dropNulls } from './event-shape.ts';
 import { formatValidationErrors, type SchemaRegistry } from './schema-registry.ts';
 
 /**
  * Why an event may not be published, or undefined when it may: it must be an object, and valid
- * against the schema named by `schemaId`, else the schema its `event` type selects.
+ * against the schema named by `schemaId`, else the schema its `event` type selects. It is checked
+ * as pipelines will see it: a `null` value is absent (Python's None for an argument not given).
  */
 export function checkEvent(event: unknown, schemas: SchemaRegistry, schemaId?: string): string | undefined {
   if (!event || typeof event !== 'object' || Array.isArray(event)) return 'an event must be a JSON object';
@@ -15,5 +17,5 @@ export function checkEvent(event: unknown, schemas: SchemaRegistry, schemaId?: s
       : "the event has no 'event' type to choose its schema by (or name a schema with --schema / ?schema=)";
   }
   const validate = schemas.compile(entry.id);
-  return validate(event) ? undefined : `invalid against ${entry.id}: ${formatValidationErrors(validate.errors)}`;
+  return validate(dropNulls(structuredClone(event))) ? undefined : `invalid against ${entry.id}: ${formatValidationErrors(validate.errors)}`;
 }

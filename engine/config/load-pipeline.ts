@@ -21,6 +21,8 @@ export interface StreamSourceSpec {
   group: string;
   start: string;
   codec: 'json' | 'fields';
+  /** `wrap`: an event without a `data` object is wrapped into the envelope (config/event-shape.ts). */
+  envelope: 'keep' | 'wrap';
   batch: number;
   blockMs: number;
   claimIdleMs: number;
@@ -34,6 +36,7 @@ export interface ScheduleSourceSpec {
   /** The schedule text as written (`60s`). */
   every: string;
   codec: 'json';
+  envelope: 'keep';
 }
 
 export type SourceSpec = StreamSourceSpec | ScheduleSourceSpec;
@@ -84,6 +87,7 @@ export interface LoadContext {
 export const PIPELINE_DEFAULTS = {
   start: '$',
   codec: 'json' as const,
+  envelope: 'keep' as const,
   batch: 100,
   blockMs: 1000,
   claimIdleMs: 30_000,
@@ -198,9 +202,9 @@ class PipelineCompiler {
       return undefined;
     }
     if (src.schedule) {
-      const streamOnly = ['group', 'start', 'codec', 'batch', 'block_ms', 'claim_idle_ms', 'max_deliveries'].filter((k) => k in src);
+      const streamOnly = ['group', 'start', 'codec', 'envelope', 'batch', 'block_ms', 'claim_idle_ms', 'max_deliveries'].filter((k) => k in src);
       for (const k of streamOnly) this.fail(['source', k], `'source.${k}' applies to stream sources, not to schedule:`, { key: true });
-      return { kind: 'schedule', every: src.schedule, everyMs: parseDuration(src.schedule)!, codec: 'json' };
+      return { kind: 'schedule', every: src.schedule, everyMs: parseDuration(src.schedule)!, codec: 'json', envelope: 'keep' };
     }
     if (!src.stream) {
       this.fail(['source'], 'source needs stream: (a Redis stream key) or schedule: (an interval such as 60s)');
@@ -213,6 +217,7 @@ class PipelineCompiler {
       group: src.group ?? name,
       start: src.start ?? D.start,
       codec: src.codec ?? D.codec,
+      envelope: src.envelope ?? D.envelope,
       batch: src.batch ?? D.batch,
       blockMs: src.block_ms ?? D.blockMs,
       claimIdleMs: src.claim_idle_ms ?? D.claimIdleMs,

@@ -35,6 +35,7 @@ export const pipelineFileSchema = {
         group: { type: 'string', minLength: 1, description: 'Consumer group; defaults to the pipeline name.' },
         start: { type: 'string', pattern: '^(\\$|0|[0-9]+(-[0-9]+)?)$', description: 'Where a new group starts: $ (new entries), 0 (all) or an entry id.' },
         codec: { enum: ['json', 'fields'], description: 'json: the envelope is in the payload field; fields: the entry is a flat field map.' },
+        envelope: { enum: ['keep', 'wrap'], description: 'keep (default): events as decoded; wrap: an event without a data object gets every key but event, source, timestamp, id, trace_id, correlation_id, service and action moved under data.' },
         batch: { type: 'integer', minimum: 1, maximum: 10000, description: 'Entries per read.' },
         block_ms: { type: 'integer', minimum: 1, maximum: 60000, description: 'How long one read waits for new entries.' },
         claim_idle_ms: { type: 'integer', minimum: 1000, description: 'Reclaim entries another consumer left pending this long.' },

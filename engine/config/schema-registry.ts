@@ -5,12 +5,13 @@ import addFormatsModule from 'ajv-formats';
 import { SchemaInvalidError, errorMessage, type Diagnostic } from '../errors.ts';
 import { SourceDocument } from './source-document.ts';
 import { splitPointer } from './ajv-diagnostics.ts';
+import { TIMESTAMP_FORMAT, isTimestamp } from './timestamp.ts';
 
 // ajv-formats is CommonJS; its default export arrives wrapped under ESM.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv2020) => void;
 
 /** Keywords Synapse's own schemas may carry for documentation and the catalog. */
-const ANNOTATION_KEYWORDS = ['x-stream', 'x-producer', 'x-event', 'x-examples'];
+const ANNOTATION_KEYWORDS = ['x-stream', 'x-producer', 'x-event', 'x-examples', 'x-wire'];
 
 const SCHEMA_EXTENSIONS = new Set(['.json', '.yaml', '.yml']);
 
@@ -47,6 +48,8 @@ export class SchemaRegistry {
   constructor() {
     this.ajv = new Ajv2020({ allErrors: true, strict: true, strictTypes: false, strictTuples: false, strictRequired: false });
     addFormats(this.ajv);
+    // ISO 8601 with or without an offset: what the platform's producers write (timestamp.ts).
+    this.ajv.addFormat(TIMESTAMP_FORMAT, { type: 'string', validate: isTimestamp });
     for (const keyword of ANNOTATION_KEYWORDS) this.ajv.addKeyword({ keyword });
   }
 

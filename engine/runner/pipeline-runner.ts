@@ -4,6 +4,7 @@ import { BatchError, UnrecoverableError, errorMessage, isWriteRefusal } from '..
 import type { Sink, SinkMessage, SinkWriteResult } from '../plugins/define-sink.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 import { decoders, rawPayload, type StreamEntry } from './codec.ts';
+import { shapeEvent } from '../config/event-shape.ts';
 import { isTruthy } from './truthy.ts';
 
 /**
@@ -98,7 +99,8 @@ export class PipelineRunner {
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i]!;
       try {
-        live.push({ index: i, entry, event: this.decode(entry, p.maxEventBytes), value: undefined });
+        const event = shapeEvent(this.decode(entry, p.maxEventBytes), p.source.codec, p.source.envelope);
+        live.push({ index: i, entry, event, value: undefined });
       } catch (err) {
         toDlq({ index: i, entry }, 'decode', errorMessage(err));
       }

@@ -3,6 +3,7 @@ import { defineSink, type ConfigProblem, type SinkMessage } from '../../engine/p
 import { SinkClosedError, UnrecoverableError, errorMessage } from '../../engine/errors.ts';
 import { compileExpression, ExpressionSyntaxError, type CompiledExpression } from '../../engine/expr/compile-expression.ts';
 import { parseDuration } from '../../engine/config/duration.ts';
+import { parseTimestamp } from '../../engine/config/timestamp.ts';
 import { isTruthy } from '../../engine/runner/truthy.ts';
 import { settleEach } from '../../engine/plugins/http-client.ts';
 
@@ -276,7 +277,8 @@ export default defineSink<AggregateConfig>({
 
     const eventTime = async (m: SinkMessage): Promise<number> => {
       const raw = timeExpr ? await timeExpr.evaluate(m.value) : (m.event as { timestamp?: unknown } | undefined)?.timestamp;
-      const t = typeof raw === 'number' ? raw : typeof raw === 'string' ? Date.parse(raw) : NaN;
+      // parseTimestamp: a producer's naive timestamp (Python utcnow()) is UTC, not the host's local time.
+      const t = typeof raw === 'number' ? raw : typeof raw === 'string' ? parseTimestamp(raw) : NaN;
       return Number.isFinite(t) ? t : Date.now();
     };
 

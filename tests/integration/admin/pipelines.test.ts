@@ -67,7 +67,7 @@ describe('GET /pipelines and /pipelines/:name', () => {
       generation: 1,
       hash: sha256(yamlA),
       fileHash: sha256(yamlA),
-      source: { stream: a.stream, group: a.name, codec: 'json', batch: 100, start: '0' },
+      source: { stream: a.stream, group: a.name, codec: 'json', envelope: 'keep', batch: 100, start: '0' },
       validate: { schema: 'https://synapse.test/admin/ping.json', on_invalid: 'dlq' },
       filter: 'data.keep = true',
       sinks: [{ id: 'publish', type: 'publish' }],

@@ -278,6 +278,16 @@ const invalid: InvalidCase[] = [
     error: "p.yaml:3:3 'source.batch' applies to stream sources, not to schedule:",
   },
   {
+    name: 'source.envelope on a schedule source points at the key',
+    yaml: 'source:\n  schedule: 60s\n  envelope: wrap\nsink: { type: log }\n',
+    error: "p.yaml:3:3 'source.envelope' applies to stream sources, not to schedule:",
+  },
+  {
+    name: 'source.envelope is keep or wrap',
+    yaml: 'source:\n  stream: s\n  envelope: flat\nsink: { type: log }\n',
+    error: "p.yaml:3:13 'source.envelope' must be one of: \"keep\", \"wrap\"",
+  },
+  {
     name: 'a schedule that is not a duration',
     yaml: 'source:\n  schedule: every minute\nsink: { type: log }\n',
     error: "p.yaml:2:13 'source.schedule' must match pattern",
@@ -324,7 +334,7 @@ const valid: ValidCase[] = [
     expect: (p) => {
       expect(p.name).toBe('orders-audit');
       expect(p.source).toEqual({
-        kind: 'stream', stream: 'orders', group: 'orders-audit', start: '$', codec: 'json', batch: 100,
+        kind: 'stream', stream: 'orders', group: 'orders-audit', start: '$', codec: 'json', envelope: 'keep', batch: 100,
         blockMs: 1000, claimIdleMs: 30_000, maxDeliveries: 10,
       });
       expect(p.dlq).toBe('orders:dlq');
@@ -359,7 +369,7 @@ const valid: ValidCase[] = [
     name: 'everything given explicitly is kept',
     yaml: [
       'name: full', 'description: all keys', 'enabled: false',
-      'source:', '  stream: orders', '  group: g1', '  start: "0"', '  codec: fields', '  batch: 7',
+      'source:', '  stream: orders', '  group: g1', '  start: "0"', '  codec: fields', '  envelope: wrap', '  batch: 7',
       '  block_ms: 50', '  claim_idle_ms: 5000', '  max_deliveries: 4',
       `validate: { schema: "${EVENT_SCHEMA_ID}", on_invalid: drop }`,
       'filter: event = "order-placed"',
@@ -373,7 +383,7 @@ const valid: ValidCase[] = [
         name: 'full', description: 'all keys', enabled: false, dlq: 'dead-letters',
         expressionTimeoutMs: 250, maxEventBytes: 4096,
         retry: { attempts: 7, backoff: 'fixed', delayMs: 10, maxDelayMs: 20 },
-        source: { kind: 'stream', stream: 'orders', group: 'g1', start: '0', codec: 'fields', batch: 7, blockMs: 50, claimIdleMs: 5000, maxDeliveries: 4 },
+        source: { kind: 'stream', stream: 'orders', group: 'g1', start: '0', codec: 'fields', envelope: 'wrap', batch: 7, blockMs: 50, claimIdleMs: 5000, maxDeliveries: 4 },
       });
       expect(p.validate).toMatchObject({ schemaId: EVENT_SCHEMA_ID, onInvalid: 'drop' });
       expect(p.validate!.schemaFile).toBe(join(schemaDir, 'order-event.json'));
@@ -430,7 +440,7 @@ const valid: ValidCase[] = [
     file: 'heartbeat.yaml',
     yaml: 'source: { schedule: 90s }\nsink: { type: log }\n',
     expect: (p) => {
-      expect(p.source).toEqual({ kind: 'schedule', every: '90s', everyMs: 90_000, codec: 'json' });
+      expect(p.source).toEqual({ kind: 'schedule', every: '90s', everyMs: 90_000, codec: 'json', envelope: 'keep' });
       expect(p.dlq).toBe('schedule:heartbeat:dlq');
     },
   },
