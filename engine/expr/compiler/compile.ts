@@ -2,6 +2,7 @@
  * The compiler's entry: a JSONata AST (from jsonata's parser, `jsonata(src).ast()`) in, a
  * synchronous evaluator out.
  */
+import { compileTree } from './closures.ts';
 import { prepare } from './evaluator.ts';
 
 /** Limits of one evaluation (SPEC §4); a missing or 0 limit is no limit. */
@@ -56,7 +57,11 @@ function hasConcurrentBinding(node: unknown, inConcurrent: boolean): boolean {
   return false;
 }
 
-/** Compiles an AST; the AST is not modified. */
+/**
+ * Compiles an AST. Its nodes get their compiled closures attached (`compiled`), so the AST
+ * should be the compiler's own; jsonata's interpreter ignores them.
+ */
 export function compileAst(ast: unknown, limits: EvaluationLimits = {}): CompiledAst {
+  compileTree(ast);
   return prepare(ast, limits) as CompiledAst;
 }

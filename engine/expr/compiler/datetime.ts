@@ -1255,7 +1255,7 @@ const dateTime = (function () {
             // default the least significant unspecified parts to zero
             // if any gaps in between the specified parts, throw an error
 
-            const now = this.environment.timestamp; // must get the fixed timestamp from jsonata
+            const now = new Date(this.environment.timestamp); // Synapse: the timestamp is kept as a number // must get the fixed timestamp from jsonata
 
             let startSpecified = false;
             let endSpecified = false;

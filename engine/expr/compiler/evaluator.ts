@@ -60,27 +60,26 @@ var jsonata = (function() {
      * debugging hook per frame).
      */
     function Frame(enclosing) {
-        this.bindings = Object.create(null);
+        this.vars = undefined; // a Map, made at the first binding
         this.parent = enclosing || null;
         this.timestamp = enclosing ? enclosing.timestamp : null;
         this.isParallelCall = false;
-        this.global = enclosing ? enclosing.global : { ancestry: [ null ] };
-        if (enclosing) {
-            this.base = enclosing.base;
-        }
+        this.global = enclosing ? enclosing.global : GLOBAL;
+        this.base = enclosing ? enclosing.base : undefined;
     }
+    var GLOBAL = { ancestry: [ null ] };
     Frame.prototype.bind = function (name, value) {
-        this.bindings[name] = value;
+        (this.vars || (this.vars = new Map())).set(name, value);
     };
     Frame.prototype.lookup = function (name) {
         var frame = this;
         do {
-            var b = frame.bindings;
-            if (name in b) {
-                return b[name];
+            var vars = frame.vars;
+            if (vars !== undefined && vars.has(name)) {
+                return vars.get(name);
             }
             frame = frame.parent;
-        } while (frame);
+        } while (frame !== null);
         return undefined;
     };
 
@@ -115,6 +114,11 @@ var jsonata = (function() {
      * @returns {*} Evaluated input data
      */
     function evaluate(expr, input, environment) {
+        // Synapse: a node the closure compiler (closures.ts) compiled runs as its closure.
+        var compiled = expr.compiled;
+        if (compiled !== undefined) {
+            return compiled(input, environment);
+        }
         var result;
 
         // Synapse: jsonata's guardrails, with the clock read every CLOCK_EVERY steps only; no
@@ -2111,12 +2115,12 @@ var jsonata = (function() {
      */
     function prepare(ast, options) {
         var environment = createFrame(staticFrame);
-        var timestamp = new Date();
+        var timestamp = Date.now(); // Synapse: a number, read once per evaluation
         environment.bind('now', defineFunction(function(picture, timezone) {
-            return datetime.fromMillis(timestamp.getTime(), picture, timezone);
+            return datetime.fromMillis(timestamp, picture, timezone);
         }, '<s?s?:s>'));
         environment.bind('millis', defineFunction(function() {
-            return timestamp.getTime();
+            return timestamp;
         }, '<:n>'));
         var stack = options && options.stack > 0 ? options.stack : Infinity;
         var timeout = options && options.timeout > 0 ? options.timeout : 0;
@@ -2130,7 +2134,7 @@ var jsonata = (function() {
                     }
                 }
                 exec_env.bind('$', input);
-                timestamp = new Date();
+                timestamp = Date.now();
                 exec_env.timestamp = timestamp;
                 exec_env.options = options;
                 exec_env.createSequence = createSequence;
@@ -2141,7 +2145,7 @@ var jsonata = (function() {
                 }
                 exec_env.stack = stack;
                 exec_env.timeout = timeout;
-                exec_env.started = timeout ? Date.now() : 0;
+                exec_env.started = timestamp;
                 exec_env.steps = 0;
                 exec_env.base = exec_env;
                 exec_env.depth = 0;
@@ -2162,9 +2166,18 @@ var jsonata = (function() {
         };
     }
 
-    return { prepare, errorCodes, populateMessage };
+    return {
+        prepare, errorCodes, populateMessage,
+        // Synapse: the pieces compiled closures (closures.ts) are made of.
+        internals: {
+            evaluate, evaluatePath, evaluateVariable, evaluateNumericExpression, evaluateEqualityExpression,
+            evaluateComparisonExpression, evaluateStringConcat, evaluateIncludesExpression,
+            evaluateBooleanExpression, checkClock, createSequence, createFrame
+        }
+    };
 })();
 
 export default jsonata;
 export const prepare = jsonata.prepare;
+export const internals = jsonata.internals;
 

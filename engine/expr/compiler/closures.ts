@@ -1,0 +1,280 @@
+/**
+ * Closure compilation: each AST node of the common forms becomes a JavaScript closure composed
+ * at compile time (its children's closures captured), attached to the node as `compiled`. The
+ * evaluator (evaluator.ts) runs a node's closure when it has one, and its own code for the rest,
+ * whose children are compiled closures again; both share frames, sequences and limits, so a node
+ * can be compiled or not independently of its neighbours.
+ *
+ * Every closure keeps jsonata's per-node bookkeeping (depth limit D1011, the step count that
+ * paces the clock check D1012, sequence unwrapping) so results, errors and limits are those of
+ * the interpreted node exactly. Compiled here:
+ * - literals, `$` and variables, field names;
+ * - paths of field names (`a.b.c`) whose steps carry no predicate, stage or binding, with a
+ *   direct walk while each step meets a single object;
+ * - `+ - * / % = != < <= > >= & in and or`, conditions, blocks, `:=` bindings;
+ * - function calls (arguments compiled, the call made as jsonata makes it).
+ * Anything else (predicates, group-by, order-by, ranges, lambdas, transforms, …) runs on
+ * evaluator.ts's synchronous code, with its sub-expressions compiled.
+ */
+import { internals } from './evaluator.ts';
+import fn from './functions.ts';
+import utils from './utils.ts';
+
+/** A compiled node: evaluates against the context `input` in the frame `env`. */
+export type Compiled = (input: unknown, env: Frame) => unknown;
+
+interface Frame {
+  base: Base;
+  bind(name: string, value: unknown): void;
+  lookup(name: string): unknown;
+}
+
+interface Base {
+  depth: number;
+  stack: number;
+  steps: number;
+}
+
+interface Node {
+  type: string;
+  value?: unknown;
+  position?: number;
+  compiled?: Compiled;
+  [key: string]: unknown;
+}
+
+interface JsonataError {
+  position?: number;
+  token?: unknown;
+}
+
+const {
+  evaluate, evaluateVariable, evaluateNumericExpression, evaluateEqualityExpression, evaluateComparisonExpression,
+  evaluateStringConcat, evaluateIncludesExpression, evaluateBooleanExpression, evaluatePath, checkClock, createFrame,
+} = internals as unknown as Record<string, (...args: unknown[]) => unknown>;
+const evalNode = evaluate as (node: Node, input: unknown, env: Frame) => unknown;
+const isFunction = utils.isFunction as (v: unknown) => boolean;
+const boolean = fn.boolean as (v: unknown) => unknown;
+const hasOwn = Object.prototype.hasOwnProperty;
+
+/** Keys any node may have without changing how it evaluates. */
+const NEUTRAL = new Set(['type', 'value', 'position', 'compiled']);
+/** The keys, besides NEUTRAL, each compiled form may have. */
+const SHAPES: Record<string, Set<string>> = {
+  string: new Set(), number: new Set(), value: new Set(),
+  variable: new Set(), name: new Set(),
+  path: new Set(['steps']),
+  binary: new Set(['lhs', 'rhs']),
+  condition: new Set(['condition', 'then', 'else']),
+  block: new Set(['expressions']),
+  bind: new Set(['lhs', 'rhs']),
+  function: new Set(['procedure', 'arguments']),
+};
+const BINARY = new Set(['+', '-', '*', '/', '%', '=', '!=', '<', '<=', '>', '>=', '&', 'in', 'and', 'or']);
+
+/** Compiles every node of `ast` it can, in place (the AST must be private to the compiler). */
+export function compileTree(ast: unknown): void {
+  visit(ast, 0);
+}
+
+function visit(node: unknown, depth: number): void {
+  if (depth > 200 || !node || typeof node !== 'object' || node instanceof RegExp) return;
+  if (Array.isArray(node)) {
+    for (const child of node) visit(child, depth + 1);
+    return;
+  }
+  const n = node as Node;
+  for (const key of Object.keys(n)) {
+    if (key !== 'compiled' && key !== 'slot' && key !== 'ancestor') visit(n[key], depth + 1);
+  }
+  if (typeof n.type !== 'string' || n.compiled) return;
+  const body = compileBody(n);
+  if (body) n.compiled = wrap(body, n.type !== 'string' && n.type !== 'number' && n.type !== 'value');
+}
+
+function shapeIs(n: Node, type: string): boolean {
+  const allowed = SHAPES[type];
+  if (!allowed || n.type !== type) return false;
+  for (const key of Object.keys(n)) if (!NEUTRAL.has(key) && !allowed.has(key)) return false;
+  return true;
+}
+
+/** The closure of a node's own evaluation (evaluator.ts's `switch`), or undefined. */
+function compileBody(n: Node): Compiled | undefined {
+  if (!shapeIs(n, n.type)) return undefined;
+  switch (n.type) {
+    case 'string':
+    case 'number':
+    case 'value': {
+      const value = n.value;
+      return () => value;
+    }
+    case 'variable':
+      return (input, env) => evaluateVariable!(n, input, env);
+    case 'name': {
+      const key = String(n.value);
+      return (input) => lookup(input, key);
+    }
+    case 'path':
+      return compilePath(n);
+    case 'binary':
+      return compileBinary(n);
+    case 'condition': {
+      const cond = sub(n.condition), then = sub(n.then), otherwise = n.else === undefined ? undefined : sub(n.else);
+      return (input, env) => (boolean(cond(input, env)) ? then(input, env) : otherwise ? otherwise(input, env) : undefined);
+    }
+    case 'block': {
+      const items = (n.expressions as Node[]).map(sub);
+      return (input, env) => {
+        const frame = createFrame!(env) as Frame;
+        let result: unknown;
+        for (let i = 0; i < items.length; i++) result = items[i]!(input, frame);
+        return result;
+      };
+    }
+    case 'bind': {
+      const name = String((n.lhs as Node).value);
+      const rhs = sub(n.rhs);
+      return (input, env) => {
+        const value = rhs(input, env);
+        env.bind(name, value);
+        return value;
+      };
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** A child (compiled before its parent): its closure if it has one, else the evaluator. */
+function sub(child: unknown): Compiled {
+  const node = child as Node;
+  return node.compiled ?? ((input, env) => evalNode(node, input, env));
+}
+
+/**
+ * jsonata's `evaluate` around a node's own evaluation: depth limit, clock pacing, and (for
+ * nodes that can yield a sequence) a sequence of 0 or 1 items becoming nothing or that item.
+ */
+function wrap(body: Compiled, unwrap: boolean): Compiled {
+  if (!unwrap) {
+    return (input, env) => {
+      const base = env.base;
+      if (++base.depth > base.stack) throw depthError(base);
+      if ((++base.steps & 255) === 0) checkClock!(base);
+      const result = body(input, env);
+      base.depth--;
+      return result;
+    };
+  }
+  return (input, env) => {
+    const base = env.base;
+    if (++base.depth > base.stack) throw depthError(base);
+    if ((++base.steps & 255) === 0) checkClock!(base);
+    let result = body(input, env);
+    if (Array.isArray(result) && (result as Seq).sequence === true && !(result as Seq).tupleStream) {
+      if (result.length === 0) result = undefined;
+      else if (result.length === 1 && !(result as Seq).keepSingleton) result = result[0];
+    }
+    base.depth--;
+    return result;
+  };
+}
+
+/** jsonata's flags on a sequence array. */
+interface Seq {
+  sequence?: boolean;
+  tupleStream?: boolean;
+  keepSingleton?: boolean;
+}
+
+function depthError(base: Base): unknown {
+  return { code: 'D1011', value: base.stack, stack: new Error().stack };
+}
+
+/** functions.js `lookup` for one name. */
+function lookup(input: unknown, key: string): unknown {
+  if (Array.isArray(input)) return (fn.lookup as (this: unknown, i: unknown, k: string) => unknown).call(SEQUENCES, input, key);
+  if (input !== null && typeof input === 'object' && hasOwn.call(input, key) && !isFunction(input)) return (input as Record<string, unknown>)[key];
+  return undefined;
+}
+const SEQUENCES = { createSequence: internals.createSequence };
+
+/**
+ * A path of plain names. While each step meets one object (not an array), the walk is direct:
+ * what evaluatePath would compute, without its sequences. On anything else (an array on the
+ * way, a sequence, a function) the whole path is evaluated by evaluatePath, whose name steps are
+ * compiled closures; names have no side effects, so the restart is invisible.
+ */
+function compilePath(n: Node): Compiled | undefined {
+  const steps = n.steps as Node[];
+  if (!steps.every((s) => shapeIs(s, 'name'))) {
+    return (input, env) => evaluatePath!(n, input, env);
+  }
+  const keys = steps.map((s) => String(s.value));
+  const last = keys.length - 1;
+  return (input, env) => {
+    const base = env.base;
+    // evaluatePath evaluates each step one level deeper than the path itself.
+    if (base.depth + 1 > base.stack) throw depthError(base);
+    let cur = input;
+    for (let i = 0; ; i++) {
+      if (cur === null || typeof cur !== 'object' || Array.isArray(cur) || isFunction(cur)) break;
+      const key = keys[i]!;
+      if (!hasOwn.call(cur, key)) return undefined;
+      const v = (cur as Record<string, unknown>)[key];
+      base.steps++;
+      if (v === undefined) return undefined;
+      if (Array.isArray(v) && (v as { sequence?: unknown }).sequence !== undefined) break;
+      if (i === last) {
+        if (Array.isArray(v) && (v as { cons?: unknown }).cons) break;
+        // A JSON array at the last step is the path's result as it is (evaluateStep).
+        return v;
+      }
+      if (Array.isArray(v)) break;
+      cur = v;
+    }
+    return evaluatePath!(n, input, env);
+  };
+}
+
+function compileBinary(n: Node): Compiled | undefined {
+  const op = String(n.value);
+  if (!BINARY.has(op)) return undefined;
+  const lhs = sub(n.lhs), rhs = sub(n.rhs);
+  const fail = (err: unknown): never => {
+    const e = err as JsonataError;
+    if (e && typeof e === 'object') {
+      e.position = n.position;
+      e.token = op;
+    }
+    throw err;
+  };
+  if (op === 'and' || op === 'or') {
+    return (input, env) => {
+      const l = lhs(input, env);
+      try {
+        return evaluateBooleanExpression!(l, () => rhs(input, env), op);
+      } catch (err) {
+        return fail(err);
+      }
+    };
+  }
+  const apply = {
+    '+': evaluateNumericExpression, '-': evaluateNumericExpression, '*': evaluateNumericExpression,
+    '/': evaluateNumericExpression, '%': evaluateNumericExpression,
+    '=': evaluateEqualityExpression, '!=': evaluateEqualityExpression,
+    '<': evaluateComparisonExpression, '<=': evaluateComparisonExpression, '>': evaluateComparisonExpression,
+    '>=': evaluateComparisonExpression,
+    '&': evaluateStringConcat, in: evaluateIncludesExpression,
+  }[op]!;
+  return (input, env) => {
+    const l = lhs(input, env);
+    const r = rhs(input, env);
+    try {
+      return apply(l, r, op);
+    } catch (err) {
+      return fail(err);
+    }
+  };
+}
