@@ -31,6 +31,7 @@ import datetime from './datetime.ts';
 import fn from './functions.ts';
 import utils from './utils.ts';
 import { compileRegex } from './regex.ts';
+import { checkStringLength, checkClock, CLOCK_MASK, enterBudget, restoreBudget } from './limits.ts';
 import parseSignature from './signature.ts';
 
 /**
@@ -82,14 +83,6 @@ var jsonata = (function() {
         } while (frame !== null);
         return undefined;
     };
-
-    /** Synapse: read the clock once per CLOCK_MASK + 1 steps. */
-    var CLOCK_MASK = 255;
-    function checkClock(base) {
-        if (base.timeout && Date.now() - base.started > base.timeout) {
-            throw { code: 'D1012', value: base.timeout, stack: (new Error()).stack };
-        }
-    }
 
     /**
      * Synapse: a sequence is a plain array with the `sequence` flag; its length is bounded where
@@ -970,6 +963,7 @@ var jsonata = (function() {
             rstr = fn.string(rhs);
         }
 
+        checkStringLength('The & operator', lstr.length + rstr.length); // Synapse: memory bound
         result = lstr.concat(rstr);
         return result;
     }
@@ -2149,6 +2143,7 @@ var jsonata = (function() {
                 exec_env.steps = 0;
                 exec_env.base = exec_env;
                 exec_env.depth = 0;
+                var previous = enterBudget(exec_env);
                 try {
                     return evaluate(ast, input, exec_env);
                 } catch (err) {
@@ -2158,6 +2153,8 @@ var jsonata = (function() {
                     }
                     if (err && typeof err === 'object') populateMessage(err);
                     throw err;
+                } finally {
+                    restoreBudget(previous);
                 }
             },
             ast: function() {

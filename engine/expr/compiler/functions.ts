@@ -22,6 +22,7 @@
  */
 
 import utils from './utils.ts';
+import { checkStringLength, tick } from './limits.ts';
 
 const functions = (() => {
     'use strict';
@@ -146,14 +147,28 @@ const functions = (() => {
             if(Array.isArray(arg) && arg.outerWrapper) {
                 arg = arg[0];
             }
-            str = JSON.stringify(arg, function (key, val) {
-                if (typeof val !== 'undefined' && val !== null && isNumeric(val)) {
-                    return val.toPrecision && !Number.isInteger(val) ? Number(val.toPrecision(15)) : val;
+            try {
+                str = JSON.stringify(arg, stringReplacer, space);
+            } catch (err) {
+                // Synapse: memory bound (V8 refuses strings past ~512 MB with a RangeError)
+                if (err instanceof RangeError && /string length/i.test(err.message)) {
+                    checkStringLength('$string', Infinity);
                 }
-                return val && isFunction(val) ? '' : val;
-            }, space);
+                throw err;
+            }
+            if (str !== undefined) {
+                checkStringLength('$string', str.length); // Synapse: memory bound
+            }
         }
         return str;
+    }
+
+    // Synapse: hoisted out of string(), which made it anew on every call
+    function stringReplacer(key, val) {
+        if (typeof val !== 'undefined' && val !== null && isNumeric(val)) {
+            return val.toPrecision && !Number.isInteger(val) ? Number(val.toPrecision(15)) : val;
+        }
+        return val && isFunction(val) ? '' : val;
     }
 
     /**
@@ -314,6 +329,7 @@ const functions = (() => {
         width = Math.trunc(width);
         var padLength = Math.abs(width) - length(str);
         if (padLength > 0) {
+            checkStringLength('$pad', Math.abs(width)); // Synapse: memory bound
             var padding = (new Array(padLength + 1)).join(char);
             if (char.length > 1) {
                 padding = substring(padding, 0, padLength);
@@ -519,6 +535,7 @@ const functions = (() => {
                 while (index !== -1 && (typeof limit === 'undefined' || count < limit)) {
                     result += str.substring(position, index);
                     result += replacement;
+                    checkStringLength('$replace', result.length); // Synapse: memory bound
                     position = index + pattern.length;
                     count++;
                     index = str.indexOf(pattern, position);
@@ -536,6 +553,7 @@ const functions = (() => {
                         // check replacedWith is a string
                         if (typeof replacedWith === 'string') {
                             result += replacedWith;
+                            checkStringLength('$replace', result.length); // Synapse: memory bound
                         } else {
                             // not a string - throw error
                             throw {
@@ -777,6 +795,12 @@ const functions = (() => {
             separator = "";
         }
 
+        // Synapse: memory bound, checked before joining
+        var total = separator.length * Math.max(0, strs.length - 1);
+        for (var ii = 0; ii < strs.length; ii++) {
+            total += typeof strs[ii] === 'string' ? strs[ii].length : 0;
+        }
+        checkStringLength('$join', total);
         return strs.join(separator);
     }
 
@@ -1613,9 +1637,11 @@ const functions = (() => {
             return 0;
         }));
         for (var i = 0; i < length; i++) {
-            var tuple = args.map((arg) => {
-                return arg[i];
-            });
+            tick();
+            var tuple = new Array(args.length);
+            for (var k = 0; k < args.length; k++) {
+                tuple[k] = args[k][i];
+            }
             result.push(tuple);
         }
         return result;
@@ -1963,24 +1989,24 @@ const functions = (() => {
             comp = comparator;
         }
 
-        var merge = function (l, r) {
-            var merge_iter = function (result, left, right) {
-                if (left.length === 0) {
-                    Array.prototype.push.apply(result, right);
-                } else if (right.length === 0) {
-                    Array.prototype.push.apply(result, left);
-                } else if (comp(left[0], right[0])) { // invoke the comparator function
+        // Synapse: jsonata's recursive merge_iter (a slice per element: quadratic, and a stack
+        // frame per element) as a loop; the comparator is called on the same pairs in the same
+        // order, so results and errors are the same.
+        var merge = function (left, right) {
+            var merged = [];
+            var i = 0, j = 0;
+            while (i < left.length && j < right.length) {
+                tick();
+                if (comp(left[i], right[j])) { // invoke the comparator function
                     // if it returns true - swap left and right
-                    result.push(right[0]);
-                    merge_iter(result, left, right.slice(1));
+                    merged.push(right[j++]);
                 } else {
                     // otherwise keep the same order
-                    result.push(left[0]);
-                    merge_iter(result, left.slice(1), right);
+                    merged.push(left[i++]);
                 }
-            };
-            var merged = [];
-            merge_iter(merged, l, r);
+            }
+            while (i < left.length) merged.push(left[i++]);
+            while (j < right.length) merged.push(right[j++]);
             return merged;
         };
 
@@ -2047,17 +2073,31 @@ const functions = (() => {
 
         var results = isSequence(arr) ? this.createSequence() : [];
 
+        // Synapse: a primitive equals (deepEquals) only the same primitive, so primitives are
+        // looked up in a Set and only objects/arrays compared one by one; order is unchanged.
+        var seen = new Set();
+        var objects = [];
         for(var ii = 0; ii < arr.length; ii++) {
             var value = arr[ii];
+            tick();
+            if (value === null || typeof value !== 'object') {
+                if (!seen.has(value)) {
+                    seen.add(value);
+                    results.push(value);
+                }
+                continue;
+            }
             // is this value already in the result sequence?
             var includes = false;
-            for(var jj = 0; jj < results.length; jj++) {
-                if (deepEquals(value, results[jj])) {
+            for(var jj = 0; jj < objects.length; jj++) {
+                tick();
+                if (deepEquals(value, objects[jj])) {
                     includes = true;
                     break;
                 }
             }
             if(!includes) {
+                objects.push(value);
                 results.push(value);
             }
         }
