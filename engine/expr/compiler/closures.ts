@@ -50,10 +50,11 @@ interface JsonataError {
 
 const {
   evaluate, evaluateVariable, evaluateNumericExpression, evaluateEqualityExpression, evaluateComparisonExpression,
-  evaluateStringConcat, evaluateIncludesExpression, evaluateBooleanExpression, evaluatePath, checkClock, createFrame,
+  evaluateStringConcat, evaluateIncludesExpression, evaluateBooleanExpression, evaluatePath, checkClock, createFrame, apply,
 } = internals as unknown as Record<string, (...args: unknown[]) => unknown>;
 const evalNode = evaluate as (node: Node, input: unknown, env: Frame) => unknown;
 const isFunction = utils.isFunction as (v: unknown) => boolean;
+const getFunctionArity = utils.getFunctionArity as (f: unknown) => number;
 const boolean = fn.boolean as (v: unknown) => unknown;
 const hasOwn = Object.prototype.hasOwnProperty;
 
@@ -119,6 +120,8 @@ function compileBody(n: Node): Compiled | undefined {
       return compilePath(n);
     case 'binary':
       return compileBinary(n);
+    case 'function':
+      return compileFunction(n);
     case 'condition': {
       const cond = sub(n.condition), then = sub(n.then), otherwise = n.else === undefined ? undefined : sub(n.else);
       return (input, env) => (boolean(cond(input, env)) ? then(input, env) : otherwise ? otherwise(input, env) : undefined);
@@ -275,6 +278,48 @@ function compileBinary(n: Node): Compiled | undefined {
       return apply(l, r, op);
     } catch (err) {
       return fail(err);
+    }
+  };
+}
+
+/**
+ * A function call: evaluator.ts's evaluateFunction with its procedure and arguments compiled;
+ * the call itself (signature validation, tail calls, errors) is jsonata's `apply`.
+ */
+function compileFunction(n: Node): Compiled {
+  const procNode = n.procedure as Node;
+  const proc = sub(procNode);
+  const args = (n.arguments as Node[]).map(sub);
+  const firstStep = procNode.type === 'path' ? (procNode.steps as Node[])[0]!.value : undefined;
+  const procName = procNode.type === 'path' ? firstStep : procNode.value;
+  return (input, env) => {
+    const p = proc(input, env);
+    if (p === undefined && procNode.type === 'path' && env.lookup(String(firstStep))) {
+      // help the user out here if they simply forgot the leading $
+      throw { code: 'T1005', stack: new Error().stack, position: n.position, token: firstStep };
+    }
+    const evaluated = new Array<unknown>(args.length);
+    for (let j = 0; j < args.length; j++) {
+      const arg = args[j]!(input, env);
+      if (isFunction(arg)) {
+        const closure = (...params: unknown[]) => apply!(arg, params, null, env);
+        (closure as unknown as { arity: number }).arity = getFunctionArity(arg);
+        evaluated[j] = closure;
+      } else {
+        evaluated[j] = arg;
+      }
+    }
+    try {
+      if (typeof p === 'object') {
+        (p as Record<string, unknown>).token = procName;
+        (p as Record<string, unknown>).position = n.position;
+      }
+      return apply!(p, evaluated, input, env);
+    } catch (err) {
+      const e = err as JsonataError;
+      if (!e.position) e.position = n.position;
+      if (!e.token) e.token = procName;
+      throw err;
     }
   };
 }

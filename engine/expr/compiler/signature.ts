@@ -171,6 +171,7 @@ const signature = (() => {
             }).join('') +
             '$';
         var regex = compileRegex(regexStr);
+        var matches = new Map();
         var getSymbol = function (value) {
             var symbol;
             if (utils.isFunction(value)) {
@@ -238,10 +239,17 @@ const signature = (() => {
             definition: signature,
             validate: function (args, context) {
                 var suppliedSig = '';
-                args.forEach(function (arg) {
-                    suppliedSig += getSymbol(arg);
-                });
-                var isValid = regex.exec(suppliedSig);
+                for (var ai = 0; ai < args.length; ai++) {
+                    suppliedSig += getSymbol(args[ai]);
+                }
+                // Synapse: the match of each argument-type string is computed once (it is only read)
+                var isValid = matches.get(suppliedSig);
+                if (isValid === undefined) {
+                    isValid = regex.exec(suppliedSig);
+                    if (matches.size < 256) {
+                        matches.set(suppliedSig, isValid);
+                    }
+                }
                 if (isValid) {
                     var validatedArgs = [];
                     var argIndex = 0;
