@@ -811,12 +811,11 @@ const functions = (() => {
      * @param {Object} [options] - override locale defaults
      * @returns {String} The formatted string
      */
-    function formatNumber(value, picture, options) {
-        // undefined inputs always return undefined
-        if (typeof value === 'undefined') {
-            return undefined;
-        }
+    // Synapse: the analysis of a picture (jsonata's "TODO cache the result of the analysis") is
+    // made once per picture string when no options are given; it is not modified afterwards.
+    var numberPictures = new Map();
 
+    function analyseNumberPicture(picture, options) {
         var defaults = {
             "decimal-separator": ".",
             "grouping-separator": ",",
@@ -1072,17 +1071,34 @@ const functions = (() => {
 
         var variables = parts.map(analyse);
 
+        if (variables.length === 1) {
+            variables.push(JSON.parse(JSON.stringify(variables[0])));
+            variables[1].prefix = properties['minus-sign'] + variables[1].prefix;
+        }
+        return { properties: properties, variables: variables, decimalDigitFamily: decimalDigitFamily };
+    }
+
+    function formatNumber(value, picture, options) {
+        // undefined inputs always return undefined
+        if (typeof value === 'undefined') {
+            return undefined;
+        }
+
+        var analysed = typeof options === 'undefined' ? numberPictures.get(picture) : undefined;
+        if (analysed === undefined) {
+            analysed = analyseNumberPicture(picture, options);
+            if (typeof options === 'undefined' && numberPictures.size < 256) {
+                numberPictures.set(picture, analysed);
+            }
+        }
+        var properties = analysed.properties;
+        var variables = analysed.variables;
+        var decimalDigitFamily = analysed.decimalDigitFamily;
+
         var minus_sign = properties['minus-sign'];
         var zero_digit = properties['zero-digit'];
         var decimal_separator = properties['decimal-separator'];
         var grouping_separator = properties['grouping-separator'];
-
-        if (variables.length === 1) {
-            variables.push(JSON.parse(JSON.stringify(variables[0])));
-            variables[1].prefix = minus_sign + variables[1].prefix;
-        }
-
-        // TODO cache the result of the analysis
 
         // format the number
         // bullet 1: TODO: NaN - not sure we'd ever get this in JSON
