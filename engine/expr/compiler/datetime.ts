@@ -504,7 +504,22 @@ const dateTime = (function () {
      * @param {string} picture - picture string
      * @returns {{type: string, parts: Array}} - the analysed string
      */
+    // Synapse: a date/time picture is analysed once per picture string (formatDateTime and
+    // parseDateTime only read the analysis; analyseIntegerPicture's results are modified by
+    // this analysis, so they are not shared)
+    var analyseDateTimePictureCache = new Map();
     function analyseDateTimePicture(picture) {
+        var cached = analyseDateTimePictureCache.get(picture);
+        if (cached === undefined) {
+            cached = analyseDateTimePictureUncached(picture);
+            if (analyseDateTimePictureCache.size < 256) {
+                analyseDateTimePictureCache.set(picture, cached);
+            }
+        }
+        return cached;
+    }
+
+    function analyseDateTimePictureUncached(picture) {
         var spec = [];
         const format = {
             type: 'datetime',
