@@ -253,7 +253,8 @@ const signature = (() => {
                 if (isValid) {
                     var validatedArgs = [];
                     var argIndex = 0;
-                    params.forEach(function (param, index) {
+                    for (var index = 0; index < params.length; index++) { // Synapse: loops, not closures
+                        var param = params[index];
                         var arg = args[argIndex];
                         var match = isValid[index + 1];
                         if (match === '') {
@@ -280,7 +281,8 @@ const signature = (() => {
                         } else {
                             // may have matched multiple args (if the regex ends with a '+')
                             // split into single tokens
-                            match.split('').forEach(function (single) {
+                            for (var si = 0; si < match.length; si++) {
+                                var single = match.charAt(si);
                                 arg = args[argIndex];
                                 if (param.type === 'a') {
                                     if (single === 'm') {
@@ -299,10 +301,12 @@ const signature = (() => {
                                                         arrayOK = false;
                                                     } else {
                                                         // make sure every item in the array is this type
-                                                        var differentItems = arg.filter(function (val) {
-                                                            return (getSymbol(val) !== itemType);
-                                                        });
-                                                        arrayOK = (differentItems.length === 0);
+                                                        for (var di = 0; di < arg.length; di++) {
+                                                            if (getSymbol(arg[di]) !== itemType) {
+                                                                arrayOK = false;
+                                                                break;
+                                                            }
+                                                        }
                                                     }
                                                 }
                                             }
@@ -327,9 +331,9 @@ const signature = (() => {
                                     validatedArgs.push(arg);
                                     argIndex++;
                                 }
-                            });
+                            }
                         }
-                    });
+                    }
                     return validatedArgs;
                 }
                 throwValidationError(args, suppliedSig);
