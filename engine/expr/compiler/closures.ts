@@ -51,6 +51,7 @@ interface JsonataError {
 const {
   evaluate, evaluateVariable, evaluateNumericExpression, evaluateEqualityExpression, evaluateComparisonExpression,
   evaluateStringConcat, evaluateIncludesExpression, evaluateBooleanExpression, evaluatePath, checkClock, createFrame, apply,
+  evaluateGroupExpression,
 } = internals as unknown as Record<string, (...args: unknown[]) => unknown>;
 const evalNode = evaluate as (node: Node, input: unknown, env: Frame) => unknown;
 const isFunction = utils.isFunction as (v: unknown) => boolean;
@@ -70,6 +71,7 @@ const SHAPES: Record<string, Set<string>> = {
   block: new Set(['expressions']),
   bind: new Set(['lhs', 'rhs']),
   function: new Set(['procedure', 'arguments']),
+  unary: new Set(['lhs', 'expression', 'expressions']),
 };
 const BINARY = new Set(['+', '-', '*', '/', '%', '=', '!=', '<', '<=', '>', '>=', '&', 'in', 'and', 'or']);
 
@@ -122,12 +124,22 @@ function compileBody(n: Node): Compiled | undefined {
       return compileBinary(n);
     case 'function':
       return compileFunction(n);
+    case 'unary':
+      return n.value === '{' ? compileObject(n) : undefined;
     case 'condition': {
       const cond = sub(n.condition), then = sub(n.then), otherwise = n.else === undefined ? undefined : sub(n.else);
       return (input, env) => (boolean(cond(input, env)) ? then(input, env) : otherwise ? otherwise(input, env) : undefined);
     }
     case 'block': {
       const items = (n.expressions as Node[]).map(sub);
+      if (!bindsInFrame(n.expressions)) {
+        // Nothing binds in this block's own frame, so evaluating in the enclosing one is the same.
+        return (input, env) => {
+          let result: unknown;
+          for (let i = 0; i < items.length; i++) result = items[i]!(input, env);
+          return result;
+        };
+      }
       return (input, env) => {
         const frame = createFrame!(env) as Frame;
         let result: unknown;
@@ -314,6 +326,7 @@ function compileFunction(n: Node): Compiled {
         (p as Record<string, unknown>).token = procName;
         (p as Record<string, unknown>).position = n.position;
       }
+      if (p !== null && typeof p === 'object' && (p as Native)._jsonata_function === true) return callNative(p as Native, evaluated, input, env);
       return apply!(p, evaluated, input, env);
     } catch (err) {
       const e = err as JsonataError;
@@ -321,5 +334,79 @@ function compileFunction(n: Node): Compiled {
       if (!e.token) e.token = procName;
       throw err;
     }
+  };
+}
+
+/** A built-in function: functions.ts's implementation and its parsed signature. */
+interface Native {
+  _jsonata_function: true;
+  implementation: (this: unknown, ...args: unknown[]) => unknown;
+  signature?: { validate(args: unknown[], context: unknown): unknown[] };
+  token?: unknown;
+  position?: number;
+}
+
+/**
+ * evaluator.ts's apply → applyInner for a built-in, inlined: validate the arguments against the
+ * signature, call with jsonata's `focus` as `this`, decorate errors as applyInner does. (A
+ * built-in never returns a tail-call thunk: those only pass between lambdas inside `apply`.)
+ */
+function callNative(proc: Native, args: unknown[], input: unknown, env: Frame): unknown {
+  try {
+    const validated = proc.signature === undefined ? args : proc.signature.validate(args, input);
+    const focus = { environment: env, input, options: (env.base as unknown as { options: unknown }).options, createSequence: internals.createSequence };
+    return proc.implementation.apply(focus, validated);
+  } catch (err) {
+    const e = err as JsonataError;
+    if (typeof e.token === 'undefined' && typeof proc.token !== 'undefined') e.token = proc.token;
+    e.position = proc.position || e.position;
+    throw err;
+  }
+}
+
+/**
+ * Whether evaluating these nodes may bind a variable in the frame they run in: a `:=`, or a path
+ * with focus/index/tuple bindings, anywhere but inside a lambda (which has its own frame).
+ */
+function bindsInFrame(node: unknown, depth = 0): boolean {
+  if (depth > 200) return true;
+  if (Array.isArray(node)) return node.some((c) => bindsInFrame(c, depth + 1));
+  if (!node || typeof node !== 'object' || node instanceof RegExp) return false;
+  const n = node as Node;
+  if (n.type === 'bind') return true;
+  if (n.type === 'lambda') return false;
+  if (n.focus !== undefined || n.index !== undefined || n.tuple !== undefined) return true;
+  for (const key of Object.keys(n)) {
+    if (key === 'compiled' || key === 'slot' || key === 'ancestor') continue;
+    if (typeof n[key] === 'object' && bindsInFrame(n[key], depth + 1)) return true;
+  }
+  return false;
+}
+
+/**
+ * An object constructor `{ k: v, … }`. With distinct literal string keys and a single context
+ * value (not a sequence), it is evaluateGroupExpression's one-group case: each value evaluated
+ * once against the context, in the order jsonata iterates its groups (Object.keys: integer-like
+ * keys first), and the result a plain object. Anything else is evaluateGroupExpression itself.
+ */
+function compileObject(n: Node): Compiled {
+  const pairs = n.lhs as [Node, Node][];
+  const keys = pairs.map(([k]) => (k.type === 'string' && Object.keys(k).every((x) => NEUTRAL.has(x)) ? String(k.value) : undefined));
+  const literal = keys.every((k) => k !== undefined && k !== '__proto__' && k !== '_jsonata_lambda' && k !== '_jsonata_function')
+    && new Set(keys).size === keys.length;
+  const generic: Compiled = (input, env) => evaluateGroupExpression!(n, input, env);
+  if (!literal) return generic;
+  const index = new Map(keys.map((k, i) => [k!, i]));
+  const order = Object.keys(Object.fromEntries(keys.map((k) => [k, true]))).map((k) => index.get(k)!);
+  const names = order.map((i) => keys[i]!);
+  const values = order.map((i) => sub(pairs[i]![1]));
+  return (input, env) => {
+    if (Array.isArray(input)) return generic(input, env);
+    const result: Record<string, unknown> = {};
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i]!(input, env);
+      if (v !== undefined) result[names[i]!] = v;
+    }
+    return result;
   };
 }

@@ -2169,7 +2169,7 @@ var jsonata = (function() {
         internals: {
             evaluate, evaluatePath, evaluateVariable, evaluateNumericExpression, evaluateEqualityExpression,
             evaluateComparisonExpression, evaluateStringConcat, evaluateIncludesExpression,
-            evaluateBooleanExpression, checkClock, createSequence, createFrame, apply
+            evaluateBooleanExpression, checkClock, createSequence, createFrame, apply, evaluateGroupExpression
         }
     };
 })();
