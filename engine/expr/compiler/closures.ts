@@ -223,16 +223,25 @@ const SEQUENCES = { createSequence: internals.createSequence };
  */
 function compilePath(n: Node): Compiled | undefined {
   const steps = n.steps as Node[];
-  if (!steps.every((s) => shapeIs(s, 'name'))) {
+  // The first step may be a variable (`$v.a.b`, `$.a`, `$$.a`): evaluated as a step, it gives
+  // one value to walk from.
+  const first = steps[0]!.type === 'variable' && shapeIs(steps[0]!, 'variable') && steps[0]!.compiled ? steps[0]!.compiled : undefined;
+  const names = first ? steps.slice(1) : steps;
+  if (names.length === 0 || !names.every((s) => shapeIs(s, 'name'))) {
     return (input, env) => evaluatePath!(n, input, env);
   }
-  const keys = steps.map((s) => String(s.value));
+  const keys = names.map((s) => String(s.value));
   const last = keys.length - 1;
   return (input, env) => {
     const base = env.base;
     // evaluatePath evaluates each step one level deeper than the path itself.
     if (base.depth + 1 > base.stack) throw depthError(base);
     let cur = input;
+    if (first) {
+      cur = first(input, env);
+      if (cur === undefined) return undefined;
+      if (Array.isArray(cur)) return evaluatePath!(n, input, env);
+    }
     for (let i = 0; ; i++) {
       if (cur === null || typeof cur !== 'object' || Array.isArray(cur) || isFunction(cur)) break;
       const key = keys[i]!;

@@ -142,6 +142,11 @@ const functions = (() => {
                 value: arg,
                 stack: (new Error()).stack
             };
+        } else if (typeof arg === 'number') {
+            // Synapse: what the replacer below makes of a number, without a replacer call
+            str = JSON.stringify(Number.isInteger(arg) ? arg : Number(arg.toPrecision(15)));
+        } else if (typeof arg === 'boolean' || arg === null) {
+            str = JSON.stringify(arg);
         } else {
             var space = prettify ? 2 : 0;
             if(Array.isArray(arg) && arg.outerWrapper) {
