@@ -51,7 +51,7 @@ interface JsonataError {
 const {
   evaluate, evaluateVariable, evaluateNumericExpression, evaluateEqualityExpression, evaluateComparisonExpression,
   evaluateStringConcat, evaluateIncludesExpression, evaluateBooleanExpression, evaluatePath, checkClock, createFrame, apply,
-  evaluateGroupExpression,
+  evaluateGroupExpression, evaluateFilter,
 } = internals as unknown as Record<string, (...args: unknown[]) => unknown>;
 const evalNode = evaluate as (node: Node, input: unknown, env: Frame) => unknown;
 const isFunction = utils.isFunction as (v: unknown) => boolean;
@@ -59,8 +59,11 @@ const getFunctionArity = utils.getFunctionArity as (f: unknown) => number;
 const boolean = fn.boolean as (v: unknown) => unknown;
 const hasOwn = Object.prototype.hasOwnProperty;
 
-/** Keys any node may have without changing how it evaluates. */
-const NEUTRAL = new Set(['type', 'value', 'position', 'compiled']);
+/**
+ * Keys any node may have without changing how its closure is made: `stages` belong to the path
+ * evaluating the node as a step; `predicate`, `group` and `keepArray` are applied by `wrap`.
+ */
+const NEUTRAL = new Set(['type', 'value', 'position', 'compiled', 'stages', 'predicate', 'group', 'keepArray']);
 /** The keys, besides NEUTRAL, each compiled form may have. */
 const SHAPES: Record<string, Set<string>> = {
   string: new Set(), number: new Set(), value: new Set(),
@@ -70,8 +73,9 @@ const SHAPES: Record<string, Set<string>> = {
   condition: new Set(['condition', 'then', 'else']),
   block: new Set(['expressions']),
   bind: new Set(['lhs', 'rhs']),
-  function: new Set(['procedure', 'arguments']),
-  unary: new Set(['lhs', 'expression', 'expressions']),
+  function: new Set(['procedure', 'arguments', 'name']),
+  // A path's own `group` is applied by the path (compileStepsPath), not by `wrap`.
+  unary: new Set(['lhs', 'expression', 'expressions', 'consarray']),
 };
 const BINARY = new Set(['+', '-', '*', '/', '%', '=', '!=', '<', '<=', '>', '>=', '&', 'in', 'and', 'or']);
 
@@ -92,7 +96,7 @@ function visit(node: unknown, depth: number): void {
   }
   if (typeof n.type !== 'string' || n.compiled) return;
   const body = compileBody(n);
-  if (body) n.compiled = wrap(body, n.type !== 'string' && n.type !== 'number' && n.type !== 'value');
+  if (body) n.compiled = wrap(n, body, n.type !== 'string' && n.type !== 'number' && n.type !== 'value');
 }
 
 function shapeIs(n: Node, type: string): boolean {
@@ -125,7 +129,7 @@ function compileBody(n: Node): Compiled | undefined {
     case 'function':
       return compileFunction(n);
     case 'unary':
-      return n.value === '{' ? compileObject(n) : undefined;
+      return n.value === '{' ? compileObject(n) : n.value === '[' ? compileArray(n) : n.value === '-' ? compileNegation(n) : undefined;
     case 'condition': {
       const cond = sub(n.condition), then = sub(n.then), otherwise = n.else === undefined ? undefined : sub(n.else);
       return (input, env) => (boolean(cond(input, env)) ? then(input, env) : otherwise ? otherwise(input, env) : undefined);
@@ -168,10 +172,31 @@ function sub(child: unknown): Compiled {
 }
 
 /**
- * jsonata's `evaluate` around a node's own evaluation: depth limit, clock pacing, and (for
- * nodes that can yield a sequence) a sequence of 0 or 1 items becoming nothing or that item.
+ * jsonata's `evaluate` around a node's own evaluation: depth limit, clock pacing, the node's
+ * predicates and (not on a path) group-by, and a sequence of 0 or 1 items becoming nothing or
+ * that item (unless kept as an array).
  */
-function wrap(body: Compiled, unwrap: boolean): Compiled {
+function wrap(n: Node, body: Compiled, unwrap: boolean): Compiled {
+  const predicates = (n.predicate as { expr: Node }[] | undefined)?.map((p) => p.expr);
+  const group = n.type !== 'path' ? (n.group as Node | undefined) : undefined;
+  const keepArray = n.keepArray === true;
+  if (predicates || group || keepArray) {
+    return (input, env) => {
+      const base = env.base;
+      if (++base.depth > base.stack) throw depthError(base);
+      if ((++base.steps & 255) === 0) checkClock!(base);
+      let result = body(input, env);
+      if (predicates) for (let i = 0; i < predicates.length; i++) result = evaluateFilter!(predicates[i], result, env);
+      if (group) result = evaluateGroupExpression!(group, result, env);
+      if (Array.isArray(result) && (result as Seq).sequence === true && !(result as Seq).tupleStream) {
+        if (keepArray) (result as Seq).keepSingleton = true;
+        if (result.length === 0) result = undefined;
+        else if (result.length === 1 && !(result as Seq).keepSingleton) result = result[0];
+      }
+      base.depth--;
+      return result;
+    };
+  }
   if (!unwrap) {
     return (input, env) => {
       const base = env.base;
@@ -227,8 +252,9 @@ function compilePath(n: Node): Compiled | undefined {
   // one value to walk from.
   const first = steps[0]!.type === 'variable' && shapeIs(steps[0]!, 'variable') && steps[0]!.compiled ? steps[0]!.compiled : undefined;
   const names = first ? steps.slice(1) : steps;
-  if (names.length === 0 || !names.every((s) => shapeIs(s, 'name'))) {
-    return (input, env) => evaluatePath!(n, input, env);
+  if (n.group !== undefined || names.length === 0 || !names.every((s) => shapeIs(s, 'name') && s.stages === undefined && s.predicate === undefined
+    && s.group === undefined && s.keepArray === undefined)) {
+    return compileStepsPath(n) ?? ((input, env) => evaluatePath!(n, input, env));
   }
   const keys = names.map((s) => String(s.value));
   const last = keys.length - 1;
@@ -417,5 +443,107 @@ function compileObject(n: Node): Compiled {
       if (v !== undefined) result[names[i]!] = v;
     }
     return result;
+  };
+}
+
+/** The keys a step may have for compileStepsPath (beyond its own compiled shape). */
+const STEP_FORBIDDEN = ['focus', 'index', 'tuple', 'ancestor', 'seekingParent', 'consarray'];
+
+/**
+ * evaluatePath and evaluateStep for a path whose steps are compiled nodes, with filter stages
+ * (`a[x > 1].b[0]`) but without tuple bindings (`@`, `#`, parent `%`) or order-by steps: the
+ * same sequences built the same way, without the interpreter's dispatch.
+ */
+function compileStepsPath(n: Node): Compiled | undefined {
+  const steps = n.steps as Node[];
+  if (n.tuple !== undefined || n.keepSingletonArray !== undefined || n.seekingParent !== undefined) return undefined;
+  for (const [i, step] of steps.entries()) {
+    if (!step.compiled || step.type === 'sort') return undefined;
+    if (STEP_FORBIDDEN.some((k) => step[k] !== undefined) && !(i === 0 && step.consarray !== undefined && STEP_FORBIDDEN.every((k) => k === 'consarray' || step[k] === undefined))) return undefined;
+    const stages = step.stages as { type: string }[] | undefined;
+    if (stages && !stages.every((st) => st.type === 'filter')) return undefined;
+  }
+  const fns = steps.map((s) => s.compiled!);
+  const stageExprs = steps.map((s) => (s.stages as { expr: Node }[] | undefined)?.map((st) => st.expr));
+  const firstIsVariable = steps[0]!.type === 'variable';
+  const consFirst = steps[0]!.consarray === true;
+  const group = n.group as Node | undefined;
+  const last = steps.length - 1;
+  const createSequence = internals.createSequence as (...items: unknown[]) => unknown[];
+  return (input, env) => {
+    let inputSequence = Array.isArray(input) && !firstIsVariable ? input : createSequence(input);
+    let resultSequence: unknown;
+    for (let ii = 0; ii < fns.length; ii++) {
+      if (ii === 0 && consFirst) {
+        resultSequence = fns[0]!(inputSequence, env);
+      } else {
+        resultSequence = evaluateStep(fns[ii]!, stageExprs[ii], inputSequence as unknown[], env, ii === last, createSequence);
+      }
+      if (typeof resultSequence === 'undefined' || (resultSequence as unknown[]).length === 0) break;
+      inputSequence = resultSequence as unknown[];
+    }
+    if (group) resultSequence = evaluateGroupExpression!(group, resultSequence, env);
+    return resultSequence;
+  };
+}
+
+function evaluateStep(step: Compiled, stages: Node[] | undefined, input: unknown[], env: Frame, lastStep: boolean,
+  createSequence: (...items: unknown[]) => unknown[]): unknown[] {
+  const result = createSequence();
+  for (let ii = 0; ii < input.length; ii++) {
+    let res = step(input[ii], env);
+    if (stages) for (let ss = 0; ss < stages.length; ss++) res = evaluateFilter!(stages[ss], res, env);
+    if (typeof res !== 'undefined') result.push(res);
+  }
+  if (lastStep && result.length === 1 && Array.isArray(result[0]) && !(result[0] as Seq).sequence) return result[0] as unknown[];
+  // flatten the sequence
+  const resultSequence = createSequence();
+  for (let i = 0; i < result.length; i++) {
+    const res = result[i];
+    if (!Array.isArray(res) || (res as { cons?: boolean }).cons) {
+      resultSequence.push(res);
+    } else {
+      for (let j = 0; j < res.length; j++) resultSequence.push(res[j]);
+    }
+  }
+  checkSequence(resultSequence.length, env);
+  return resultSequence;
+}
+
+/** D2015 when a sequence outgrows the evaluation's sequence limit. */
+function checkSequence(length: number, env: Frame): void {
+  const limit = (env.base as unknown as { sequenceLimit: number }).sequenceLimit;
+  if (length > limit) throw { code: 'D2015', value: limit, stack: new Error().stack };
+}
+
+/** An array constructor `[a, b, …]`: evaluator.ts's evaluateUnary '[' case. */
+function compileArray(n: Node): Compiled {
+  const items = (n.expressions as Node[]).map((item) => ({ fn: sub(item), nested: item.value === '[' }));
+  const cons = n.consarray === true;
+  const append = fn.append as (this: unknown, a: unknown, b: unknown) => unknown[];
+  return (input, env) => {
+    const focus = { options: (env.base as unknown as { options: unknown }).options, createSequence: internals.createSequence };
+    let result: unknown[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const value = items[i]!.fn(input, env);
+      if (typeof value !== 'undefined') {
+        if (items[i]!.nested) result.push(value);
+        else result = append.call(focus, result, value);
+      }
+    }
+    if (cons) Object.defineProperty(result, 'cons', { enumerable: false, configurable: false, value: true });
+    return result;
+  };
+}
+
+/** Unary minus: evaluator.ts's evaluateUnary '-' case. */
+function compileNegation(n: Node): Compiled {
+  const operand = sub(n.expression);
+  const isNumeric = utils.isNumeric as (v: unknown) => boolean;
+  return (input, env) => {
+    const result = operand(input, env);
+    if (typeof result === 'undefined') return undefined;
+    if (isNumeric(result)) return -(result as number);
+    throw { code: 'D1002', stack: new Error().stack, position: n.position, token: n.value, value: result };
   };
 }

@@ -2169,7 +2169,8 @@ var jsonata = (function() {
         internals: {
             evaluate, evaluatePath, evaluateVariable, evaluateNumericExpression, evaluateEqualityExpression,
             evaluateComparisonExpression, evaluateStringConcat, evaluateIncludesExpression,
-            evaluateBooleanExpression, checkClock, createSequence, createFrame, apply, evaluateGroupExpression
+            evaluateBooleanExpression, checkClock, createSequence, createFrame, apply, evaluateGroupExpression,
+            evaluateFilter, evaluateApplyExpression
         }
     };
 })();
