@@ -16,9 +16,9 @@
  * Anything else (predicates, group-by, order-by, ranges, lambdas, transforms, …) runs on
  * evaluator.ts's synchronous code, with its sub-expressions compiled.
  */
-import { internals } from './evaluator.ts';
-import fn from './functions.ts';
-import utils from './utils.ts';
+import { internals } from './evaluator.js';
+import fn from './functions.js';
+import utils from './utils.js';
 
 /** A compiled node: evaluates against the context `input` in the frame `env`. */
 export type Compiled = (input: unknown, env: Frame) => unknown;
@@ -349,9 +349,7 @@ function compileFunction(n: Node): Compiled {
     for (let j = 0; j < args.length; j++) {
       const arg = args[j]!(input, env);
       if (isFunction(arg)) {
-        const closure = (...params: unknown[]) => apply!(arg, params, null, env);
-        (closure as unknown as { arity: number }).arity = getFunctionArity(arg);
-        evaluated[j] = closure;
+        evaluated[j] = functionArgument(arg, env);
       } else {
         evaluated[j] = arg;
       }
@@ -546,4 +544,14 @@ function compileNegation(n: Node): Compiled {
     if (isNumeric(result)) return -(result as number);
     throw { code: 'D1002', stack: new Error().stack, position: n.position, token: n.value, value: result };
   };
+}
+
+/**
+ * A function passed as an argument, wrapped as evaluateFunction wraps it. (A module-level maker:
+ * tsx's keepNames would add a naming call to a closure declared inside the call's closure.)
+ */
+function functionArgument(arg: unknown, env: Frame): unknown {
+  const closure = (...params: unknown[]): unknown => apply!(arg, params, null, env);
+  (closure as unknown as { arity: number }).arity = getFunctionArity(arg);
+  return closure;
 }

@@ -3,7 +3,7 @@
  * synchronous evaluator out.
  */
 import { compileTree } from './closures.ts';
-import { prepare } from './evaluator.ts';
+import { prepare } from './evaluator.js';
 
 /** Limits of one evaluation (SPEC §4); a missing or 0 limit is no limit. */
 export interface EvaluationLimits {
