@@ -51,7 +51,7 @@ interface JsonataError {
 const {
   evaluate, evaluateVariable, evaluateNumericExpression, evaluateEqualityExpression, evaluateComparisonExpression,
   evaluateStringConcat, evaluateIncludesExpression, evaluateBooleanExpression, evaluatePath, checkClock, createFrame, apply,
-  evaluateGroupExpression, evaluateFilter,
+  evaluateGroupExpression, evaluateFilter, evaluateApplyExpression,
 } = internals as unknown as Record<string, (...args: unknown[]) => unknown>;
 const evalNode = evaluate as (node: Node, input: unknown, env: Frame) => unknown;
 const isFunction = utils.isFunction as (v: unknown) => boolean;
@@ -76,6 +76,7 @@ const SHAPES: Record<string, Set<string>> = {
   function: new Set(['procedure', 'arguments', 'name']),
   // A path's own `group` is applied by the path (compileStepsPath), not by `wrap`.
   unary: new Set(['lhs', 'expression', 'expressions', 'consarray']),
+  apply: new Set(['lhs', 'rhs']),
 };
 const BINARY = new Set(['+', '-', '*', '/', '%', '=', '!=', '<', '<=', '>', '>=', '&', 'in', 'and', 'or']);
 
@@ -128,6 +129,8 @@ function compileBody(n: Node): Compiled | undefined {
       return compileBinary(n);
     case 'function':
       return compileFunction(n);
+    case 'apply':
+      return compileApply(n);
     case 'unary':
       return n.value === '{' ? compileObject(n) : n.value === '[' ? compileArray(n) : n.value === '-' ? compileNegation(n) : undefined;
     case 'condition': {
@@ -334,24 +337,32 @@ function compileBinary(n: Node): Compiled | undefined {
  * the call itself (signature validation, tail calls, errors) is jsonata's `apply`.
  */
 function compileFunction(n: Node): Compiled {
+  const call = compileCall(n);
+  return (input, env) => call(input, env, undefined);
+}
+
+/** evaluateFunction(expr, input, environment, applyto) with the node's parts compiled. */
+function compileCall(n: Node): (input: unknown, env: Frame, applyto: { context: unknown } | undefined) => unknown {
   const procNode = n.procedure as Node;
   const proc = sub(procNode);
   const args = (n.arguments as Node[]).map(sub);
   const firstStep = procNode.type === 'path' ? (procNode.steps as Node[])[0]!.value : undefined;
   const procName = procNode.type === 'path' ? firstStep : procNode.value;
-  return (input, env) => {
+  return (input, env, applyto) => {
     const p = proc(input, env);
     if (p === undefined && procNode.type === 'path' && env.lookup(String(firstStep))) {
       // help the user out here if they simply forgot the leading $
       throw { code: 'T1005', stack: new Error().stack, position: n.position, token: firstStep };
     }
-    const evaluated = new Array<unknown>(args.length);
+    const offset = applyto === undefined ? 0 : 1;
+    const evaluated = new Array<unknown>(args.length + offset);
+    if (applyto !== undefined) evaluated[0] = applyto.context;
     for (let j = 0; j < args.length; j++) {
       const arg = args[j]!(input, env);
       if (isFunction(arg)) {
-        evaluated[j] = functionArgument(arg, env);
+        evaluated[j + offset] = functionArgument(arg, env);
       } else {
-        evaluated[j] = arg;
+        evaluated[j + offset] = arg;
       }
     }
     try {
@@ -554,4 +565,17 @@ function functionArgument(arg: unknown, env: Frame): unknown {
   const closure = (...params: unknown[]): unknown => apply!(arg, params, null, env);
   (closure as unknown as { arity: number }).arity = getFunctionArity(arg);
   return closure;
+}
+
+/**
+ * `lhs ~> rhs`: evaluateApplyExpression. A function call on the right is invoked with the left
+ * value as its first argument (compiled); a function value on the right (chaining, `~> $f`) is
+ * the evaluator's.
+ */
+function compileApply(n: Node): Compiled {
+  const rhs = n.rhs as Node;
+  if (rhs.type !== 'function' || !shapeIs(rhs, 'function')) return (input, env) => evaluateApplyExpression!(n, input, env);
+  const lhs = sub(n.lhs);
+  const call = compileCall(rhs);
+  return (input, env) => call(input, env, { context: lhs(input, env) });
 }

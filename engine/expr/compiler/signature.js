@@ -174,38 +174,30 @@ const signature = (() => {
             '$';
         var regex = compileRegex(regexStr);
         var matches = new Map();
+        // Synapse: the same symbols as jsonata's getSymbol, testing the cheap cases first
         var getSymbol = function (value) {
-            var symbol;
-            if (utils.isFunction(value)) {
-                symbol = 'f';
-            } else {
-                var type = typeof value;
-                switch (type) {
-                    case 'string':
-                        symbol = 's';
-                        break;
-                    case 'number':
-                        symbol = 'n';
-                        break;
-                    case 'boolean':
-                        symbol = 'b';
-                        break;
-                    case 'object':
-                        if (value === null) {
-                            symbol = 'l';
-                        } else if (Array.isArray(value)) {
-                            symbol = 'a';
-                        } else {
-                            symbol = 'o';
-                        }
-                        break;
-                    case 'undefined':
-                    default:
-                        // any value can be undefined, but should be allowed to match
-                        symbol = 'm'; // m for missing
-                }
+            switch (typeof value) {
+                case 'string':
+                    return 's';
+                case 'number':
+                    return 'n';
+                case 'boolean':
+                    return 'b';
+                case 'undefined':
+                    return 'm';
+                case 'function':
+                    return 'f';
+                case 'object':
+                    if (value === null) {
+                        return 'l';
+                    }
+                    if (Array.isArray(value)) {
+                        return utils.isFunction(value) ? 'f' : 'a';
+                    }
+                    return utils.isFunction(value) ? 'f' : 'o';
+                default:
+                    return utils.isFunction(value) ? 'f' : 'm';
             }
-            return symbol;
         };
 
         var throwValidationError = function (badArgs, badSig) {
