@@ -82,7 +82,29 @@ const BINARY = new Set(['+', '-', '*', '/', '%', '=', '!=', '<', '<=', '>', '>='
 
 /** Compiles every node of `ast` it can, in place (the AST must be private to the compiler). */
 export function compileTree(ast: unknown): void {
+  boundNames = namesBound(ast, new Set(), 0);
   visit(ast, 0);
+  boundNames = new Set();
+}
+
+/** The variable names the expression being compiled binds anywhere (`:=`, lambda parameters, `@$v`, `#$i`). */
+let boundNames = new Set<string>();
+
+function namesBound(node: unknown, out: Set<string>, depth: number): Set<string> {
+  if (depth > 200 || !node || typeof node !== 'object' || node instanceof RegExp) return out;
+  if (Array.isArray(node)) {
+    for (const c of node) namesBound(c, out, depth + 1);
+    return out;
+  }
+  const n = node as Node;
+  if (n.type === 'bind') out.add(String((n.lhs as Node).value));
+  if (n.type === 'lambda') for (const a of n.arguments as Node[]) out.add(String(a.value));
+  if (typeof n.focus === 'string') out.add(n.focus);
+  if (typeof n.index === 'string') out.add(n.index);
+  for (const key of Object.keys(n)) {
+    if (key !== 'compiled' && typeof n[key] === 'object') namesBound(n[key], out, depth + 1);
+  }
+  return out;
 }
 
 function visit(node: unknown, depth: number): void {
@@ -118,7 +140,7 @@ function compileBody(n: Node): Compiled | undefined {
       return () => value;
     }
     case 'variable':
-      return (input, env) => evaluateVariable!(n, input, env);
+      return compileVariable(n);
     case 'name': {
       const key = String(n.value);
       return (input) => lookup(input, key);
@@ -578,4 +600,19 @@ function compileApply(n: Node): Compiled {
   const lhs = sub(n.lhs);
   const call = compileCall(rhs);
   return (input, env) => call(input, env, { context: lhs(input, env) });
+}
+
+/**
+ * A variable: evaluateVariable. A built-in function the expression never rebinds, in an
+ * evaluation whose caller's bindings shadow no built-in (`plainScope`), is read from the built-in
+ * frame directly instead of by a walk up the frames, which would end there.
+ */
+function compileVariable(n: Node): Compiled {
+  const name = String(n.value);
+  if (name === '') return (input, env) => evaluateVariable!(n, input, env);
+  const builtin = (internals.staticFrame as Frame).lookup(name);
+  if (builtin !== undefined && !boundNames.has(name)) {
+    return (_input, env) => ((env.base as unknown as { plainScope: boolean }).plainScope ? builtin : env.lookup(name));
+  }
+  return (_input, env) => env.lookup(name);
 }

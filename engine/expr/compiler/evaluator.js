@@ -2130,6 +2130,17 @@ var jsonata = (function() {
                     }
                 }
                 exec_env.bind('$', input);
+                // Synapse: whether the caller's bindings shadow no built-in (closures.ts then reads
+                // built-ins the expression never rebinds without walking the frames)
+                var plainScope = true;
+                if (bindings) {
+                    for (const v of utils.keys(bindings)) {
+                        if (staticFrame.lookup(v) !== undefined) {
+                            plainScope = false;
+                        }
+                    }
+                }
+                exec_env.plainScope = plainScope;
                 timestamp = Date.now();
                 exec_env.timestamp = timestamp;
                 exec_env.options = options;
@@ -2172,7 +2183,7 @@ var jsonata = (function() {
             evaluate, evaluatePath, evaluateVariable, evaluateNumericExpression, evaluateEqualityExpression,
             evaluateComparisonExpression, evaluateStringConcat, evaluateIncludesExpression,
             evaluateBooleanExpression, checkClock, createSequence, createFrame, apply, evaluateGroupExpression,
-            evaluateFilter, evaluateApplyExpression
+            evaluateFilter, evaluateApplyExpression, staticFrame
         }
     };
 })();
