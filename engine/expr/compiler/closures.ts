@@ -584,7 +584,14 @@ function compileNegation(n: Node): Compiled {
  * tsx's keepNames would add a naming call to a closure declared inside the call's closure.)
  */
 function functionArgument(arg: unknown, env: Frame): unknown {
-  const closure = (...params: unknown[]): unknown => apply!(arg, params, null, env);
+  const f = arg as { (...a: unknown[]): unknown; token?: unknown; position?: unknown; signature?: unknown; regexMatcher?: boolean };
+  // A regex's matcher (evaluator.js evaluateRegex): jsonata's apply would validate nothing, call
+  // it with `this` null, find no tail call in its result and decorate errors with nothing.
+  const plainFunction = typeof f === 'function' && f.regexMatcher === true && f.token === undefined
+    && f.position === undefined && f.signature === undefined && !isFunctionObject(f);
+  const closure = plainFunction
+    ? (...params: unknown[]): unknown => f.apply(null, params)
+    : (...params: unknown[]): unknown => apply!(arg, params, null, env);
   (closure as unknown as { arity: number }).arity = getFunctionArity(arg);
   return closure;
 }
@@ -615,4 +622,10 @@ function compileVariable(n: Node): Compiled {
     return (_input, env) => ((env.base as unknown as { plainScope: boolean }).plainScope ? builtin : env.lookup(name));
   }
   return (_input, env) => env.lookup(name);
+}
+
+/** jsonata's function objects (built-ins, lambdas) as opposed to plain JavaScript functions. */
+function isFunctionObject(f: unknown): boolean {
+  const o = f as { _jsonata_function?: unknown; _jsonata_lambda?: unknown };
+  return o._jsonata_function === true || o._jsonata_lambda === true;
 }

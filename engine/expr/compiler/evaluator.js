@@ -1247,6 +1247,7 @@ var jsonata = (function() {
 
             return result;
         };
+        closure.regexMatcher = true; // Synapse: closures.ts calls it directly (it returns no thunk)
         return closure;
     }
 
