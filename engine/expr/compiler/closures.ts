@@ -521,10 +521,19 @@ function compileStepsPath(n: Node): Compiled | undefined {
 function evaluateStep(step: Compiled, stages: Node[] | undefined, input: unknown[], env: Frame, lastStep: boolean,
   createSequence: (...items: unknown[]) => unknown[]): unknown[] {
   const result = createSequence();
+  let arrays = false;
   for (let ii = 0; ii < input.length; ii++) {
     let res = step(input[ii], env);
     if (stages) for (let ss = 0; ss < stages.length; ss++) res = evaluateFilter!(stages[ss], res, env);
-    if (typeof res !== 'undefined') result.push(res);
+    if (typeof res !== 'undefined') {
+      result.push(res);
+      if (Array.isArray(res)) arrays = true;
+    }
+  }
+  // No array among the results: flattening would copy them as they are into a new sequence.
+  if (!arrays) {
+    checkSequence(result.length, env);
+    return result;
   }
   if (lastStep && result.length === 1 && Array.isArray(result[0]) && !(result[0] as Seq).sequence) return result[0] as unknown[];
   // flatten the sequence
