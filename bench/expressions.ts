@@ -1,7 +1,8 @@
 /**
  * Micro-benchmark of expression evaluation: a varied corpus of pipeline-style expressions (paths,
  * predicates, aggregates, group-by, lambdas, regex, string and date functions, the shipped
- * task-outcomes pipeline's filter and transform) on seeded order events, evaluated
+ * task-outcomes pipeline's filter and transform, the order-totals bench pipeline's) on seeded
+ * events, evaluated
  *
  * - by plain jsonata 2.2 (`jsonata(expr).evaluate`, awaited, no limits, no lock): the reference;
  * - by compileExpression (compiled, synchronous, with Synapse's time/depth/sequence limits and
@@ -139,5 +140,10 @@ const platform = generateWorkload(EVENTS, 42).payloads.map((p) => JSON.parse(p) 
 ratios.push(await bench('task-outcomes filter', taskOutcomes.filter, platform));
 ratios.push(await bench('task-outcomes transf.', taskOutcomes.transform,
   platform.filter((e) => e.event === 'task-completed' || e.event === 'task-failed')));
+const { generateOrderWorkload } = await import('./lib/scenarios.ts');
+const orderTotals = parse(readFileSync(join(here, 'pipelines', 'order-totals.yaml'), 'utf8')) as { filter: string; transform: string };
+const shopEvents = generateOrderWorkload(EVENTS, 42).payloads.map((p) => JSON.parse(p) as Record<string, unknown>);
+ratios.push(await bench('order-totals filter', orderTotals.filter, shopEvents));
+ratios.push(await bench('order-totals transf.', orderTotals.transform, shopEvents.filter((e) => e.event === 'order-placed')));
 const geo = Math.exp(ratios.reduce((a, r) => a + Math.log(r), 0) / ratios.length);
 console.log(`\ngeometric-mean speed-up ${geo.toFixed(1)}× over ${ratios.length} expressions; slowest ${Math.min(...ratios).toFixed(1)}×`);

@@ -268,8 +268,8 @@ const SEQUENCES = { createSequence: internals.createSequence };
 /**
  * A path of plain names. While each step meets one object (not an array), the walk is direct:
  * what evaluatePath would compute, without its sequences. On anything else (an array on the
- * way, a sequence, a function) the whole path is evaluated by evaluatePath, whose name steps are
- * compiled closures; names have no side effects, so the restart is invisible.
+ * way, a sequence, a function) the whole path is evaluated again by compileStepsPath's closure;
+ * names have no side effects, so the restart is invisible.
  */
 function compilePath(n: Node): Compiled | undefined {
   const steps = n.steps as Node[];
@@ -283,6 +283,8 @@ function compilePath(n: Node): Compiled | undefined {
   }
   const keys = names.map((s) => String(s.value));
   const last = keys.length - 1;
+  // Where the direct walk stops (an array on the way): the path's steps as compiled closures.
+  const general: Compiled = compileStepsPath(n) ?? ((input, env) => evaluatePath!(n, input, env));
   return (input, env) => {
     const base = env.base;
     // evaluatePath evaluates each step one level deeper than the path itself.
@@ -291,7 +293,7 @@ function compilePath(n: Node): Compiled | undefined {
     if (first) {
       cur = first(input, env);
       if (cur === undefined) return undefined;
-      if (Array.isArray(cur)) return evaluatePath!(n, input, env);
+      if (Array.isArray(cur)) return general(input, env);
     }
     for (let i = 0; ; i++) {
       if (cur === null || typeof cur !== 'object' || Array.isArray(cur) || isFunction(cur)) break;
@@ -309,7 +311,7 @@ function compilePath(n: Node): Compiled | undefined {
       if (Array.isArray(v)) break;
       cur = v;
     }
-    return evaluatePath!(n, input, env);
+    return general(input, env);
   };
 }
 
