@@ -1,6 +1,16 @@
 /**
  * The compiler's entry: a JSONata AST (from jsonata's parser, `jsonata(src).ast()`) in, a
- * synchronous evaluator out.
+ * synchronous evaluator out. The rooms:
+ *
+ * - closures.ts: AST nodes → JavaScript closures (paths, predicates, operators, conditions,
+ *   blocks, constructors, function calls), composed at compile time;
+ * - evaluator.js: a synchronous port of jsonata 2.2's evaluator, for the nodes closures.ts leaves
+ *   to it (lambdas, order-by, tuple bindings, ranges, regex literals, transforms) and for
+ *   calling functions; frames, sequences and errors are shared with the closures;
+ * - functions.js, datetime.js, signature.js, utils.js: jsonata 2.2's function library, made
+ *   synchronous (MIT, notices kept);
+ * - limits.ts: the time budget (also counted inside native loops) and the string-size bound;
+ * - regex.ts: the one place regexes are built (linear-time fallback).
  */
 import { compileTree } from './closures.ts';
 import { prepare } from './evaluator.js';
