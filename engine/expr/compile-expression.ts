@@ -166,10 +166,11 @@ function findForbidden(node: unknown): JsonataNode | undefined {
 }
 
 /**
- * JSONata returns sequences (arrays flagged `sequence`, `keepSingleton`, ...) and may leave
- * undefined holes or functions in results; sinks get plain JSON values. Most results are plain
- * already: they are returned as they are, and only a value that holds something to drop or a
- * flagged array is copied.
+ * JSONata returns sequences (arrays flagged `sequence`, `keepSingleton`, ...), objects without a
+ * prototype (group-by), and may leave undefined holes or lambdas in results; sinks get plain JSON
+ * values. Most results are plain already: they are returned as they are (the input's own objects
+ * included), and only a value that holds something to drop, a flagged array or a prototype-less
+ * object is copied.
  */
 export function plain(value: unknown): unknown {
   return needsCopy(value, 0) ? normalize(value) : value;
@@ -189,6 +190,8 @@ function needsCopy(value: unknown, depth: number): boolean {
     return false;
   }
   if (typeof (value as { _jsonata_lambda?: unknown })._jsonata_lambda !== 'undefined') return true;
+  // jsonata builds group-by results without a prototype (no toString, no hasOwnProperty): sinks get plain objects.
+  if (Object.getPrototypeOf(value) === null) return true;
   for (const k in value) {
     const v = (value as Record<string, unknown>)[k];
     if (v === undefined || needsCopy(v, depth + 1)) return true;
@@ -212,7 +215,11 @@ function normalize(value: unknown): unknown {
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i]!;
     const n = normalize((value as Record<string, unknown>)[k]);
-    if (n !== undefined) out[k] = n;
+    // A `__proto__` key (group-by over event data) stays a key, not the object's prototype.
+    if (n !== undefined) {
+      if (k === '__proto__') Object.defineProperty(out, k, { value: n, enumerable: true, writable: true, configurable: true });
+      else out[k] = n;
+    }
   }
   return out;
 }

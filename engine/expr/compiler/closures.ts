@@ -497,7 +497,7 @@ function compileStepsPath(n: Node): Compiled | undefined {
     if (stages && !stages.every((st) => st.type === 'filter')) return undefined;
   }
   const fns = steps.map((s) => s.compiled!);
-  const stageExprs = steps.map((s) => (s.stages as { expr: Node }[] | undefined)?.map((st) => st.expr));
+  const stageExprs = steps.map((s) => (s.stages as { expr: Node }[] | undefined)?.map(compileFilter));
   const firstIsVariable = steps[0]!.type === 'variable';
   const consFirst = steps[0]!.consarray === true;
   const group = n.group as Node | undefined;
@@ -520,13 +520,13 @@ function compileStepsPath(n: Node): Compiled | undefined {
   };
 }
 
-function evaluateStep(step: Compiled, stages: Node[] | undefined, input: unknown[], env: Frame, lastStep: boolean,
+function evaluateStep(step: Compiled, stages: Filter[] | undefined, input: unknown[], env: Frame, lastStep: boolean,
   createSequence: (...items: unknown[]) => unknown[]): unknown[] {
   const result = createSequence();
   let arrays = false;
   for (let ii = 0; ii < input.length; ii++) {
     let res = step(input[ii], env);
-    if (stages) for (let ss = 0; ss < stages.length; ss++) res = evaluateFilter!(stages[ss], res, env);
+    if (stages) for (let ss = 0; ss < stages.length; ss++) res = stages[ss]!(res, env);
     if (typeof res !== 'undefined') {
       result.push(res);
       if (Array.isArray(res)) arrays = true;
@@ -639,4 +639,34 @@ function compileVariable(n: Node): Compiled {
 function isFunctionObject(f: unknown): boolean {
   const o = f as { _jsonata_function?: unknown; _jsonata_lambda?: unknown };
   return o._jsonata_function === true || o._jsonata_lambda === true;
+}
+
+/** A filter stage `[…]` applied to a step's result: evaluateFilter(predicate, input, env). */
+type Filter = (input: unknown, env: Frame) => unknown;
+
+/** Operators whose result is true, false or undefined. */
+const BOOLEAN_OPS = new Set(['=', '!=', '<', '<=', '>', '>=', 'in', 'and', 'or']);
+
+/**
+ * A filter stage. A predicate that is a comparison or a boolean operator (`[qty > 0]`) yields
+ * true, false or nothing, for which evaluateFilter's index and truthiness rules come down to
+ * "keep the item when true": that is done directly. Any other predicate is evaluateFilter's.
+ */
+function compileFilter(stage: { expr: Node }): Filter {
+  const predicate = stage.expr;
+  const compiled = predicate.compiled;
+  if (!compiled || predicate.type !== 'binary' || !BOOLEAN_OPS.has(String(predicate.value))
+    || predicate.predicate !== undefined || predicate.group !== undefined || predicate.keepArray !== undefined) {
+    return (input, env) => evaluateFilter!(predicate, input, env);
+  }
+  const createSequence = internals.createSequence as (...items: unknown[]) => unknown[];
+  return (input, env) => {
+    const results = createSequence();
+    if (input && (input as Seq).tupleStream) return evaluateFilter!(predicate, input, env);
+    const items = Array.isArray(input) ? input : createSequence(input);
+    for (let i = 0; i < items.length; i++) {
+      if (compiled(items[i], env) === true) results.push(items[i]);
+    }
+    return results;
+  };
 }

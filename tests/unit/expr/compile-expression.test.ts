@@ -156,6 +156,18 @@ describe('compileExpression', () => {
   });
 
   describe('results are plain JSON', () => {
+    it('group-by results are plain objects, a `__proto__` key included', () => {
+      const value = compileExpression('items{ sku: price }').evaluate({ items: [{ sku: 'a', price: 1 }, { sku: '__proto__', price: 2 }] }) as object;
+      expect(Object.getPrototypeOf(value)).toBe(Object.prototype);
+      expect(Object.keys(value)).toEqual(['a', '__proto__']);
+      expect(JSON.stringify(value)).toBe('{"a":1,"__proto__":2}');
+    });
+
+    it('a plain result is not copied', () => {
+      const input = { data: { a: [1, 2] } };
+      expect(compileExpression('data').evaluate(input)).toBe(input.data);
+    });
+
     it('a path over an array is a plain array, without the JSONata sequence flag', async () => {
       const value = await compileExpression('items.price').evaluate(order);
       expect(Array.isArray(value)).toBe(true);
