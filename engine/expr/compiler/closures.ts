@@ -503,10 +503,47 @@ function compileStepsPath(n: Node): Compiled | undefined {
   const group = n.group as Node | undefined;
   const last = steps.length - 1;
   const createSequence = internals.createSequence as (...items: unknown[]) => unknown[];
+  // Leading plain-name steps (`data.items` in `data.items[qty > 0].sku`) are walked directly
+  // while they meet single objects, as compilePath does; not on a path with a group-by, which
+  // applies to whatever the steps left, empty sequences included.
+  let lead = 0;
+  if (!group) {
+    while (lead < last && isPlainName(steps[lead]!)) lead++;
+  }
+  const keys = steps.slice(0, lead).map((s) => String(s.value));
   return (input, env) => {
-    let inputSequence = Array.isArray(input) && !firstIsVariable ? input : createSequence(input);
+    let inputSequence: unknown[] | undefined;
+    let start = 0;
+    if (lead > 0 && !Array.isArray(input)) {
+      const base = env.base;
+      if (base.depth + 1 > base.stack) throw depthError(base);
+      let cur = input;
+      for (; start < lead; start++) {
+        // A name step on a non-object finds nothing: the path is an empty sequence.
+        if (cur === null || typeof cur !== 'object' || isFunction(cur)) return createSequence();
+        const key = keys[start]!;
+        const v = hasOwn.call(cur, key) ? (cur as Record<string, unknown>)[key] : undefined;
+        base.steps++;
+        if (v === undefined) return createSequence();
+        if (Array.isArray(v)) {
+          if ((v as Seq).sequence !== undefined || (v as { cons?: unknown }).cons) break; // the general way
+          if (v.length === 0) return createSequence();
+          // evaluateStep would flatten it into a new sequence of the same items; the next step only reads them.
+          inputSequence = v;
+          start++;
+          break;
+        }
+        cur = v;
+      }
+      if (start === lead && inputSequence === undefined) inputSequence = createSequence(cur);
+      if (inputSequence === undefined) start = 0; // met a sequence or a cons array: from the beginning
+    }
+    if (inputSequence === undefined) {
+      inputSequence = Array.isArray(input) && !firstIsVariable ? input : createSequence(input);
+      start = 0;
+    }
     let resultSequence: unknown;
-    for (let ii = 0; ii < fns.length; ii++) {
+    for (let ii = start; ii < fns.length; ii++) {
       if (ii === 0 && consFirst) {
         resultSequence = fns[0]!(inputSequence, env);
       } else {
@@ -550,6 +587,12 @@ function evaluateStep(step: Compiled, stages: Filter[] | undefined, input: unkno
   }
   checkSequence(resultSequence.length, env);
   return resultSequence;
+}
+
+/** A name step the direct walk can take: no stages, predicates, group-by or bindings. */
+function isPlainName(step: Node): boolean {
+  return shapeIs(step, 'name') && step.stages === undefined && step.predicate === undefined && step.group === undefined
+    && step.keepArray === undefined;
 }
 
 /** D2015 when a sequence outgrows the evaluation's sequence limit. */
