@@ -40,6 +40,8 @@ interface Node {
   value?: unknown;
   position?: number;
   compiled?: Compiled;
+  /** The closure a parent calls for a leaf node (see `leaf`). */
+  leaf?: Compiled;
   [key: string]: unknown;
 }
 
@@ -63,7 +65,7 @@ const hasOwn = Object.prototype.hasOwnProperty;
  * Keys any node may have without changing how its closure is made: `stages` belong to the path
  * evaluating the node as a step; `predicate`, `group` and `keepArray` are applied by `wrap`.
  */
-const NEUTRAL = new Set(['type', 'value', 'position', 'compiled', 'stages', 'predicate', 'group', 'keepArray']);
+const NEUTRAL = new Set(['type', 'value', 'position', 'compiled', 'leaf', 'stages', 'predicate', 'group', 'keepArray']);
 /** The keys, besides NEUTRAL, each compiled form may have. */
 const SHAPES: Record<string, Set<string>> = {
   string: new Set(), number: new Set(), value: new Set(),
@@ -115,11 +117,17 @@ function visit(node: unknown, depth: number): void {
   }
   const n = node as Node;
   for (const key of Object.keys(n)) {
-    if (key !== 'compiled' && key !== 'slot' && key !== 'ancestor') visit(n[key], depth + 1);
+    if (key !== 'compiled' && key !== 'leaf' && key !== 'slot' && key !== 'ancestor') visit(n[key], depth + 1);
   }
   if (typeof n.type !== 'string' || n.compiled) return;
   const body = compileBody(n);
-  if (body) n.compiled = wrap(n, body, n.type !== 'string' && n.type !== 'number' && n.type !== 'value');
+  if (body) {
+    const literal = n.type === 'string' || n.type === 'number' || n.type === 'value';
+    n.compiled = wrap(n, body, !literal);
+    if ((literal || n.type === 'name' || n.type === 'variable') && n.predicate === undefined && n.group === undefined && n.keepArray === undefined) {
+      n.leaf = leaf(body, !literal);
+    }
+  }
 }
 
 function shapeIs(n: Node, type: string): boolean {
@@ -193,7 +201,32 @@ function compileBody(n: Node): Compiled | undefined {
 /** A child (compiled before its parent): its closure if it has one, else the evaluator. */
 function sub(child: unknown): Compiled {
   const node = child as Node;
-  return node.compiled ?? ((input, env) => evalNode(node, input, env));
+  return node.leaf ?? node.compiled ?? ((input, env) => evalNode(node, input, env));
+}
+
+/**
+ * A leaf (literal, name, variable) as its parent calls it: `wrap` without the depth and step
+ * counters, whose only effect for a leaf is the depth check, made here as `evaluate` would make
+ * it at the same moment (the leaf one level below its parent).
+ */
+function leaf(body: Compiled, unwrap: boolean): Compiled {
+  if (!unwrap) {
+    return (input, env) => {
+      const base = env.base;
+      if (base.depth + 1 > base.stack) throw depthError(base);
+      return body(input, env);
+    };
+  }
+  return (input, env) => {
+    const base = env.base;
+    if (base.depth + 1 > base.stack) throw depthError(base);
+    const result = body(input, env);
+    if (Array.isArray(result) && (result as Seq).sequence === true && !(result as Seq).tupleStream) {
+      if (result.length === 0) return undefined;
+      if (result.length === 1 && !(result as Seq).keepSingleton) return result[0];
+    }
+    return result;
+  };
 }
 
 /**
