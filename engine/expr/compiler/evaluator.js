@@ -1801,6 +1801,8 @@ var jsonata = (function() {
      * @param {Array} args - Arguments
      * @returns {{lambda: boolean, input: *, environment: {bind, lookup}, arguments: Array, body: *}} Result of partially applying native function
      */
+    var partialBodies = new Map();
+
     function partialApplyNativeFunction(native, args, environment) {
         // create a lambda function that wraps and invokes the native function
         // get the list of declared arguments from the native function
@@ -1811,7 +1813,16 @@ var jsonata = (function() {
         });
         var body = 'function(' + sigArgs.join(', ') + '){ _ }';
 
-        var bodyAST = jsonataParser(body).ast(); // Synapse: jsonata's own parser
+        // Synapse: jsonata's own parser, once per body text (jsonata parses on every call); each
+        // partial application gets its own copy of the lambda node, whose body it replaces
+        var parsed = partialBodies.get(body);
+        if (parsed === undefined) {
+            parsed = jsonataParser(body).ast();
+            if (partialBodies.size < 256) {
+                partialBodies.set(body, parsed);
+            }
+        }
+        var bodyAST = Object.assign({}, parsed);
         bodyAST.body = native;
 
         var partial = partialApplyProcedure(bodyAST, args, environment);
