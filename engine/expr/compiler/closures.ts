@@ -608,6 +608,14 @@ function evaluateStep(step: Compiled, stages: Filter[] | undefined, input: unkno
     return result;
   }
   if (lastStep && result.length === 1 && Array.isArray(result[0]) && !(result[0] as Seq).sequence) return result[0] as unknown[];
+  // One fresh sequence with no flag but `sequence` (what a boolean filter stage made): flattening
+  // would copy its items into a new sequence just like it. (Not a sequence from anywhere else: a
+  // variable's value, say, must not become the path's result, which may get flags set.)
+  if (result.length === 1 && stages !== undefined && (stages[stages.length - 1] as FreshFilter).fresh === true
+    && isBareSequence(result[0])) {
+    checkSequence((result[0] as unknown[]).length, env);
+    return result[0] as unknown[];
+  }
   // flatten the sequence
   const resultSequence = createSequence();
   for (let i = 0; i < result.length; i++) {
@@ -620,6 +628,13 @@ function evaluateStep(step: Compiled, stages: Filter[] | undefined, input: unkno
   }
   checkSequence(resultSequence.length, env);
   return resultSequence;
+}
+
+/** A sequence carrying no flag but `sequence` (no keepSingleton, outerWrapper, tupleStream, cons). */
+function isBareSequence(v: unknown): boolean {
+  if (!Array.isArray(v) || (v as Seq).sequence !== true) return false;
+  const f = v as unknown as Record<string, unknown>;
+  return f.keepSingleton === undefined && f.outerWrapper === undefined && f.tupleStream === undefined && f.cons === undefined;
 }
 
 /** A name step the direct walk can take: no stages, predicates, group-by or bindings. */
@@ -719,6 +734,8 @@ function isFunctionObject(f: unknown): boolean {
 
 /** A filter stage `[…]` applied to a step's result: evaluateFilter(predicate, input, env). */
 type Filter = (input: unknown, env: Frame) => unknown;
+/** A filter whose result is always a sequence of its own (`fresh`). */
+type FreshFilter = Filter & { fresh?: boolean };
 
 /** Operators whose result is true, false or undefined. */
 const BOOLEAN_OPS = new Set(['=', '!=', '<', '<=', '>', '>=', 'in', 'and', 'or']);
@@ -736,7 +753,7 @@ function compileFilter(stage: { expr: Node }): Filter {
     return (input, env) => evaluateFilter!(predicate, input, env);
   }
   const createSequence = internals.createSequence as (...items: unknown[]) => unknown[];
-  return (input, env) => {
+  const filter: FreshFilter = (input, env) => {
     const results = createSequence();
     if (input && (input as Seq).tupleStream) return evaluateFilter!(predicate, input, env);
     const items = Array.isArray(input) ? input : createSequence(input);
@@ -745,4 +762,6 @@ function compileFilter(stage: { expr: Node }): Filter {
     }
     return results;
   };
+  filter.fresh = true;
+  return filter;
 }

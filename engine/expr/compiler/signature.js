@@ -240,9 +240,23 @@ const signature = (() => {
                 var isValid = matches.get(suppliedSig);
                 if (isValid === undefined) {
                     isValid = regex.exec(suppliedSig);
+                    if (isValid) {
+                        // Synapse: when each parameter takes exactly one argument and none is an
+                        // array parameter, the loop below hands back the arguments as they are
+                        var identity = true;
+                        for (var pi = 0; pi < params.length; pi++) {
+                            if (isValid[pi + 1].length !== 1 || params[pi].type === 'a') {
+                                identity = false;
+                            }
+                        }
+                        isValid.identity = identity;
+                    }
                     if (matches.size < 256) {
                         matches.set(suppliedSig, isValid);
                     }
+                }
+                if (isValid && isValid.identity) {
+                    return args;
                 }
                 if (isValid) {
                     var validatedArgs = [];
