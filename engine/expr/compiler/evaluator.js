@@ -81,10 +81,38 @@ var jsonata = (function() {
             if (vars !== undefined && vars.has(name)) {
                 return vars.get(name);
             }
+            if (frame.base === frame && name === '$') {
+                return frame.root; // the evaluation's root frame holds `$` (the input) as a field
+            }
             frame = frame.parent;
         } while (frame !== null);
         return undefined;
     };
+
+    /**
+     * Synapse: the frame of one evaluation, with its limits and counters as fields set at once
+     * (one object shape) and the input (`$`) as a field rather than a Map made per evaluation.
+     */
+    function RootFrame(environment, input, options, stack, timeout, sequenceLimit, timestamp, plainScope) {
+        this.vars = undefined;
+        this.parent = environment;
+        this.timestamp = timestamp;
+        this.isParallelCall = false;
+        this.global = environment.global;
+        this.base = this;
+        this.root = input;
+        this.options = options;
+        this.createSequence = createSequence;
+        this.sequenceLimit = sequenceLimit;
+        this.plainScope = plainScope;
+        this.stack = stack;
+        this.timeout = timeout;
+        this.started = timestamp;
+        this.steps = 0;
+        this.depth = 0;
+    }
+    RootFrame.prototype = Object.create(Frame.prototype);
+    RootFrame.prototype.constructor = RootFrame;
 
     /**
      * Synapse: a sequence is a plain array with the `sequence` flag; its length is bounded where
@@ -2136,13 +2164,6 @@ var jsonata = (function() {
         var sequenceLimit = options && options.sequence > 0 ? options.sequence : Infinity;
         return {
             evaluate: function (input, bindings) {
-                const exec_env = createFrame(environment);
-                if (bindings) {
-                    for (const v of utils.keys(bindings)) {
-                        exec_env.bind(v, bindings[v]);
-                    }
-                }
-                exec_env.bind('$', input);
                 // Synapse: whether the caller's bindings shadow no built-in (closures.ts then reads
                 // built-ins the expression never rebinds without walking the frames)
                 var plainScope = true;
@@ -2153,22 +2174,20 @@ var jsonata = (function() {
                         }
                     }
                 }
-                exec_env.plainScope = plainScope;
                 timestamp = Date.now();
-                exec_env.timestamp = timestamp;
-                exec_env.options = options;
-                exec_env.createSequence = createSequence;
-                exec_env.sequenceLimit = sequenceLimit;
+                const exec_env = new RootFrame(environment, input, options, stack, timeout, sequenceLimit, timestamp, plainScope);
+                if (bindings) {
+                    for (const v of utils.keys(bindings)) {
+                        // '$' is the input whatever the bindings say (jsonata binds it after them)
+                        if (v !== '$') {
+                            exec_env.bind(v, bindings[v]);
+                        }
+                    }
+                }
                 if(Array.isArray(input) && !isSequence(input)) {
                     input = createSequence(input);
                     input.outerWrapper = true;
                 }
-                exec_env.stack = stack;
-                exec_env.timeout = timeout;
-                exec_env.started = timestamp;
-                exec_env.steps = 0;
-                exec_env.base = exec_env;
-                exec_env.depth = 0;
                 var previous = enterBudget(exec_env);
                 try {
                     return evaluate(ast, input, exec_env);
