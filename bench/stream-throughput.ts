@@ -1,7 +1,9 @@
 /**
- * `npm run bench`: how fast the engine drains a Redis stream through the shipped task-outcomes
- * pipeline, against a hand-written ioredis consumer doing the same job, on the same Redis in the
- * same run.
+ * `npm run bench`: how fast the engine drains a Redis stream through a pipeline, against a
+ * hand-written ioredis consumer doing the same job, on the same Redis in the same run. Two
+ * pipelines, one after the other (bench/lib/scenarios.ts): the shipped task-outcomes, and
+ * order-totals, whose expressions work over arrays (`items[qty > 0]`, `$sum(items.(price * qty))`,
+ * `$round(…, 2)`).
  *
  * 1. Starts a non-persistent redis-server on a free 127.0.0.1 port (unless REDIS_URL is set).
  * 2. Generates N seeded platform-event envelopes (~70% pass the filter, 0.5% invalid) and loads
@@ -22,8 +24,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { runEngine, type EngineResult } from './lib/engine-side.ts';
-import { generateWorkload, loadStream, type WorkloadSummary } from './lib/events.ts';
+import { loadStream, type WorkloadSummary } from './lib/events.ts';
 import { runHandWritten } from './lib/hand-written.ts';
+import { SCENARIOS, type Scenario } from './lib/scenarios.ts';
 import { USAGE, UsageError, parseOptions, type BenchOptions } from './lib/options.ts';
 import { acquireRedis, deleteKeys, redisCpuSeconds, type BenchRedis } from './lib/redis.ts';
 import { formatReport, loadAverage, machineMeta, reportIsClean, summarize, writeReport, type BenchReport, type Checked, type RoundResult } from './lib/report.ts';
@@ -31,12 +34,11 @@ import type { SideResult, SideSpec } from './lib/side.ts';
 import { compareOutputs, verifySide } from './lib/verify.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const PIPELINE_FILE = join(ROOT, 'pipelines/task-outcomes.yaml');
 const SCHEMA_FILE = join(ROOT, 'schemas/platform-event.json');
 
-/** The batch size the shipped pipeline reads with (its `source.batch`, default 100). */
-async function shippedBatch(): Promise<number> {
-  const doc = parse(await readFile(PIPELINE_FILE, 'utf8')) as { source?: { batch?: number } };
+/** The batch size the pipeline reads with (its `source.batch`, default 100). */
+async function shippedBatch(scenario: Scenario): Promise<number> {
+  const doc = parse(await readFile(join(ROOT, scenario.pipelineFile), 'utf8')) as { source?: { batch?: number } };
   return doc.source?.batch ?? 100;
 }
 
@@ -75,13 +77,14 @@ interface RunContext {
   total: number;
   /** Scratch directory for the engine's pipeline and schema files. */
   workDir: string;
+  scenario: Scenario;
 }
 
 async function measureHand(ctx: RunContext, spec: SideSpec): Promise<Checked<SideResult>> {
   await freshInput(ctx.redis, ctx.template, spec);
   process.stdout.write('  hand-written ... ');
   const redisCpu0 = await redisCpuSeconds(ctx.redis.control);
-  const result = await runHandWritten(spec, SCHEMA_FILE, sideTimeoutMs(spec.total));
+  const result = await runHandWritten(spec, SCHEMA_FILE, sideTimeoutMs(spec.total), ctx.scenario.handle);
   result.redisCpuSeconds = (await redisCpuSeconds(ctx.redis.control)) - redisCpu0;
   console.log(`${result.eventsPerSec} events/s`);
   return { ...result, problems: await verifySide(ctx.redis.control, spec, result, ctx.workload) };
@@ -93,7 +96,7 @@ async function measureEngine(ctx: RunContext, spec: SideSpec): Promise<Checked<E
   await ctx.redis.control.xgroup('CREATE', spec.input, spec.group, '0');
   process.stdout.write('  engine ... ');
   const redisCpu0 = await redisCpuSeconds(ctx.redis.control);
-  const result = await runEngine(spec, { pipelineFile: PIPELINE_FILE, schemaFile: SCHEMA_FILE, workDir: ctx.workDir }, sideTimeoutMs(spec.total));
+  const result = await runEngine(spec, { pipelineFile: join(ROOT, ctx.scenario.pipelineFile), schemaFile: SCHEMA_FILE, workDir: ctx.workDir }, sideTimeoutMs(spec.total));
   result.redisCpuSeconds = (await redisCpuSeconds(ctx.redis.control)) - redisCpu0;
   console.log(`${result.eventsPerSec} events/s`);
   return { ...result, problems: await verifySide(ctx.redis.control, spec, result, ctx.workload) };
@@ -104,9 +107,9 @@ async function measureEngine(ctx: RunContext, spec: SideSpec): Promise<Checked<E
  * kept: the payload strings are dropped here so that neither side runs with ~50 MB of someone
  * else's garbage in its heap.
  */
-async function loadTemplate(redis: BenchRedis, template: string, opts: BenchOptions): Promise<{ workload: WorkloadSummary; loadSeconds: number }> {
+async function loadTemplate(redis: BenchRedis, template: string, opts: BenchOptions, scenario: Scenario): Promise<{ workload: WorkloadSummary; loadSeconds: number }> {
   process.stdout.write(`generating ${opts.events} events ... `);
-  const { payloads, ...workload } = generateWorkload(opts.events, opts.seed);
+  const { payloads, ...workload } = scenario.workload(opts.events, opts.seed);
   const loadSeconds = await loadStream(redis.control, template, payloads);
   console.log(`loaded in ${loadSeconds.toFixed(2)} s`);
   return { workload, loadSeconds };
@@ -157,8 +160,8 @@ function stopOnSignal(cleanup: () => Promise<void>): () => void {
   };
 }
 
-async function run(opts: BenchOptions): Promise<BenchReport> {
-  const batch = opts.batch ?? (await shippedBatch());
+async function run(opts: BenchOptions, scenario: Scenario): Promise<BenchReport> {
+  const batch = opts.batch ?? (await shippedBatch(scenario));
   const machine = machineMeta();
   const loadBefore = loadAverage();
   const redis = await acquireRedis();
@@ -170,8 +173,8 @@ async function run(opts: BenchOptions): Promise<BenchReport> {
   const prefix = `synapse-bench:${process.pid}-${Date.now()}:`;
   try {
     const template = `${prefix}template`;
-    const { workload, loadSeconds } = await loadTemplate(redis, template, opts);
-    const ctx: RunContext = { redis, prefix, template, workload, batch, total: opts.events, workDir };
+    const { workload, loadSeconds } = await loadTemplate(redis, template, opts, scenario);
+    const ctx: RunContext = { redis, prefix, template, workload, batch, total: opts.events, workDir, scenario };
     const rounds: RoundResult[] = [];
     for (let r = 0; r < opts.rounds; r++) {
       if (opts.rounds > 1) console.log(`round ${r + 1} of ${opts.rounds}`);
@@ -197,13 +200,21 @@ async function main(): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const report = await run(opts);
-  console.log(`\n${formatReport(report)}`);
-  if (opts.out) {
-    await writeReport(resolve(ROOT, opts.out), report);
-    console.log(`\nresults written to ${opts.out}`);
+  let clean = true;
+  for (const [k, name] of opts.pipelines.entries()) {
+    const scenario = SCENARIOS.find((s) => s.name === name)!;
+    console.log(`\n== ${scenario.name} (${scenario.pipelineFile}) ==`);
+    const report = await run(opts, scenario);
+    console.log(`\n${scenario.name}:\n${formatReport(report)}`);
+    if (opts.out) {
+      // The first scenario keeps the plain file name; the others get theirs as a suffix.
+      const out = k === 0 ? opts.out : opts.out.replace(/(\.json)?$/, `-${scenario.name}.json`);
+      await writeReport(resolve(ROOT, out), report);
+      console.log(`\nresults written to ${out}`);
+    }
+    clean &&= reportIsClean(report);
   }
-  return reportIsClean(report) ? 0 : 1;
+  return clean ? 0 : 1;
 }
 
 main().then(

@@ -7,6 +7,9 @@ export { defineSink, type SinkDefinition, type Sink, type SinkContext, type Sink
 export { defineSource, type SourceDefinition, type Source, type SourceContext } from './plugins/define-source.ts';
 export { RetryableError, UnrecoverableError, BatchError, SinkClosedError, SynapseError } from './errors.ts';
 export { SchemaRegistry } from './config/schema-registry.ts';
+export {
+  compileExpression, ExpressionSyntaxError, type CompiledExpression, type CompileOptions,
+} from './expr/compile-expression.ts';
 export { compilePipelineText, loadPipeline, type CompiledPipeline } from './config/load-pipeline.ts';
 export { dryRun } from './testing/dry-run.ts';
 export { Engine, type EngineOptions } from './runtime/engine.ts';

@@ -9,7 +9,7 @@ import { formatDiagnostic } from '../../engine/errors.ts';
 import { cpuSecondsBetween, rate, type OutcomeCounts, type SideResult, type SideSpec } from './side.ts';
 
 /**
- * The engine side: the shipped task-outcomes pipeline, pointed at the bench's streams, run by an
+ * The engine side: a scenario's pipeline (bench/lib/scenarios.ts), pointed at the bench's streams, run by an
  * in-process Engine with a silent logger. Its per-stage timings come from the engine's own
  * `synapse_stage_seconds` histogram.
  */
@@ -38,7 +38,8 @@ export interface EngineSideFiles {
   workDir: string;
 }
 
-const PIPELINE_NAME = 'bench-task-outcomes';
+/** The bench pipeline's name, whatever the scenario (one pipeline runs at a time). */
+const PIPELINE_NAME = 'bench-pipeline';
 
 /**
  * The shipped pipeline with its source, sink and DLQ pointed at the side's keys. Its validate,

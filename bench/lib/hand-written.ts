@@ -5,8 +5,8 @@ import { Redis } from 'ioredis';
 import { cpuSecondsBetween, rate, type OutcomeCounts, type SideResult, type SideSpec } from './side.ts';
 
 /**
- * The baseline: the consumer loop a team would write by hand for the task-outcomes job, with no
- * engine in between. Same Redis commands in spirit (XREADGROUP, XADD, XACK), same ajv 2020 +
+ * The baseline: the consumer loop a team would write by hand for a scenario's job (its filter and
+ * transform in plain JavaScript: bench/lib/scenarios.ts), with no engine in between. Same Redis commands in spirit (XREADGROUP, XADD, XACK), same ajv 2020 +
  * formats validation of the same schema, the same filter and mapping in plain JavaScript, the
  * same DLQ entries for invalid events; one pipelined round trip per batch for all writes and acks.
  */
@@ -19,9 +19,6 @@ interface Envelope {
   event: string;
   data: { userId?: string; taskId?: string; title?: string; error?: string };
 }
-
-/** The events the filter keeps (`event in ["task-completed", "task-failed"]`). */
-const WANTED = new Set(['task-completed', 'task-failed']);
 
 /** Plain-JS twin of the task-outcomes JSONata transform. */
 export function toNotification(ev: Envelope): Record<string, unknown> {
@@ -56,8 +53,11 @@ interface BatchWork {
   filtered: number;
 }
 
+/** Filter and transform of one event: the output value, or undefined when filtered out. */
+export type Handler = (event: unknown) => unknown;
+
 /** Decode, validate, filter and map one batch in memory. */
-function processBatch(entries: RawEntry[], validate: ValidateFunction, spec: SideSpec): BatchWork {
+function processBatch(entries: RawEntry[], validate: ValidateFunction, spec: SideSpec, handle: Handler): BatchWork {
   const work: BatchWork = { outputs: [], dlq: [], acks: [], filtered: 0 };
   const failedAt = new Date().toISOString();
   const toDlq = (id: string, payload: string, stage: string, error: string) =>
@@ -77,12 +77,12 @@ function processBatch(entries: RawEntry[], validate: ValidateFunction, spec: Sid
       toDlq(id, payload, 'validate', JSON.stringify(validate.errors));
       continue;
     }
-    const envelope = ev as Envelope;
-    if (!WANTED.has(envelope.event)) {
+    const out = handle(ev);
+    if (out === undefined) {
       work.filtered++;
       continue;
     }
-    work.outputs.push(JSON.stringify(toNotification(envelope)));
+    work.outputs.push(JSON.stringify(out));
   }
   return work;
 }
@@ -102,7 +102,7 @@ async function writeAndAck(redis: Redis, spec: SideSpec, work: BatchWork): Promi
  * Runs the hand-written consumer until all `spec.total` entries are acknowledged; throws if that
  * takes longer than `timeoutMs`.
  */
-export async function runHandWritten(spec: SideSpec, schemaFile: string, timeoutMs: number): Promise<SideResult> {
+export async function runHandWritten(spec: SideSpec, schemaFile: string, timeoutMs: number, handle: Handler): Promise<SideResult> {
   const validate = await compileSchema(schemaFile);
   const redis = new Redis(spec.redisUrl, { maxRetriesPerRequest: null, connectionName: 'synapse-bench:hand-written' });
   await redis.xgroup('CREATE', spec.input, spec.group, '0', 'MKSTREAM');
@@ -117,7 +117,7 @@ export async function runHandWritten(spec: SideSpec, schemaFile: string, timeout
         'STREAMS', spec.input, '>')) as [string, RawEntry[]][] | null;
       const entries = reply?.[0]?.[1];
       if (!entries?.length) continue;
-      const work = processBatch(entries, validate, spec);
+      const work = processBatch(entries, validate, spec, handle);
       await writeAndAck(redis, spec, work);
       counts.sunk += work.outputs.length;
       counts.filtered += work.filtered;

@@ -12,14 +12,19 @@ export interface BenchOptions {
   /** Times each side is measured; the median is reported. */
   rounds: number;
   seed: number;
-  /** Where the JSON results go; undefined: not written. */
+  /** Where the JSON results go; undefined: not written. Other scenarios than the first get a suffix. */
   out?: string;
+  /** The scenarios to run (bench/lib/scenarios.ts), in order. */
+  pipelines: string[];
 }
 
 export const DEFAULT_EVENTS = 200_000;
 export const DEFAULT_OUT = 'bench/results/stream-throughput.json';
 
-export const USAGE = `usage: npm run bench -- [--events N] [--batch N] [--only hand|engine] [--rounds N] [--seed N] [--out FILE]
+export const PIPELINES = ['task-outcomes', 'order-totals'];
+
+export const USAGE = `usage: npm run bench -- [--pipeline NAME] [--events N] [--batch N] [--only hand|engine] [--rounds N] [--seed N] [--out FILE]
+  --pipeline NAME  task-outcomes or order-totals (default: both, one after the other)
   --events N   events to push through each side (default ${DEFAULT_EVENTS}; env BENCH_EVENTS)
   --batch N    entries per XREADGROUP for both sides (default: the shipped pipeline's source.batch; env BENCH_BATCH)
   --only SIDE  measure one side only (for profiling); results are then written only with --out
@@ -45,6 +50,7 @@ const FLAGS = {
   rounds: { type: 'string' },
   seed: { type: 'string' },
   out: { type: 'string' },
+  pipeline: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -63,6 +69,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   if (values.help) return 'help';
   const only = (values.only ?? 'both') as Only;
   if (!['both', 'hand', 'engine'].includes(only)) throw new UsageError(`--only must be hand or engine\n${USAGE}`);
+  if (values.pipeline !== undefined && !PIPELINES.includes(values.pipeline)) throw new UsageError(`--pipeline must be ${PIPELINES.join(' or ')}\n${USAGE}`);
   return {
     events: positiveInt('--events', values.events) ?? positiveInt('BENCH_EVENTS', env.BENCH_EVENTS) ?? DEFAULT_EVENTS,
     batch: positiveInt('--batch', values.batch) ?? positiveInt('BENCH_BATCH', env.BENCH_BATCH),
@@ -70,6 +77,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     rounds: positiveInt('--rounds', values.rounds) ?? positiveInt('BENCH_ROUNDS', env.BENCH_ROUNDS) ?? 1,
     seed: positiveInt('--seed', values.seed) ?? 42,
     out: values.out ?? (only === 'both' ? DEFAULT_OUT : undefined),
+    pipelines: values.pipeline ? [values.pipeline] : PIPELINES,
   };
 }
 

@@ -1,6 +1,6 @@
 import jsonata from 'jsonata';
 import { ExpressionError, errorMessage } from '../errors.ts';
-import { compileFastPath } from './fast-path.ts';
+import { compileAst, isCompilable } from './compiler/compile.ts';
 
 /** Default time limit of one evaluation (SPEC §4 `expression_timeout_ms`). */
 export const DEFAULT_EXPRESSION_TIMEOUT_MS = 100;
@@ -20,19 +20,19 @@ export class ExpressionSyntaxError extends Error {
   }
 }
 
-/** A compiled, time- and depth-boxed JSONata expression. */
+/** A compiled, time-, depth- and size-boxed JSONata expression. */
 export interface CompiledExpression {
   readonly source: string;
   /**
    * Evaluates against `input` with extra variable `bindings` (`{ input: ... }` is `$input`).
-   * Rejects with ExpressionError on a runtime error, time-out or runaway recursion.
+   * Synchronous when `sync` is true (compiled code): returns the value or throws ExpressionError
+   * (a runtime error, time-out, runaway recursion or oversized result). Otherwise (the rare
+   * expressions listed in docs/pipelines.md that stay on the jsonata interpreter) it returns a
+   * promise that rejects with ExpressionError.
    */
-  evaluate(input: unknown, bindings?: Record<string, unknown>): Promise<unknown>;
-  /**
-   * Whether the expression lies in the subset that fast-path.ts evaluates synchronously; inputs
-   * it cannot answer exactly still go to JSONata, so results are the same either way.
-   */
-  readonly fast: boolean;
+  evaluate(input: unknown, bindings?: Record<string, unknown>): unknown;
+  /** Whether compiled code evaluates this expression (then `evaluate` never returns a promise). */
+  readonly sync: boolean;
 }
 
 interface JsonataNode {
@@ -42,15 +42,21 @@ interface JsonataNode {
   [key: string]: unknown;
 }
 
+/** Options of compileExpression. */
+export interface CompileOptions {
+  /** Time limit of one evaluation in ms (SPEC §4 `expression_timeout_ms`); default 100. */
+  timeoutMs?: number;
+  /** `false` evaluates with the jsonata interpreter even where compiled code could (benchmarks, debugging). */
+  compile?: boolean;
+}
+
 /**
  * Compiles a JSONata expression with Synapse's limits. Throws ExpressionSyntaxError whose offset
- * points at the offending token (0-based), so callers can map it to FILE:LINE:COL.
- *
- * Expressions in the common subset of fast-path.ts are also compiled to a synchronous evaluator
- * that answers most inputs exactly as JSONata would, several times faster; `fastPath: false`
- * turns it off (benchmarks, debugging).
+ * points at the offending token (0-based), so callers can map it to FILE:LINE:COL; `$eval` is
+ * refused. jsonata's parser is the front end; engine/expr/compiler turns its AST into synchronous
+ * JavaScript with jsonata 2.2's semantics, results and error codes.
  */
-export function compileExpression(source: string, opts: { timeoutMs?: number; fastPath?: boolean } = {}): CompiledExpression {
+export function compileExpression(source: string, opts: CompileOptions = {}): CompiledExpression {
   const options = {
     timeout: opts.timeoutMs ?? DEFAULT_EXPRESSION_TIMEOUT_MS,
     stack: EXPRESSION_STACK_LIMIT,
@@ -73,52 +79,53 @@ export function compileExpression(source: string, opts: { timeoutMs?: number; fa
     throw new ExpressionSyntaxError(`$${name} is not allowed: it would run event data as code`,
       clamp((forbidden.position ?? 1) - name.length - 1, 0, source.length));
   }
-  const fast = opts.fastPath === false ? undefined : compileFastPath(expr.ast());
+  if (opts.compile !== false && isCompilable(expr.ast())) {
+    // A private AST: the compiled code never shares nodes with the interpreter's.
+    const compiled = compileAst(jsonata(source).ast(), options);
+    const run = (input: unknown, bindings: Record<string, unknown> | undefined): unknown => {
+      try {
+        try {
+          return plain(compiled.evaluate(input, bindings));
+        } catch (err) {
+          // The clock is wall time: a GC pause or a starved CPU can push a cheap evaluation past
+          // its limit. A time-out counts only when a second, fresh try times out too.
+          if ((err as { code?: string }).code !== 'D1012') throw err;
+          return plain(compiled.evaluate(input, bindings));
+        }
+      } catch (err) {
+        throw expressionError(err, options.timeout);
+      }
+    };
+    return { source, sync: true, evaluate: run };
+  }
   const viaJsonata = async (input: unknown, bindings: Record<string, unknown> | undefined): Promise<unknown> => {
-    const run = () => serialized(() => expr.evaluate(input, bindings));
+    const once = () => serialized(() => expr.evaluate(input, bindings));
     try {
       try {
-        return normalize(await run());
+        return plain(await once());
       } catch (err) {
-        // JSONata's clock is wall time: a GC pause or a starved CPU can push a cheap evaluation
-        // past its limit. A time-out counts only when a second, fresh try times out too.
         if ((err as { code?: string }).code !== 'D1012') throw err;
-        return normalize(await run());
+        return plain(await once());
       }
     } catch (err) {
-      const e = err as { code?: string };
-      const message = e.code === 'D1012'
-        ? `timed out after ${options.timeout} ms`
-        : e.code === 'D1011' ? 'recursed too deep (runaway recursion?)' : errorMessage(err);
-      throw new ExpressionError(message, { cause: err });
+      throw expressionError(err, options.timeout);
     }
   };
-  return {
-    source,
-    fast: fast !== undefined,
-    evaluate(input, bindings) {
-      if (fast) {
-        // Synchronous and bounded (no loops or recursion in the subset): no lock, no time limit.
-        // It throws BAIL on any input it cannot answer exactly, and JSONata answers that input;
-        // anything else thrown (a stack overflow on absurdly deep data) goes the same way.
-        let value: unknown;
-        try {
-          value = normalize(fast(input, bindings));
-        } catch {
-          return viaJsonata(input, bindings);
-        }
-        return Promise.resolve(value);
-      }
-      return viaJsonata(input, bindings);
-    },
-  };
+  return { source, sync: false, evaluate: viaJsonata };
+}
+
+function expressionError(err: unknown, timeoutMs: number): ExpressionError {
+  const e = err as { code?: string };
+  const message = e.code === 'D1012'
+    ? `timed out after ${timeoutMs} ms`
+    : e.code === 'D1011' ? 'recursed too deep (runaway recursion?)' : errorMessage(err);
+  return new ExpressionError(message, { cause: err });
 }
 
 /**
- * Evaluations run one at a time in the process. JSONata evaluates asynchronously, yielding at
- * every step, and times an evaluation by wall clock from its start: evaluations interleaved with
- * others (several pipelines, several sinks' `when`) would each be charged for the others' work.
- * Evaluation is pure computation, so running them in turn costs no throughput.
+ * Interpreted evaluations run one at a time in the process. JSONata evaluates asynchronously,
+ * yielding at every step, and times an evaluation by wall clock from its start: evaluations
+ * interleaved with others would each be charged for the others' work.
  */
 let evaluationTail: Promise<unknown> = Promise.resolve();
 function serialized<T>(fn: () => Promise<T>): Promise<T> {
@@ -159,12 +166,41 @@ function findForbidden(node: unknown): JsonataNode | undefined {
 }
 
 /**
- * JSONata returns sequences (arrays with a `sequence` flag) and may leave undefined holes; the
- * engine hands sinks plain JSON values, so results are made plain here once.
+ * JSONata returns sequences (arrays flagged `sequence`, `keepSingleton`, ...), objects without a
+ * prototype (group-by), and may leave undefined holes or lambdas in results; sinks get plain JSON
+ * values. Most results are plain already: they are returned as they are (the input's own objects
+ * included), and only a value that holds something to drop, a flagged array or a prototype-less
+ * object is copied.
  */
+export function plain(value: unknown): unknown {
+  return needsCopy(value, 0) ? normalize(value) : value;
+}
+
+function needsCopy(value: unknown, depth: number): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  if (depth > 64) return true; // normalize copes; no need to look further
+  if (Array.isArray(value)) {
+    // An array's own enumerable keys beyond its indexes are jsonata's flags.
+    if ((value as { sequence?: unknown }).sequence !== undefined || (value as { keepSingleton?: unknown }).keepSingleton !== undefined
+      || (value as { outerWrapper?: unknown }).outerWrapper !== undefined || (value as { tupleStream?: unknown }).tupleStream !== undefined) return true;
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      if (v === undefined || needsCopy(v, depth + 1)) return true;
+    }
+    return false;
+  }
+  if (typeof (value as { _jsonata_lambda?: unknown })._jsonata_lambda !== 'undefined') return true;
+  // jsonata builds group-by results without a prototype (no toString, no hasOwnProperty): sinks get plain objects.
+  if (Object.getPrototypeOf(value) === null) return true;
+  for (const k in value) {
+    const v = (value as Record<string, unknown>)[k];
+    if (v === undefined || needsCopy(v, depth + 1)) return true;
+  }
+  return false;
+}
+
 function normalize(value: unknown): unknown {
   if (value === undefined || value === null || typeof value !== 'object') return value;
-  // Plain loops: this runs on every result, and on the fast path it is a good part of the cost.
   if (Array.isArray(value)) {
     const out: unknown[] = [];
     for (let i = 0; i < value.length; i++) {
@@ -179,7 +215,11 @@ function normalize(value: unknown): unknown {
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i]!;
     const n = normalize((value as Record<string, unknown>)[k]);
-    if (n !== undefined) out[k] = n;
+    // A `__proto__` key (group-by over event data) stays a key, not the object's prototype.
+    if (n !== undefined) {
+      if (k === '__proto__') Object.defineProperty(out, k, { value: n, enumerable: true, writable: true, configurable: true });
+      else out[k] = n;
+    }
   }
   return out;
 }

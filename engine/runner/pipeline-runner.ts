@@ -122,10 +122,13 @@ export class PipelineRunner {
 
     // filter
     if (p.filter) {
+      const filter = p.filter;
       const kept: Live[] = [];
       for (const l of live) {
         try {
-          if (isTruthy(await p.filter.evaluate(l.event))) kept.push(l);
+          // Compiled expressions are synchronous: no await (and no microtask) per event.
+          const r = filter.evaluate(l.event);
+          if (isTruthy(filter.sync ? r : await r)) kept.push(l);
           else outcomes[l.index] = { id: l.entry.id, kind: 'filtered', event: l.event };
         } catch (err) {
           toDlq(l, 'filter', errorMessage(err));
@@ -137,10 +140,12 @@ export class PipelineRunner {
 
     // transform
     if (p.transform) {
+      const transform = p.transform;
       const kept: Live[] = [];
       for (const l of live) {
         try {
-          l.value = await p.transform.evaluate(l.event);
+          const r = transform.evaluate(l.event);
+          l.value = transform.sync ? r : await r;
           if (l.value === undefined) toDlq(l, 'transform', 'transform produced no value (every path it reads is missing?)');
           else kept.push(l);
         } catch (err) {
@@ -164,7 +169,8 @@ export class PipelineRunner {
           continue;
         }
         try {
-          if (isTruthy(await spec.when.evaluate(l.value, { input: l.event }))) admitted.push(l);
+          const r = spec.when.evaluate(l.value, { input: l.event });
+          if (isTruthy(spec.when.sync ? r : await r)) admitted.push(l);
         } catch (err) {
           failures.set(l.index, { sink: spec.id, error: `sink ${spec.id} when: ${errorMessage(err)}`, attempts: 1, deferred: false });
         }

@@ -66,6 +66,16 @@ const syntaxErrors: { expr: string; offset: number; message: string }[] = [
   { expr: '{ "k": $eval }', offset: 7, message: '$eval is not allowed' },
 ];
 
+/** What a synchronous evaluation threw (compiled code throws; it returns no promise). */
+function caught(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (err) {
+    return err;
+  }
+  return undefined;
+}
+
 describe('compileExpression', () => {
   describe('valid expressions evaluate to plain values', () => {
     for (const c of valid) {
@@ -102,14 +112,14 @@ describe('compileExpression', () => {
   describe('runtime failures reject with ExpressionError', () => {
     it('runaway recursion stops with a time-out instead of hanging', async () => {
       const expr = compileExpression('($f := function($x) { $f($x) }; $f(1))', { timeoutMs: 20 });
-      const err = await expr.evaluate({}).catch((e: unknown) => e);
+      const err = caught(() => expr.evaluate({}));
       expect(err).toBeInstanceOf(ExpressionError);
       expect((err as ExpressionError).code).toBe('SYN_EXPRESSION');
       expect((err as ExpressionError).message).toBe('timed out after 20 ms');
     }, 5_000);
 
     it('the default time limit applies when none is given', async () => {
-      const err = await compileExpression('($f := function($x) { $f($x) }; $f(1))').evaluate({}).catch((e: unknown) => e);
+      const err = caught(() => compileExpression('($f := function($x) { $f($x) }; $f(1))').evaluate({}));
       expect(err).toBeInstanceOf(ExpressionError);
       expect((err as Error).message).toBe(`timed out after ${DEFAULT_EXPRESSION_TIMEOUT_MS} ms`);
     }, 5_000);
@@ -117,13 +127,13 @@ describe('compileExpression', () => {
     it('deep non-tail recursion stops at the depth limit', async () => {
       // A generous time limit, so only the depth limit can stop it.
       const expr = compileExpression('($f := function($n) { $n = 0 ? 0 : 1 + $f($n - 1) }; $f(100000))', { timeoutMs: 30_000 });
-      const err = await expr.evaluate({}).catch((e: unknown) => e);
+      const err = caught(() => expr.evaluate({}));
       expect(err).toBeInstanceOf(ExpressionError);
       expect((err as Error).message).toBe('recursed too deep (runaway recursion?)');
     }, 5_000);
 
     it('a sequence over the limit is refused instead of exhausting memory', async () => {
-      const err = await compileExpression(`$count([1..${EXPRESSION_SEQUENCE_LIMIT * 2}])`).evaluate({}).catch((e: unknown) => e);
+      const err = caught(() => compileExpression(`$count([1..${EXPRESSION_SEQUENCE_LIMIT * 2}])`).evaluate({}));
       expect(err).toBeInstanceOf(ExpressionError);
       expect((err as Error & { cause: { code: string } }).cause.code).toBe('D2015');
     }, 5_000);
@@ -136,7 +146,7 @@ describe('compileExpression', () => {
     ];
     for (const c of runtime) {
       it(`${c.expr} → ${c.message}`, async () => {
-        const err = await compileExpression(c.expr).evaluate(c.input).catch((e: unknown) => e);
+        const err = caught(() => compileExpression(c.expr).evaluate(c.input));
         expect(err).toBeInstanceOf(ExpressionError);
         expect((err as Error).message).toBe(c.message);
         // The JSONata error is kept as the cause, with its code.
@@ -146,6 +156,18 @@ describe('compileExpression', () => {
   });
 
   describe('results are plain JSON', () => {
+    it('group-by results are plain objects, a `__proto__` key included', () => {
+      const value = compileExpression('items{ sku: price }').evaluate({ items: [{ sku: 'a', price: 1 }, { sku: '__proto__', price: 2 }] }) as object;
+      expect(Object.getPrototypeOf(value)).toBe(Object.prototype);
+      expect(Object.keys(value)).toEqual(['a', '__proto__']);
+      expect(JSON.stringify(value)).toBe('{"a":1,"__proto__":2}');
+    });
+
+    it('a plain result is not copied', () => {
+      const input = { data: { a: [1, 2] } };
+      expect(compileExpression('data').evaluate(input)).toBe(input.data);
+    });
+
     it('a path over an array is a plain array, without the JSONata sequence flag', async () => {
       const value = await compileExpression('items.price').evaluate(order);
       expect(Array.isArray(value)).toBe(true);
@@ -175,9 +197,14 @@ describe('compileExpression', () => {
     });
   });
 
-  it('one compiled expression can be evaluated many times, concurrently', async () => {
+  it('one compiled expression can be evaluated many times', () => {
     const expr = compileExpression('n * 2');
-    const results = await Promise.all([1, 2, 3, 4].map((n) => expr.evaluate({ n })));
-    expect(results).toEqual([2, 4, 6, 8]);
+    expect([1, 2, 3, 4].map((n) => expr.evaluate({ n }))).toEqual([2, 4, 6, 8]);
+  });
+
+  it('evaluates synchronously: no promise, no lock', () => {
+    const expr = compileExpression('$sum(items.price)');
+    expect(expr.sync).toBe(true);
+    expect(expr.evaluate(order)).toBe(6);
   });
 });
