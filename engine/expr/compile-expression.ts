@@ -83,15 +83,10 @@ export function compileExpression(source: string, opts: CompileOptions = {}): Co
     // A private AST: the compiled code never shares nodes with the interpreter's.
     const compiled = compileAst(jsonata(source).ast(), options);
     const run = (input: unknown, bindings: Record<string, unknown> | undefined): unknown => {
+      // One try: an evaluation that ran out of time is not run again (it would hold the event
+      // loop twice as long); the entry goes to the DLQ with the time-out as its reason.
       try {
-        try {
-          return plain(compiled.evaluate(input, bindings));
-        } catch (err) {
-          // The clock is wall time: a GC pause or a starved CPU can push a cheap evaluation past
-          // its limit. A time-out counts only when a second, fresh try times out too.
-          if ((err as { code?: string }).code !== 'D1012') throw err;
-          return plain(compiled.evaluate(input, bindings));
-        }
+        return plain(compiled.evaluate(input, bindings));
       } catch (err) {
         throw expressionError(err, options.timeout);
       }
@@ -99,14 +94,8 @@ export function compileExpression(source: string, opts: CompileOptions = {}): Co
     return { source, sync: true, evaluate: run };
   }
   const viaJsonata = async (input: unknown, bindings: Record<string, unknown> | undefined): Promise<unknown> => {
-    const once = () => serialized(() => expr.evaluate(input, bindings));
     try {
-      try {
-        return plain(await once());
-      } catch (err) {
-        if ((err as { code?: string }).code !== 'D1012') throw err;
-        return plain(await once());
-      }
+      return plain(await serialized(() => expr.evaluate(input, bindings)));
     } catch (err) {
       throw expressionError(err, options.timeout);
     }

@@ -48,6 +48,30 @@ export interface RunnerOptions {
   signal?: AbortSignal;
   /** Called before each retry; tests use it to observe back-off without waiting. */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<boolean>;
+  /**
+   * The longest the runner works through a batch without letting the event loop run (the admin
+   * API, other pipelines, Redis replies), in ms; default YIELD_EVERY_MS. Checked between events.
+   */
+  yieldEveryMs?: number;
+}
+
+/** Default of RunnerOptions.yieldEveryMs. */
+export const YIELD_EVERY_MS = 5;
+
+/**
+ * Decoding, validating and evaluating are synchronous: a batch of heavy events would hold the
+ * event loop for the whole batch. `pace()`, called between events, lets it run once `everyMs`
+ * of work has passed since it last did.
+ */
+class Pacer {
+  private last = performance.now();
+  constructor(private readonly everyMs: number) {}
+
+  async pace(): Promise<void> {
+    if (performance.now() - this.last < this.everyMs) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.last = performance.now();
+  }
 }
 
 interface Live {
@@ -94,6 +118,8 @@ export class PipelineRunner {
       outcomes[l.index] = { id: l.entry.id, kind: 'dlq', stage, error, attempts, payload: rawPayload(l.entry, p.source.codec), event: l.event, sink };
     };
 
+    const pacer = new Pacer(this.options.yieldEveryMs ?? YIELD_EVERY_MS);
+
     // decode
     let live: Live[] = [];
     for (let i = 0; i < entries.length; i++) {
@@ -104,19 +130,24 @@ export class PipelineRunner {
       } catch (err) {
         toDlq({ index: i, entry }, 'decode', errorMessage(err));
       }
+      await pacer.pace();
     }
     lap('decode');
 
     // validate
     if (p.validate) {
-      const { validator, onInvalid } = p.validate;
-      live = live.filter((l) => {
-        if (validator(l.event)) return true;
-        const error = `schema ${p.validate!.schemaId}: ${formatValidationErrors(validator.errors)}`;
-        if (onInvalid === 'drop') outcomes[l.index] = { id: l.entry.id, kind: 'dropped', stage: 'validate', error, event: l.event };
-        else toDlq(l, 'validate', error);
-        return false;
-      });
+      const { validator, onInvalid, schemaId } = p.validate;
+      const valid: Live[] = [];
+      for (const l of live) {
+        if (validator(l.event)) valid.push(l);
+        else {
+          const error = `schema ${schemaId}: ${formatValidationErrors(validator.errors)}`;
+          if (onInvalid === 'drop') outcomes[l.index] = { id: l.entry.id, kind: 'dropped', stage: 'validate', error, event: l.event };
+          else toDlq(l, 'validate', error);
+        }
+        await pacer.pace();
+      }
+      live = valid;
     }
     lap('validate');
 
@@ -133,6 +164,7 @@ export class PipelineRunner {
         } catch (err) {
           toDlq(l, 'filter', errorMessage(err));
         }
+        await pacer.pace();
       }
       live = kept;
     }
@@ -151,6 +183,7 @@ export class PipelineRunner {
         } catch (err) {
           toDlq(l, 'transform', errorMessage(err));
         }
+        await pacer.pace();
       }
       live = kept;
     } else {
@@ -174,6 +207,7 @@ export class PipelineRunner {
         } catch (err) {
           failures.set(l.index, { sink: spec.id, error: `sink ${spec.id} when: ${errorMessage(err)}`, attempts: 1, deferred: false });
         }
+        await pacer.pace();
       }
       if (admitted.length === 0) return;
       const results = await this.writeWithRetry(spec, admitted);

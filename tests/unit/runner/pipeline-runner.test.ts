@@ -480,6 +480,40 @@ describe('PipelineRunner: sink retries', () => {
   });
 });
 
+describe('PipelineRunner: the event loop runs during a batch', () => {
+  /** Runs a batch of 4 with every filter and transform evaluation logged beside the event loop's turns. */
+  async function turnsDuring(yieldEveryMs: number): Promise<string[]> {
+    const p = await compile('source: { stream: orders }', 'filter: \'event = "order-placed"\'', 'transform: \'{ "order": data.orderId }\'', 'sink: { type: log }');
+    const log: string[] = [];
+    const spy = (stage: string, expr: NonNullable<CompiledPipeline['filter']>) => ({
+      ...expr, evaluate: (input: unknown, bindings?: Record<string, unknown>) => { log.push(stage); return expr.evaluate(input, bindings); },
+    });
+    const pipeline = { ...p, filter: spy('filter', p.filter!), transform: spy('transform', p.transform!) };
+    let running = true;
+    const turn = () => {
+      log.push('turn');
+      if (running) setImmediate(turn);
+    };
+    setImmediate(turn);
+    await new PipelineRunner(pipeline, new Map([['log', new FakeSink()]]), { yieldEveryMs }).process(entries(order('a'), order('b'), order('c'), order('d')));
+    running = false;
+    return log.filter((x, i) => x !== 'turn' || log[i - 1] !== 'turn'); // one 'turn' per gap
+  }
+
+  it('with yieldEveryMs 0 it lets the event loop turn between any two evaluations', async () => {
+    const log = await turnsDuring(0);
+    const evaluations = log.filter((x) => x !== 'turn');
+    expect(evaluations).toEqual(['filter', 'filter', 'filter', 'filter', 'transform', 'transform', 'transform', 'transform']);
+    for (let i = 1; i < log.length; i++) expect(log[i - 1] === 'turn' || log[i] === 'turn', `turn between ${i - 1} and ${i}: ${log.join(' ')}`).toBe(true);
+  });
+
+  it('within its time slice it evaluates without a turn (compiled expressions need no await)', async () => {
+    const log = await turnsDuring(60_000);
+    expect(log.join(' ')).toContain('filter filter filter filter');
+    expect(log.join(' ')).toContain('transform transform transform transform');
+  });
+});
+
 describe('PipelineRunner construction', () => {
   it('refuses a sink map that lacks one of the pipeline\'s sinks', async () => {
     const p = await compile('name: needs-two', 'source: { stream: orders }', 'sinks:', '  - { type: log, id: a }', '  - { type: log, id: b }');
