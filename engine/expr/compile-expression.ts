@@ -162,10 +162,28 @@ function findForbidden(node: unknown): JsonataNode | undefined {
  * object is copied.
  */
 export function plain(value: unknown): unknown {
-  return needsCopy(value, 0) ? normalize(value) : value;
+  if (value === null || typeof value !== 'object') return value;
+  visits = MAX_RESULT_VALUES;
+  if (!needsCopy(value, 0)) return value;
+  visits = MAX_RESULT_VALUES;
+  return normalize(value);
+}
+
+/**
+ * Most values a result may hold (objects, arrays and their members). A lambda can build a value
+ * whose parts are shared (`[$a, $a]`, forty times over): small in memory, but 2^40 values once
+ * written out. Such a result is refused with L1002 before anything walks it whole.
+ */
+export const MAX_RESULT_VALUES = 1_000_000;
+let visits = 0;
+function visit(): void {
+  if (--visits < 0) {
+    throw Object.assign(new Error(`the result holds more than ${MAX_RESULT_VALUES} values`), { code: 'L1002' });
+  }
 }
 
 function needsCopy(value: unknown, depth: number): boolean {
+  visit();
   if (value === null || typeof value !== 'object') return false;
   if (depth > 64) return true; // normalize copes; no need to look further
   if (Array.isArray(value)) {
@@ -189,6 +207,7 @@ function needsCopy(value: unknown, depth: number): boolean {
 }
 
 function normalize(value: unknown): unknown {
+  visit();
   if (value === undefined || value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) {
     const out: unknown[] = [];

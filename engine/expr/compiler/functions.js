@@ -172,6 +172,7 @@ const functions = (() => {
 
     // Synapse: hoisted out of string(), which made it anew on every call
     function stringReplacer(key, val) {
+        tick(); // Synapse: a value that shares its parts (built by a lambda) is stringified within the time limit
         if (typeof val !== 'undefined' && val !== null && isNumeric(val)) {
             return val.toPrecision && !Number.isInteger(val) ? Number(val.toPrecision(15)) : val;
         }

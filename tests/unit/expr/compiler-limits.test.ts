@@ -30,6 +30,8 @@ const errors: { expr: string; input?: unknown; code: string; why: string }[] = [
   { expr: `($x := $pad("", 1000000, "y"); $join([1..20].$x))`, code: 'L1001', why: '$join checks the total length first' },
   { expr: `$replace($pad("", 100000, "a"), "a", $pad("", 200, "b"))`, code: 'L1001', why: '$replace stops growing at the limit' },
   { expr: `($x := $pad("", 1000000, "y"); $string([1..20].$x))`, code: 'L1001', why: '$string of a huge value' },
+  { expr: '($f := function($a, $n) { $n = 0 ? $a : $f({"l": $a, "r": $a}, $n - 1) }; $f(1, 40))', code: 'L1002', why: 'a result sharing its parts (2^40 values written out) is refused before anything walks it' },
+  { expr: '($f := function($a, $n) { $n = 0 ? $a : $f({"l": $a, "r": $a}, $n - 1) }; $string($f(1, 40)))', code: 'D1012', why: '$string of such a value runs out of time, it does not hang' },
   { expr: `[1..${EXPRESSION_SEQUENCE_LIMIT + 1}]`, code: 'D2015', why: 'a range over the sequence limit' },
   { expr: '[1..100000000]', code: 'D2014', why: "jsonata's own range bound" },
   { expr: '$undefinedFunction(1)', code: 'T1006', why: 'an unknown function' },
