@@ -19,6 +19,8 @@ import { wsRoutes } from './routes/ws.ts';
 /** What every route plugin is given. */
 export interface AdminDeps {
   engine: Engine;
+  /** Environment variables pipeline YAML sent over HTTP may name as `${VAR}` (SYNAPSE_ADMIN_ENV_ALLOW). */
+  envAllow: ReadonlySet<string>;
 }
 
 export interface AdminOptions {
@@ -30,6 +32,8 @@ export interface AdminOptions {
   bodyLimit?: number;
   /** SYNAPSE_WS_SECRET: WebSocket clients identify as users with JWTs signed by it. */
   wsSecret?: string;
+  /** Variables YAML sent over HTTP may interpolate; default SYNAPSE_ADMIN_ENV_ALLOW (comma-separated), else none. */
+  envAllow?: readonly string[];
 }
 
 /**
@@ -75,7 +79,8 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
-  const deps: AdminDeps = { engine: opts.engine };
+  const envAllow = new Set(opts.envAllow ?? splitList(process.env.SYNAPSE_ADMIN_ENV_ALLOW));
+  const deps: AdminDeps = { engine: opts.engine, envAllow };
   for (const routes of [healthRoutes, pipelineRoutes, streamRoutes, eventRoutes, dlqRoutes, replayRoutes, serviceRoutes, tapRoutes, aggregateRoutes]) {
     await app.register(routes, deps);
   }
@@ -92,4 +97,9 @@ export async function listenAdmin(app: FastifyInstance, host: string, port: numb
     throw new SynapseError(`refusing to bind the admin API to ${host} without SYNAPSE_ADMIN_TOKEN: set a token, or bind to 127.0.0.1`);
   }
   return app.listen({ host, port });
+}
+
+/** A comma-separated list from the environment, trimmed, empty items dropped. */
+export function splitList(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((v) => v.trim()).filter(Boolean);
 }

@@ -1,4 +1,5 @@
-import { readFile, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import {
   LineCounter, parseDocument, isMap, isSeq, isScalar, isPair, isAlias,
   type Document, type Node as YamlNode, type Scalar,
@@ -176,22 +177,41 @@ function firstLine(message: string): string {
 }
 
 /**
- * Reads a configuration file as UTF-8 text, refusing (with a clear diagnostic) a file larger
- * than MAX_CONFIG_BYTES or one that is binary.
+ * Reads a configuration file as UTF-8 text, refusing (with a clear diagnostic) anything but a
+ * regular file (a device such as /dev/zero, a FIFO, a directory), a file larger than `maxBytes`
+ * (default MAX_CONFIG_BYTES) — counted while reading, so a file that grows or lies about its size
+ * is cut off too — or one that is binary.
  */
-export async function readConfigText(file: string): Promise<string> {
+export async function readConfigText(file: string, maxBytes = MAX_CONFIG_BYTES): Promise<string> {
   const where = { file, line: 1, col: 1 };
-  let size: number;
+  const tooLarge = (size: string) => new ConfigInvalidError([{ ...where,
+    message: `file is ${size}; configuration files are limited to ${formatLimit(maxBytes)}` }]);
+  let fh: FileHandle;
   try {
-    size = (await stat(file)).size;
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
+    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     throw new ConfigInvalidError([{ ...where, message: `cannot read file: ${errorMessage(err)}` }]);
   }
-  if (size > MAX_CONFIG_BYTES) {
-    throw new ConfigInvalidError([{ ...where,
-      message: `file is ${(size / 1024 / 1024).toFixed(1)} MiB; configuration files are limited to ${MAX_CONFIG_BYTES / 1024 / 1024} MiB` }]);
+  let bytes: Buffer;
+  try {
+    const info = await fh.stat();
+    if (!info.isFile()) throw new ConfigInvalidError([{ ...where, message: 'not a regular file' }]);
+    if (info.size > maxBytes) throw tooLarge(formatBytes(info.size));
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.alloc(Math.min(64 * 1024, maxBytes + 1 - total));
+      const { bytesRead } = await fh.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) break;
+      chunks.push(chunk.subarray(0, bytesRead));
+      total += bytesRead;
+      if (total > maxBytes) throw tooLarge(`over ${formatLimit(maxBytes)}`);
+    }
+    bytes = Buffer.concat(chunks, total);
+  } finally {
+    await fh.close();
   }
-  const bytes = await readFile(file);
   const nul = bytes.indexOf(0);
   if (nul >= 0) {
     throw new ConfigInvalidError([{ ...where, message: `not a text file (NUL byte at offset ${nul})` }]);
@@ -201,4 +221,12 @@ export async function readConfigText(file: string): Promise<string> {
   } catch {
     throw new ConfigInvalidError([{ ...where, message: 'not a text file (invalid UTF-8)' }]);
   }
+}
+
+function formatLimit(n: number): string {
+  return n % (1024 * 1024) === 0 ? `${n / 1024 / 1024} MiB` : n % 1024 === 0 ? `${n / 1024} KiB` : `${n} bytes`;
+}
+
+function formatBytes(n: number): string {
+  return n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} bytes`;
 }

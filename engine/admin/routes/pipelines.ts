@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readFile, rename, writeFile, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
-import { compilePipelineText, type CompiledPipeline } from '../../config/load-pipeline.ts';
+import { compilePipelineText, type CompiledPipeline, type LoadContext } from '../../config/load-pipeline.ts';
 import { ConfigInvalidError, formatDiagnostic, type Diagnostic } from '../../errors.ts';
 import type { StreamEntry } from '../../runner/codec.ts';
 import { toStreamBound } from '../../runtime/stream-ids.ts';
@@ -46,8 +46,17 @@ function invalid(diagnostics: Diagnostic[]) {
  * concurrency on the file's hash), pause/resume, dry-run (events, or a real slice of the source
  * stream read with XRANGE and never acknowledged), and POST /validate.
  */
-export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine }) => {
+export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine, envAllow }) => {
   const exclusive = mutex();
+  /**
+   * How YAML received over HTTP is compiled: `${VAR}` only for allow-listed variables, schema
+   * files only from the schema and pipeline directories (relative to the pipeline directory),
+   * and schemas found by path never join the running registry.
+   */
+  const submitted = (): LoadContext => {
+    const dirs = [resolve(engine.options.pipelinesDir), resolve(engine.options.schemasDir)];
+    return { ...engine.loadContext, envAllow, schemaFileRoots: dirs, baseDir: dirs[0] };
+  };
 
   app.get('/pipelines', {
     schema: {
@@ -102,7 +111,7 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
     }
     let compiled: CompiledPipeline;
     try {
-      compiled = await compilePipelineText(file, req.body, engine.loadContext);
+      compiled = await compilePipelineText(file, req.body, submitted());
     } catch (err) {
       if (err instanceof ConfigInvalidError) return reply.code(422).send(invalid(err.diagnostics));
       throw err;
@@ -162,7 +171,7 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
     let pipeline = h?.pipeline;
     if (req.body.yaml) {
       try {
-        pipeline = await compilePipelineText(h?.pipeline.file ?? join(engine.options.pipelinesDir, `${req.params.name}.yaml`), req.body.yaml, engine.loadContext);
+        pipeline = await compilePipelineText(h?.pipeline.file ?? join(engine.options.pipelinesDir, `${req.params.name}.yaml`), req.body.yaml, submitted());
       } catch (err) {
         if (err instanceof ConfigInvalidError) return reply.code(422).send(invalid(err.diagnostics));
         throw err;
@@ -189,7 +198,7 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
     },
   }, async (req) => {
     try {
-      const p = await compilePipelineText(req.body.file ?? 'pipeline.yaml', req.body.yaml, engine.loadContext);
+      const p = await compilePipelineText(req.body.file ?? 'pipeline.yaml', req.body.yaml, submitted());
       return { valid: true, name: p.name, diagnostics: [] };
     } catch (err) {
       if (err instanceof ConfigInvalidError) return { valid: false, diagnostics: err.diagnostics };
