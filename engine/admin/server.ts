@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 import { SynapseError } from '../errors.ts';
 import type { Engine } from '../runtime/engine.ts';
 import { bearerAuth, isLoopback } from './auth.ts';
+import { browserGuard } from './browser-guard.ts';
+import { RefusalLog } from './refusals.ts';
 import { aggregateRoutes } from './routes/aggregates.ts';
 import { dlqRoutes } from './routes/dlq.ts';
 import { eventRoutes } from './routes/events.ts';
@@ -21,6 +23,8 @@ export interface AdminDeps {
   engine: Engine;
   /** Environment variables pipeline YAML sent over HTTP may name as `${VAR}` (SYNAPSE_ADMIN_ENV_ALLOW). */
   envAllow: ReadonlySet<string>;
+  /** Where routes report what a limit refused (logged bounded, counted in synapse_refused_total). */
+  refusals: RefusalLog;
 }
 
 export interface AdminOptions {
@@ -34,6 +38,10 @@ export interface AdminOptions {
   wsSecret?: string;
   /** Variables YAML sent over HTTP may interpolate; default SYNAPSE_ADMIN_ENV_ALLOW (comma-separated), else none. */
   envAllow?: readonly string[];
+  /** Host names answered besides loopback ones, `*` for any; default SYNAPSE_ADMIN_ALLOWED_HOSTS. */
+  allowedHosts?: readonly string[];
+  /** Origins allowed to change state besides the API's own; default SYNAPSE_ADMIN_ALLOWED_ORIGINS. */
+  allowedOrigins?: readonly string[];
 }
 
 /**
@@ -62,6 +70,21 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
     void reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` });
   });
 
+  // An upgrade refused with an HTTP reply (403, 401) leaves its socket outside the HTTP server's
+  // care: close it, or it stays open (and keeps app.close() waiting) until the client gives up.
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.headers.upgrade?.toLowerCase() === 'websocket' && reply.statusCode >= 400) request.raw.socket?.destroy();
+  });
+  const refusals = new RefusalLog(opts.logger ?? opts.engine.logger, opts.engine.metrics);
+  // Before authentication: a browser must not even learn whether a token is needed.
+  const allowedHosts = opts.allowedHosts ?? splitList(process.env.SYNAPSE_ADMIN_ALLOWED_HOSTS);
+  app.addHook('onRequest', browserGuard({
+    allowedHosts,
+    // With a token, a rebound page cannot authenticate; the Host check applies when asked for.
+    checkHost: !opts.token || opts.allowedHosts !== undefined || process.env.SYNAPSE_ADMIN_ALLOWED_HOSTS !== undefined,
+    allowedOrigins: opts.allowedOrigins ?? splitList(process.env.SYNAPSE_ADMIN_ALLOWED_ORIGINS),
+  }, refusals));
+
   // With a WS secret, /ws clients are end users proving who they are with their own JWT, so the
   // admin token does not apply there.
   if (opts.token) app.addHook('onRequest', bearerAuth(opts.token, opts.wsSecret ? ['/ws'] : []));
@@ -80,7 +103,7 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   const envAllow = new Set(opts.envAllow ?? splitList(process.env.SYNAPSE_ADMIN_ENV_ALLOW));
-  const deps: AdminDeps = { engine: opts.engine, envAllow };
+  const deps: AdminDeps = { engine: opts.engine, envAllow, refusals };
   for (const routes of [healthRoutes, pipelineRoutes, streamRoutes, eventRoutes, dlqRoutes, replayRoutes, serviceRoutes, tapRoutes, aggregateRoutes]) {
     await app.register(routes, deps);
   }
