@@ -47,8 +47,35 @@ export const decodeJson: Decoder = (entry, maxBytes) => {
   if (!event || typeof event !== 'object' || Array.isArray(event)) {
     throw new DecodeError(`payload must be a JSON object, got ${Array.isArray(event) ? 'an array' : event === null ? 'null' : typeof event}`);
   }
+  // A key can only decode to `__proto__` when written so or with a \u escape.
+  if (payload.includes('__proto__') || payload.includes('\\u')) refuseProtoKeys(event, '');
   return event;
 };
+
+/**
+ * Refuses an event holding a `__proto__` key anywhere. JSON.parse keeps such a key as an own
+ * property, but the first plain copy of the object (`out[key] = value`, a spread, an
+ * expression's result) turns it into the copy's prototype: the key vanishes from the event and
+ * its fields show through as inherited ones, past schema checks and filters. No real event needs
+ * the key, so it goes to the DLQ (stage decode), its bytes kept as they were.
+ */
+function refuseProtoKeys(root: unknown, prefix: string): void {
+  // Iterative: a payload within max_event_bytes may nest far deeper than the call stack.
+  const stack: { value: unknown; path: string }[] = [{ value: root, path: prefix }];
+  while (stack.length) {
+    const { value, path } = stack.pop()!;
+    if (!value || typeof value !== 'object') continue;
+    if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) stack.push({ value: value[i], path: `${path}[${i}]` });
+      continue;
+    }
+    for (const k of Object.keys(value)) {
+      const at = path ? `${path}.${k}` : k;
+      if (k === '__proto__') throw new DecodeError(`event has a '__proto__' key (at ${at}): refused, since in JavaScript it would replace an object's prototype`);
+      stack.push({ value: (value as Record<string, unknown>)[k], path: at });
+    }
+  }
+}
 
 /**
  * `codec: fields`: the entry is a flat field map (Python `xadd(stream, {...})`). Values that
@@ -65,14 +92,20 @@ export const decodeFields: Decoder = (entry, maxBytes) => {
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i]!;
     const value = fields[i + 1] ?? '';
+    if (name === '__proto__') refuseProtoKeys({ [name]: true }, '');
     const first = value.charCodeAt(0);
     if (first === 123 /* { */ || first === 91 /* [ */) {
+      let parsed: unknown;
       try {
-        event[name] = JSON.parse(value);
-        continue;
+        parsed = JSON.parse(value);
       } catch {
         // Not JSON after all: keep the string, as the producer wrote it.
+        event[name] = value;
+        continue;
       }
+      if (value.includes('__proto__') || value.includes('\\u')) refuseProtoKeys(parsed, name);
+      event[name] = parsed;
+      continue;
     }
     event[name] = value;
   }
