@@ -88,11 +88,12 @@ describe('an admin API without a token, on loopback', () => {
 
   it('refuses a cross-site text/plain POST (a form or fetch without preflight): the pipeline is not paused', async () => {
     const { f, port, name } = await listening();
-    for (const headers of [
+    const attempts: Record<string, string>[] = [
       { origin: 'https://attacker.example', 'content-type': 'text/plain' },
       { origin: 'null', 'content-type': 'text/plain' },
       { 'sec-fetch-site': 'cross-site', 'content-type': 'text/plain' },
-    ]) {
+    ];
+    for (const headers of attempts) {
       const res = await send(port, 'POST', `/pipelines/${name}/pause`, { host: `127.0.0.1:${port}`, ...headers }, 'x');
       expect(res.status, JSON.stringify(headers)).toBe(403);
       expect(JSON.parse(res.body)).toMatchObject({ error: 'cross_site_request' });
