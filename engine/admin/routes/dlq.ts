@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { listDlq, redriveDlq } from '../../runtime/dlq.ts';
+import { listDlq, redriveDlq, type RedriveTarget } from '../../runtime/dlq.ts';
+import { PipelineRunner } from '../../runner/pipeline-runner.ts';
 import { streamParam } from '../schemas.ts';
 import type { AdminDeps } from '../server.ts';
 
@@ -26,23 +27,45 @@ export const dlqRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine }) 
     return { stream: req.params.stream, length: await redis.xlen(req.params.stream), entries: await listDlq(redis, req.params.stream, req.query) };
   });
 
+  // One redrive at a time: two overlapping ones would run the same entries twice.
+  let redriving: Promise<unknown> = Promise.resolve();
+
   app.post<{ Params: { stream: string }; Body: { ids?: string[]; count?: number } }>('/dlq/:stream/redrive', {
     schema: {
-      tags: ['dlq'], summary: 'Send DLQ entries back to their source stream; each leaves the DLQ only once re-published',
+      tags: ['dlq'],
+      summary: 'Run DLQ entries again through the pipeline that failed them',
+      description: 'Each entry runs through the running version of its pipeline, in the engine, with its original source id (the idempotency key its sinks see): never re-published to the source stream, so other consumer groups do not see it again. Settled, it leaves the DLQ; failing again, it is replaced by a new DLQ entry. Entries that cannot be run are skipped with the reason and stay.',
       params: streamParam,
       body: { type: 'object', additionalProperties: false, properties: { ids: { type: 'array', items: { type: 'string' }, maxItems: 1000 }, count: { type: 'integer', minimum: 1, maximum: 1000 } } },
       response: {
         200: {
           type: 'object',
           properties: {
-            redriven: { type: 'array', items: { type: 'object', properties: { dlqId: { type: 'string' }, stream: { type: 'string' }, newId: { type: 'string' } } } },
+            redriven: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: {
+                  dlqId: { type: 'string' }, pipeline: { type: 'string' }, sourceId: { type: 'string' },
+                  outcome: { enum: ['sunk', 'filtered', 'dropped', 'dlq'] }, newDlqId: { type: 'string' }, error: { type: 'string' },
+                },
+              },
+            },
+            skipped: { type: 'array', items: { type: 'object', properties: { dlqId: { type: 'string' }, reason: { type: 'string' } } } },
             missing: { type: 'array', items: { type: 'string' } },
           },
         },
       },
     },
   }, async (req) => {
-    const codecOf = (pipeline: string) => engine.handles.get(pipeline)?.pipeline.source.codec;
-    return redriveDlq(engine.connection, req.params.stream, { ...(req.body ?? {}), codecOf });
+    const targetFor = (name: string): RedriveTarget | string => {
+      const h = engine.handles.get(name);
+      if (!h) return `pipeline '${name}' is not running`;
+      if (h.status === 'disabled') return `pipeline '${name}' is disabled`;
+      return { runner: new PipelineRunner(h.pipeline, h.sinks), pipeline: h.pipeline };
+    };
+    const run = redriving.then(() => redriveDlq(engine.connection, req.params.stream, { ...(req.body ?? {}), targetFor }));
+    redriving = run.catch(() => undefined);
+    return run;
   });
 };
