@@ -23,6 +23,8 @@ export interface AdminDeps {
   engine: Engine;
   /** Environment variables pipeline YAML sent over HTTP may name as `${VAR}` (SYNAPSE_ADMIN_ENV_ALLOW). */
   envAllow: ReadonlySet<string>;
+  /** Streams POST /events may write besides pipeline sources (SYNAPSE_ADMIN_PUBLISH_STREAMS; `prefix*` patterns). */
+  publishStreams: readonly string[];
   /** Where routes report what a limit refused (logged bounded, counted in synapse_refused_total). */
   refusals: RefusalLog;
 }
@@ -38,6 +40,8 @@ export interface AdminOptions {
   wsSecret?: string;
   /** Variables YAML sent over HTTP may interpolate; default SYNAPSE_ADMIN_ENV_ALLOW (comma-separated), else none. */
   envAllow?: readonly string[];
+  /** Streams POST /events may write besides pipeline sources; default SYNAPSE_ADMIN_PUBLISH_STREAMS. */
+  publishStreams?: readonly string[];
   /** Host names answered besides loopback ones, `*` for any; default SYNAPSE_ADMIN_ALLOWED_HOSTS. */
   allowedHosts?: readonly string[];
   /** Origins allowed to change state besides the API's own; default SYNAPSE_ADMIN_ALLOWED_ORIGINS. */
@@ -103,7 +107,8 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   const envAllow = new Set(opts.envAllow ?? splitList(process.env.SYNAPSE_ADMIN_ENV_ALLOW));
-  const deps: AdminDeps = { engine: opts.engine, envAllow, refusals };
+  const publishStreams = opts.publishStreams ?? splitList(process.env.SYNAPSE_ADMIN_PUBLISH_STREAMS);
+  const deps: AdminDeps = { engine: opts.engine, envAllow, refusals, publishStreams };
   for (const routes of [healthRoutes, pipelineRoutes, streamRoutes, eventRoutes, dlqRoutes, replayRoutes, serviceRoutes, tapRoutes, aggregateRoutes]) {
     await app.register(routes, deps);
   }

@@ -81,7 +81,7 @@ describe('validate.schema as a file path, in YAML sent over HTTP', () => {
   });
 
   it('a schema file inside the pipeline directory validates, but never joins the running registry', async () => {
-    const f = await start();
+    const f = await start({ admin: { publishStreams: ['test-*'] } });
     await writeFile(join(f.pipelinesDir, 'side.json'), JSON.stringify({
       $schema: 'https://json-schema.org/draft/2020-12/schema', $id: SIDE_ID, type: 'object', required: ['event'],
       properties: { event: { const: 'side-event' } },
