@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readFile, rename, writeFile, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
-import { compilePipelineText, type CompiledPipeline, type LoadContext } from '../../config/load-pipeline.ts';
+import { compilePipelineText, isPipelineFile, type CompiledPipeline, type LoadContext } from '../../config/load-pipeline.ts';
 import { ConfigInvalidError, formatDiagnostic, type Diagnostic } from '../../errors.ts';
 import type { StreamEntry } from '../../runner/codec.ts';
 import { toStreamBound } from '../../runtime/stream-ids.ts';
@@ -90,11 +90,15 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
       response: {
         200: { type: 'object', properties: { name: { type: 'string' }, hash: { type: 'string' }, generation: { type: 'integer' }, change: { type: 'string' } } },
         201: { type: 'object', properties: { name: { type: 'string' }, hash: { type: 'string' }, generation: { type: 'integer' }, change: { type: 'string' } } },
-        409: errorReply, 422: errorReply, 428: errorReply,
+        400: errorReply, 409: errorReply, 422: errorReply, 428: errorReply,
       },
     },
   }, async (req, reply) => exclusive(async () => {
     const { name } = req.params;
+    // `x.test` would be written as x.test.yaml: a test file, which no restart loads as a pipeline.
+    if (!isPipelineFile(`${name}.yaml`)) {
+      return reply.code(400).send({ error: 'bad_name', message: `'${name}' cannot name a pipeline: ${name}.yaml would be read as a pipeline test file; choose a name not ending in .test` });
+    }
     const existing = engine.handles.get(name);
     const file = existing?.pipeline.file ?? resolve(join(engine.options.pipelinesDir, `${name}.yaml`));
     const current = await readFile(file, 'utf8').catch(() => undefined);
