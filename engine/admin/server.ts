@@ -7,6 +7,7 @@ import type { Engine } from '../runtime/engine.ts';
 import { bearerAuth, isLoopback } from './auth.ts';
 import { browserGuard } from './browser-guard.ts';
 import { RefusalLog } from './refusals.ts';
+import type { WsLimits } from './ws-hub.ts';
 import { aggregateRoutes } from './routes/aggregates.ts';
 import { dlqRoutes } from './routes/dlq.ts';
 import { eventRoutes } from './routes/events.ts';
@@ -40,6 +41,8 @@ export interface AdminOptions {
   wsSecret?: string;
   /** Variables YAML sent over HTTP may interpolate; default SYNAPSE_ADMIN_ENV_ALLOW (comma-separated), else none. */
   envAllow?: readonly string[];
+  /** Limits of /ws clients, over those of the environment (SYNAPSE_WS_MAX_*). */
+  wsLimits?: Partial<WsLimits>;
   /** Streams POST /events may write besides pipeline sources; default SYNAPSE_ADMIN_PUBLISH_STREAMS. */
   publishStreams?: readonly string[];
   /** Host names answered besides loopback ones, `*` for any; default SYNAPSE_ADMIN_ALLOWED_HOSTS. */
@@ -112,7 +115,7 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
   for (const routes of [healthRoutes, pipelineRoutes, streamRoutes, eventRoutes, dlqRoutes, replayRoutes, serviceRoutes, tapRoutes, aggregateRoutes]) {
     await app.register(routes, deps);
   }
-  await app.register(wsRoutes, { ...deps, wsSecret: opts.wsSecret, adminToken: opts.token });
+  await app.register(wsRoutes, { ...deps, wsSecret: opts.wsSecret, adminToken: opts.token, wsLimits: opts.wsLimits });
   return app;
 }
 
