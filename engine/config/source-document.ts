@@ -10,6 +10,17 @@ import { ConfigInvalidError, errorMessage, type Diagnostic, type SourceLocation 
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 /** Aliases allowed per document: enough for real reuse, far too few for a "billion laughs" bomb. */
 export const MAX_ALIAS_COUNT = 100;
+/**
+ * Deepest nesting of collections a configuration file may have (SYNAPSE_CONFIG_MAX_DEPTH): far
+ * more than any pipeline or schema needs, far less than what makes the YAML parser (and every
+ * recursive step after it) take seconds or overflow the stack.
+ */
+export const MAX_NESTING_DEPTH = 100;
+
+function maxNestingDepth(): number {
+  const v = Number(process.env.SYNAPSE_CONFIG_MAX_DEPTH);
+  return Number.isInteger(v) && v > 0 ? v : MAX_NESTING_DEPTH;
+}
 
 /** A path into a parsed document: map keys and sequence indices, as ajv's instancePath splits. */
 export type DocPath = ReadonlyArray<string | number>;
@@ -33,6 +44,12 @@ export class SourceDocument {
    * keys and alias bombs.
    */
   static parse(file: string, text: string): SourceDocument {
+    const max = maxNestingDepth();
+    const tooDeep = nestingBeyond(text, max);
+    if (tooDeep !== undefined) {
+      const { line, col } = lineCol(text, tooDeep);
+      throw new ConfigInvalidError([{ file, line, col, message: `nesting deeper than ${max} levels: configuration files are limited to ${max} (SYNAPSE_CONFIG_MAX_DEPTH)` }]);
+    }
     const lines = new LineCounter();
     const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: false });
     const diagnostics: Diagnostic[] = [];
@@ -146,6 +163,123 @@ export class SourceDocument {
     }
     return lastGood;
   }
+}
+
+/** 1-based line and column of an offset, counted directly (no parse needed). */
+function lineCol(text: string, offset: number): { line: number; col: number } {
+  let line = 1;
+  let start = 0;
+  for (let i = text.indexOf('\n'); i >= 0 && i < offset; i = text.indexOf('\n', i + 1)) {
+    line++;
+    start = i + 1;
+  }
+  return { line, col: offset - start + 1 };
+}
+
+const isSpace = (c: string | undefined) => c === undefined || c === ' ' || c === '\t' || c === '\n' || c === '\r';
+
+/**
+ * The offset where a YAML (or JSON) text first nests collections deeper than `max`, or
+ * undefined. One linear pass, before the parser sees the text: block levels are counted from
+ * indentation and compact `- `/`? ` indicators, flow levels from brackets outside quoted scalars,
+ * comments and block scalars. The count may be off by a level (a root scalar, a `- key:` line),
+ * which only matters far beyond any real file.
+ */
+export function nestingBeyond(text: string, max: number): number | undefined {
+  const n = text.length;
+  const block: number[] = [];
+  let flow = 0;
+  let scalarParent: number | undefined;
+  let i = 0;
+  const toEol = () => {
+    while (i < n && text[i] !== '\n') i++;
+  };
+  const skipQuoted = (q: string) => {
+    i++;
+    while (i < n) {
+      const c = text[i];
+      if (q === '"' && c === '\\') i += 2;
+      else if (c === q) {
+        if (q === "'" && text[i + 1] === "'") i += 2;
+        else {
+          i++;
+          return;
+        }
+      } else i++;
+    }
+  };
+  while (i < n) {
+    const lineStart = i;
+    let indent = 0;
+    while (text[i] === ' ') {
+      i++;
+      indent++;
+    }
+    if (i >= n) break;
+    if (text[i] === '\n' || text[i] === '\r') {
+      i++;
+      continue;
+    }
+    if (scalarParent !== undefined) {
+      if (indent > scalarParent) {
+        toEol();
+        continue;
+      }
+      scalarParent = undefined;
+    }
+    if (flow === 0) {
+      if (text[i] === '#') {
+        toEol();
+        continue;
+      }
+      while (block.length && block[block.length - 1]! >= indent) block.pop();
+      // A line opening a sequence item or a flow collection is counted by that indicator below;
+      // any other line (a mapping key) is a level of its own.
+      const c = text[i];
+      const indicator = ((c === '-' || c === '?') && isSpace(text[i + 1])) || c === '[' || c === '{';
+      if (!indicator) block.push(indent);
+      if (block.length > max) return i;
+    }
+    let valueStart = true;
+    while (i < n && text[i] !== '\n') {
+      const c = text[i]!;
+      const next = text[i + 1];
+      if (c === ' ' || c === '\t' || c === '\r') {
+        i++;
+      } else if (c === '#' && isSpace(text[i - 1])) {
+        toEol();
+      } else if ((c === '"' || c === "'") && valueStart) {
+        skipQuoted(c);
+        valueStart = false;
+      } else if ((c === '[' || c === '{') && (valueStart || flow > 0)) {
+        flow++;
+        if (block.length + flow > max) return i;
+        i++;
+        valueStart = true;
+      } else if ((c === ']' || c === '}') && flow > 0) {
+        flow--;
+        i++;
+        valueStart = false;
+      } else if (c === ',' && flow > 0) {
+        i++;
+        valueStart = true;
+      } else if ((c === '-' || c === '?') && valueStart && flow === 0 && isSpace(next)) {
+        block.push(i - lineStart + 1);
+        if (block.length > max) return i;
+        i++;
+      } else if (c === ':' && (isSpace(next) || flow > 0)) {
+        i++;
+        valueStart = true;
+      } else if ((c === '|' || c === '>') && valueStart && flow === 0) {
+        scalarParent = indent;
+        toEol();
+      } else {
+        i++;
+        valueStart = false;
+      }
+    }
+  }
+  return undefined;
 }
 
 /**
