@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { RefusalLog } from './refusals.ts';
+import type { RefusalLog } from '../refusal-log.ts';
 
 /** Which Host names and Origins the admin API answers (docs/security.md, "Browsers"). */
 export interface BrowserGuardOptions {

@@ -6,7 +6,7 @@ import { SynapseError } from '../errors.ts';
 import type { Engine } from '../runtime/engine.ts';
 import { bearerAuth, isLoopback } from './auth.ts';
 import { browserGuard } from './browser-guard.ts';
-import { RefusalLog } from './refusals.ts';
+import type { RefusalLog } from '../refusal-log.ts';
 import type { WsLimits } from './ws-hub.ts';
 import { aggregateRoutes } from './routes/aggregates.ts';
 import { dlqRoutes } from './routes/dlq.ts';
@@ -82,7 +82,7 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
   app.addHook('onResponse', async (request, reply) => {
     if (request.headers.upgrade?.toLowerCase() === 'websocket' && reply.statusCode >= 400) request.raw.socket?.destroy();
   });
-  const refusals = new RefusalLog(opts.logger ?? opts.engine.logger, opts.engine.metrics);
+  const refusals = opts.engine.refusals;
   // Before authentication: a browser must not even learn whether a token is needed.
   const allowedHosts = opts.allowedHosts ?? splitList(process.env.SYNAPSE_ADMIN_ALLOWED_HOSTS);
   app.addHook('onRequest', browserGuard({

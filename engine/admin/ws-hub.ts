@@ -4,7 +4,7 @@ import { jwtVerify } from 'jose';
 import { BROADCAST_CHANNEL } from '../runtime/sink-context.ts';
 import type { EngineMetrics } from '../metrics.ts';
 import { safeEqual } from './auth.ts';
-import type { RefusalLog } from './refusals.ts';
+import type { RefusalLog } from '../refusal-log.ts';
 
 /** Bytes queued to one client past which messages to it are dropped. */
 export const SLOW_CLIENT_BYTES = 1024 * 1024;

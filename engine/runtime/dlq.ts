@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { Redis } from 'ioredis';
 import type { CompiledPipeline } from '../config/load-pipeline.ts';
 import { errorMessage } from '../errors.ts';
@@ -18,6 +19,8 @@ export interface DlqEntry {
   source_id: string;
   attempts: number;
   failed_at: string;
+  /** `base64` when the payload was not UTF-8: stored as its original bytes, shown as their base64. */
+  payload_encoding?: 'base64';
   /** Set when the payload was too large to keep whole: it holds the first bytes only. */
   payload_truncated?: boolean;
   /** The original payload's size in bytes and sha256, kept when it was truncated. */
@@ -25,21 +28,56 @@ export interface DlqEntry {
   payload_sha256?: string;
 }
 
-function toEntry(id: string, fields: string[]): DlqEntry {
+function toEntry(id: string, fields: readonly (string | Buffer)[]): DlqEntry {
   const f: Record<string, string> = {};
-  for (let i = 0; i < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+  let encoding: 'base64' | undefined;
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = String(fields[i]);
+    const v = fields[i + 1]!;
+    if (name === 'payload' && typeof v !== 'string' && !isUtf8(v)) {
+      // Stored as the original bytes: shown as base64, said so.
+      f.payload = v.toString('base64');
+      encoding = 'base64';
+    } else f[name] = String(v);
+  }
   return {
     id, payload: f.payload ?? '', error: f.error ?? '', stage: f.stage ?? '', pipeline: f.pipeline ?? '',
     source_stream: f.source_stream ?? '', source_id: f.source_id ?? '', attempts: Number(f.attempts ?? 0), failed_at: f.failed_at ?? '',
+    ...(encoding ? { payload_encoding: encoding } : {}),
     ...(f.payload_truncated === 'true' ? { payload_truncated: true, payload_bytes: Number(f.payload_bytes ?? 0), payload_sha256: f.payload_sha256 ?? '' } : {}),
   };
 }
 
+/**
+ * Lists DLQ entries oldest first, from `from` (an id or ISO time), at most `count`, and no more
+ * payload bytes than `maxBytes` (at least one entry, whatever its size). `next` is the id to list
+ * from for the following page, or null at the end. Reads in small chunks, so a page never holds
+ * much more than its budget in memory.
+ */
+export async function listDlqPage(redis: Redis, stream: string, opts: { from?: string; count?: number; maxBytes?: number } = {}): Promise<{ entries: DlqEntry[]; next: string | null }> {
+  const count = opts.count ?? 100;
+  const maxBytes = opts.maxBytes ?? Infinity;
+  const entries: DlqEntry[] = [];
+  let bytes = 0;
+  let cursor = opts.from ? toStreamBound(opts.from) ?? '-' : '-';
+  for (;;) {
+    const rows = await redis.xrangeBuffer(stream, cursor, '+', 'COUNT', Math.min(10, count - entries.length + 1));
+    for (const [rawId, fields] of rows) {
+      const id = rawId.toString();
+      const e = toEntry(id, fields);
+      const size = Buffer.byteLength(e.payload) + Buffer.byteLength(e.error);
+      if (entries.length >= count || (entries.length > 0 && bytes + size > maxBytes)) return { entries, next: id };
+      entries.push(e);
+      bytes += size;
+    }
+    if (rows.length === 0) return { entries, next: null };
+    cursor = `(${rows[rows.length - 1]![0].toString()}`;
+  }
+}
+
 /** Lists DLQ entries oldest first, from `from` (an id or ISO time), at most `count`. */
 export async function listDlq(redis: Redis, stream: string, opts: { from?: string; count?: number } = {}): Promise<DlqEntry[]> {
-  const from = opts.from ? toStreamBound(opts.from) ?? '-' : '-';
-  const rows = await redis.xrange(stream, from, '+', 'COUNT', opts.count ?? 100);
-  return rows.map(([id, fields]) => toEntry(id, fields));
+  return (await listDlqPage(redis, stream, opts)).entries;
 }
 
 /** What a redrive runs a DLQ entry through: the running version of the pipeline that failed it. */
@@ -89,8 +127,8 @@ export async function redriveDlq(
   if (opts.ids?.length) {
     entries = [];
     for (const id of opts.ids) {
-      const rows = STREAM_ID.test(id) ? await redis.xrange(stream, id, id) : [];
-      if (rows[0]) entries.push(toEntry(rows[0][0], rows[0][1]));
+      const rows = STREAM_ID.test(id) ? await redis.xrangeBuffer(stream, id, id) : [];
+      if (rows[0]) entries.push(toEntry(rows[0][0].toString(), rows[0][1]));
       else report.missing.push(id);
     }
   } else {
@@ -118,6 +156,10 @@ export async function redriveDlq(
     }
     if (!STREAM_ID.test(e.source_id)) {
       skip(`source_id '${e.source_id.slice(0, 40)}' is not a stream entry id`);
+      continue;
+    }
+    if (e.payload_encoding) {
+      skip('the payload is not UTF-8: it would only fail to decode again');
       continue;
     }
     if (e.payload_truncated) {

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { listDlq, redriveDlq, type RedriveTarget } from '../../runtime/dlq.ts';
+import { listDlqPage, redriveDlq, type RedriveTarget } from '../../runtime/dlq.ts';
+import { dlqLimitsFromEnv } from '../../runtime/dlq-limits.ts';
 import { PipelineRunner } from '../../runner/pipeline-runner.ts';
 import { streamParam } from '../schemas.ts';
 import type { AdminDeps } from '../server.ts';
@@ -10,6 +11,10 @@ const dlqEntry = {
     id: { type: 'string' }, payload: { type: 'string' }, error: { type: 'string' }, stage: { type: 'string' },
     pipeline: { type: 'string' }, source_stream: { type: 'string' }, source_id: { type: 'string' },
     attempts: { type: 'integer' }, failed_at: { type: 'string' },
+    payload_encoding: { type: 'string', description: '`base64` when the payload is not UTF-8 (stored as its original bytes).' },
+    payload_truncated: { type: 'boolean', description: 'The payload was over SYNAPSE_DLQ_MAX_PAYLOAD_BYTES: only its first bytes are kept.' },
+    payload_bytes: { type: 'integer', description: 'Size of the original payload, when truncated.' },
+    payload_sha256: { type: 'string', description: 'sha256 of the original payload, when truncated.' },
   },
 } as const;
 
@@ -17,14 +22,16 @@ const dlqEntry = {
 export const dlqRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine }) => {
   app.get<{ Params: { stream: string }; Querystring: { from?: string; count?: number } }>('/dlq/:stream', {
     schema: {
-      tags: ['dlq'], summary: 'DLQ entries, oldest first, with their reason and stage',
+      tags: ['dlq'], summary: 'DLQ entries, oldest first, with their reason and stage, a page at a time',
+      description: 'At most `count` entries and about SYNAPSE_DLQ_LIST_MAX_BYTES of payload per page; `next` is the `from` of the following page (null at the end).',
       params: streamParam,
       querystring: { type: 'object', properties: { from: { type: 'string', description: 'An entry id or ISO time.' }, count: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } } },
-      response: { 200: { type: 'object', properties: { stream: { type: 'string' }, length: { type: 'integer' }, entries: { type: 'array', items: dlqEntry } } } },
+      response: { 200: { type: 'object', properties: { stream: { type: 'string' }, length: { type: 'integer' }, entries: { type: 'array', items: dlqEntry }, next: { type: ['string', 'null'] } } } },
     },
   }, async (req) => {
     const redis = engine.connection;
-    return { stream: req.params.stream, length: await redis.xlen(req.params.stream), entries: await listDlq(redis, req.params.stream, req.query) };
+    const page = await listDlqPage(redis, req.params.stream, { ...req.query, maxBytes: dlqLimitsFromEnv().listMaxBytes });
+    return { stream: req.params.stream, length: await redis.xlen(req.params.stream), ...page };
   });
 
   // One redrive at a time: two overlapping ones would run the same entries twice.
@@ -64,7 +71,11 @@ export const dlqRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine }) 
       if (h.status === 'disabled') return `pipeline '${name}' is disabled`;
       return { runner: new PipelineRunner(h.pipeline, h.sinks), pipeline: h.pipeline };
     };
-    const run = redriving.then(() => redriveDlq(engine.connection, req.params.stream, { ...(req.body ?? {}), targetFor }));
+    const run = redriving.then(async () => {
+      const report = await redriveDlq(engine.connection, req.params.stream, { ...(req.body ?? {}), targetFor });
+      for (const r of report.redriven) if (r.outcome === 'dlq') engine.trimDlqSoon(engine.handles.get(r.pipeline)?.pipeline.dlq ?? req.params.stream);
+      return report;
+    });
     redriving = run.catch(() => undefined);
     return run;
   });

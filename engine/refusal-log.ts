@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { EngineMetrics } from '../metrics.ts';
+import type { EngineMetrics } from './metrics.ts';
 
 /**
  * Logs what a limit refused without letting an attacker flood the log: the first refusal of a
@@ -11,13 +11,13 @@ export class RefusalLog {
 
   constructor(private readonly logger: Logger, private readonly metrics?: EngineMetrics, private readonly windowMs = 60_000) {}
 
-  /** Records one refusal by `limit` (a stable name, e.g. `admin.host`); `message` says what happened. */
-  refuse(limit: string, message: string, fields: Record<string, unknown> = {}): void {
-    this.metrics?.refused.inc({ limit });
+  /** Records `count` refusals by `limit` (a stable name, e.g. `admin.host`); `message` says what happened. */
+  refuse(limit: string, message: string, fields: Record<string, unknown> = {}, count = 1): void {
+    this.metrics?.refused.inc({ limit }, count);
     const now = Date.now();
     const s = this.seen.get(limit);
     if (s && now < s.until) {
-      s.suppressed++;
+      s.suppressed += count;
       return;
     }
     this.logger.warn({ limit, ...fields, ...(s?.suppressed ? { suppressedSinceLastLine: s.suppressed } : {}) }, `refused: ${message}`);
