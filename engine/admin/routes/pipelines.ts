@@ -6,6 +6,7 @@ import { compilePipelineText, isPipelineFile, type CompiledPipeline, type LoadCo
 import { ConfigInvalidError, formatDiagnostic, type Diagnostic } from '../../errors.ts';
 import type { StreamEntry } from '../../runner/codec.ts';
 import { toStreamBound } from '../../runtime/stream-ids.ts';
+import { entryFromBytes } from '../../runtime/stream-reader.ts';
 import { describeOutcome, dryRun } from '../../testing/dry-run.ts';
 import { describeHandle, pipelineViewSchema } from '../pipeline-view.ts';
 import { anyObject, errorReply, nameParam } from '../schemas.ts';
@@ -214,14 +215,15 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
 /** Entries of a stream slice for a dry-run: from/to bounds, or the latest `count`. */
 async function readSlice(redis: import('ioredis').Redis, stream: string, q: { from?: string; to?: string; count?: number }): Promise<StreamEntry[] | string> {
   const count = q.count ?? 100;
-  let raw: [string, string[]][];
+  let raw: [Buffer, Buffer[]][];
   if (q.from || q.to) {
     const from = toStreamBound(q.from ?? '-');
     const to = toStreamBound(q.to ?? '+');
     if (!from || !to) return `from/to must be stream ids or ISO 8601 times (got ${q.from ?? '-'} .. ${q.to ?? '+'})`;
-    raw = await redis.xrange(stream, from, to, 'COUNT', count);
+    raw = await redis.xrangeBuffer(stream, from, to, 'COUNT', count);
   } else {
-    raw = (await redis.xrevrange(stream, '+', '-', 'COUNT', count)).reverse();
+    raw = (await redis.xrevrangeBuffer(stream, '+', '-', 'COUNT', count)).reverse();
   }
-  return raw.map(([id, fields]) => ({ id, fields }));
+  // As bytes, as the consumer reads them: a value that is not UTF-8 fails at decode here too.
+  return raw.map(([id, fields]) => entryFromBytes(id.toString(), fields));
 }

@@ -51,4 +51,21 @@ describe('payloads that are not UTF-8', () => {
     expect(listed).toMatchObject({ stage: 'decode', error: expect.stringContaining("field 'tag' is not valid UTF-8") });
     expect(JSON.parse(listed.payload)).toEqual({ event: 'ping', tag: `\u0000base64:${Buffer.from([0x61, 0xff]).toString('base64')}` });
   });
+
+  it('a dry-run of the stream decodes strictly too, and a replay into another stream copies the bytes exactly', async () => {
+    const name = key('p');
+    const stream = key('in');
+    const copy = key('copy');
+    const f = await start({ pipelines: { [name]: pipelineYaml({ name, stream, out: key('out') }) } });
+    await f.inject({ method: 'POST', url: `/pipelines/${name}/pause` });
+    await f.client.xadd(stream, '*', 'payload', BAD);
+    const dry = JSON.parse((await f.inject({ method: 'POST', url: `/pipelines/${name}/dry-run`, payload: { count: 10 } })).body);
+    expect(dry.results).toEqual([expect.objectContaining({ outcome: 'dlq', stage: 'decode', error: expect.stringContaining('not valid UTF-8') })]);
+
+    const res = await f.inject({ method: 'POST', url: '/replay', payload: { stream, from: '-', to: '+', toStream: copy } });
+    expect(res.statusCode, res.body).toBe(202);
+    await waitFor(async () => (await f.client.xlen(copy)) === 1, 'the copy');
+    const copied = (await f.client.xrangeBuffer(copy, '-', '+'))[0]![1];
+    expect(copied[1]!.equals(BAD)).toBe(true);
+  });
 });
