@@ -19,7 +19,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** The host name of a Host header value (`[::1]:8080` → `::1`, `Example.com.:80` → `example.com`), or undefined. */
 export function hostName(header: string | undefined): string | undefined {
   if (!header) return undefined;
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+))(?::\d{1,5})?$/.exec(header.trim());
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9._-]+))(?::\d{1,5})?$/.exec(header.trim());
   if (!m) return undefined;
   return (m[1] ?? m[2]!).toLowerCase().replace(/\.$/, '');
 }
