@@ -49,6 +49,16 @@ describe('validate.schema as a file path, in YAML sent over HTTP', () => {
     expect(f.engine.loadContext.schemas.has(OUTSIDE_ID)).toBe(false);
   });
 
+  it('PUT of a pipeline naming a file outside is refused, and nothing is written', async () => {
+    const f = await start();
+    const name = key('p');
+    const res = await f.inject({ method: 'PUT', url: `/pipelines/${name}`, headers: { 'content-type': 'application/yaml' }, payload: yamlWith(join(outside, 'outside.json'), name) });
+    expect(res.statusCode, res.body).toBe(422);
+    expect(JSON.parse(res.body).message).toContain('not a $id in the schema directory nor a file in the schema or pipeline directory');
+    expect(f.engine.handles.has(name)).toBe(false);
+    expect(f.engine.loadContext.schemas.has(OUTSIDE_ID)).toBe(false);
+  });
+
   it('a symbolic link inside the pipeline directory does not lead outside it', async () => {
     const f = await start();
     await symlink(join(outside, 'outside.json'), join(f.pipelinesDir, 'link.json'));
