@@ -113,7 +113,8 @@ const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
  * consumer group sees it twice and idempotent sinks recognise it. An entry leaves the DLQ only
  * once settled: sunk, filtered or dropped, it is deleted; failing again, its new DLQ entry is
  * written and the old one deleted in one MULTI. An entry that cannot be run (its pipeline is not
- * running or reads another stream, its payload was truncated or is no field map) is skipped,
+ * running, dead-letters elsewhere or reads another stream, its payload was truncated, is not
+ * UTF-8 or is no field map) is skipped,
  * reported and left where it is; the others still run. Redrives the given ids, or the oldest
  * `count` entries.
  */
@@ -148,6 +149,11 @@ export async function redriveDlq(
     const p = target.pipeline;
     if (p.source.kind !== 'stream') {
       skip(`pipeline '${p.name}' reads no stream`);
+      continue;
+    }
+    if (p.dlq !== stream) {
+      // Only entries the engine wrote where it writes them: not look-alikes placed elsewhere.
+      skip(`pipeline '${p.name}' dead-letters to '${p.dlq}', not to '${stream}'`);
       continue;
     }
     if (e.source_stream !== p.source.stream) {

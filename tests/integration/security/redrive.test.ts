@@ -22,11 +22,12 @@ describe('redrive', () => {
     const fieldsStream = key('inf');
     const out = key('out');
     const fieldsOut = key('outf');
-    const accept = pipelineYaml({ name, stream, out, validate: false, filter: 'true', transform: '{ "n": data.n }' });
-    const fieldsYaml = [`name: ${fieldsName}`, 'source:', `  stream: ${fieldsStream}`, '  codec: fields', 'validate:', `  schema: ${PING_ID}`,
-      'sink:', '  type: publish', `  with: { stream: ${fieldsOut} }`, ''].join('\n');
-    const f = await start({ pipelines: { [name]: accept, [fieldsName]: fieldsYaml } });
+    // Both pipelines dead-letter to one DLQ.
     const dlq = key('dlq');
+    const accept = pipelineYaml({ name, stream, out, validate: false, filter: 'true', transform: '{ "n": data.n }', extra: `dlq: ${dlq}` });
+    const fieldsYaml = [`name: ${fieldsName}`, 'source:', `  stream: ${fieldsStream}`, '  codec: fields', 'validate:', `  schema: ${PING_ID}`,
+      'sink:', '  type: publish', `  with: { stream: ${fieldsOut} }`, `dlq: ${dlq}`, ''].join('\n');
+    const f = await start({ pipelines: { [name]: accept, [fieldsName]: fieldsYaml } });
     const notAStream = key('string');
     await f.client.set(notAStream, 'not a stream');
     const huge: Record<string, string> = { event: 'ping', data: '{"n":5}' };
@@ -57,6 +58,18 @@ describe('redrive', () => {
     expect((await payloads(f.client, fieldsOut))[0]).toMatchObject({ event: 'ping', f4999: '4999' });
     expect(await f.client.get(notAStream)).toBe('not a stream');
     expect(await f.client.xlen(stream)).toBe(0);
+  });
+
+  it('runs only entries found in the DLQ their pipeline writes to: look-alikes elsewhere are skipped', async () => {
+    const name = key('p');
+    const stream = key('in');
+    const out = key('out');
+    const f = await start({ pipelines: { [name]: pipelineYaml({ name, stream, out, validate: false, filter: 'true', transform: '{ "n": data.n }' }) } });
+    // A flat entry shaped like a DLQ entry, in the pipeline's own source stream.
+    const forged = await f.client.xadd(stream, '*', ...dlqEntry({ payload: JSON.stringify(ping(7)), pipeline: name, source: stream, sourceId: '1-1' }));
+    const res = await f.inject({ method: 'POST', url: `/dlq/${stream}/redrive`, payload: { ids: [forged] } });
+    expect(JSON.parse(res.body)).toEqual({ redriven: [], skipped: [{ dlqId: forged, reason: expect.stringContaining(`dead-letters to '${stream}:dlq'`) }], missing: [] });
+    expect(await f.client.xlen(stream)).toBe(1);
   });
 
   it('reaches only the consumer group that failed: other pipelines on the stream do not see the entry again', async () => {
