@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { entries, hasStackTrace, key, payloads, ping, pipelineYaml, publish, sha256, useEngines } from '../../helpers/engine.ts';
 import { waitFor } from '../../helpers/redis.ts';
+import { runCli } from '../../helpers/engine-process.ts';
 
 const { start } = useEngines();
 
@@ -128,6 +129,19 @@ describe('POST /dlq/:stream/redrive', () => {
     expect(JSON.parse(res.body)).toEqual({ redriven: [], skipped: [{ dlqId: id, reason: "pipeline 'gone' is not running" }], missing: [] });
     expect(hasStackTrace(res.body)).toBe(false);
     expect((await entries(f.client, dlq)).map((e) => e.id)).toEqual([id]);
+  });
+
+  it('synapse dlq redrive asks the running engine, and prints each entry\'s outcome', async () => {
+    const { f, name, stream, out, dlq, yaml, ids } = await withDlqEntries();
+    const fixed = pipelineYaml({ name, stream, out, validate: false, version: 2, filter: 'true', transform: '{ "n": data.n, "version": 2 }' });
+    await f.inject({ method: 'PUT', url: `/pipelines/${name}`, headers: { 'content-type': 'application/yaml', 'if-match': sha256(yaml) }, payload: fixed });
+    await f.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = f.app.server.address() as { port: number };
+    const res = await runCli(['dlq', 'redrive', dlq, '--admin', `http://127.0.0.1:${port}`]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout.trim().split('\n').map((l) => l.split(' ').slice(1))).toEqual([[name, ids[1], 'sunk'], [name, ids[2], 'sunk']]);
+    expect(res.stderr).toContain('redriven 2, skipped 0');
+    expect(await f.client.xlen(dlq)).toBe(0);
   });
 
   it('400 for a body with unknown keys', async () => {
