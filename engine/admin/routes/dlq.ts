@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { listDlqPage, redriveDlq, type RedriveTarget } from '../../runtime/dlq.ts';
 import { dlqLimitsFromEnv } from '../../runtime/dlq-limits.ts';
 import { PipelineRunner } from '../../runner/pipeline-runner.ts';
-import { streamParam } from '../schemas.ts';
+import { errorReply, streamParam } from '../schemas.ts';
 import type { AdminDeps } from '../server.ts';
 
 const dlqEntry = {
@@ -18,6 +18,12 @@ const dlqEntry = {
   },
 } as const;
 
+/** Whether a key exists and holds something else than a stream. */
+async function notAStream(redis: import('ioredis').Redis, key: string): Promise<boolean> {
+  const type = await redis.type(key);
+  return type !== 'none' && type !== 'stream';
+}
+
 /** GET /dlq/:stream and POST /dlq/:stream/redrive. */
 export const dlqRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine }) => {
   app.get<{ Params: { stream: string }; Querystring: { from?: string; count?: number } }>('/dlq/:stream', {
@@ -26,10 +32,11 @@ export const dlqRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine }) 
       description: 'At most `count` entries and about SYNAPSE_DLQ_LIST_MAX_BYTES of payload per page; `next` is the `from` of the following page (null at the end).',
       params: streamParam,
       querystring: { type: 'object', properties: { from: { type: 'string', description: 'An entry id or ISO time.' }, count: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } } },
-      response: { 200: { type: 'object', properties: { stream: { type: 'string' }, length: { type: 'integer' }, entries: { type: 'array', items: dlqEntry }, next: { type: ['string', 'null'] } } } },
+      response: { 200: { type: 'object', properties: { stream: { type: 'string' }, length: { type: 'integer' }, entries: { type: 'array', items: dlqEntry }, next: { type: ['string', 'null'] } } }, 409: errorReply },
     },
-  }, async (req) => {
+  }, async (req, reply) => {
     const redis = engine.connection;
+    if (await notAStream(redis, req.params.stream)) return reply.code(409).send({ error: 'not_a_stream', message: `key '${req.params.stream.slice(0, 200)}' is not a stream` });
     const page = await listDlqPage(redis, req.params.stream, { ...req.query, maxBytes: dlqLimitsFromEnv().listMaxBytes });
     return { stream: req.params.stream, length: await redis.xlen(req.params.stream), ...page };
   });
@@ -62,9 +69,11 @@ export const dlqRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine }) 
             missing: { type: 'array', items: { type: 'string' } },
           },
         },
+        409: errorReply,
       },
     },
-  }, async (req) => {
+  }, async (req, reply) => {
+    if (await notAStream(engine.connection, req.params.stream)) return reply.code(409).send({ error: 'not_a_stream', message: `key '${req.params.stream.slice(0, 200)}' is not a stream` });
     const targetFor = (name: string): RedriveTarget | string => {
       const h = engine.handles.get(name);
       if (!h) return `pipeline '${name}' is not running`;

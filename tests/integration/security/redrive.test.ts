@@ -60,6 +60,17 @@ describe('redrive', () => {
     expect(await f.client.xlen(stream)).toBe(0);
   });
 
+  it('GET /dlq and redrive of a key that is no stream answer 409', async () => {
+    const f = await start();
+    const k = key('string');
+    await f.client.set(k, 'x');
+    for (const req of [{ method: 'GET' as const, url: `/dlq/${k}` }, { method: 'POST' as const, url: `/dlq/${k}/redrive`, payload: {} }]) {
+      const res = await f.inject(req);
+      expect(res.statusCode, res.body).toBe(409);
+      expect(JSON.parse(res.body).error).toBe('not_a_stream');
+    }
+  });
+
   it('runs only entries found in the DLQ their pipeline writes to: look-alikes elsewhere are skipped', async () => {
     const name = key('p');
     const stream = key('in');
