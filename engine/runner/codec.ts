@@ -1,3 +1,4 @@
+import { findProtoKey } from '../config/proto-keys.ts';
 import { DecodeError } from '../errors.ts';
 
 /**
@@ -67,27 +68,13 @@ export const decodeJson: Decoder = (entry, maxBytes) => {
 };
 
 /**
- * Refuses an event holding a `__proto__` key anywhere. JSON.parse keeps such a key as an own
- * property, but the first plain copy of the object (`out[key] = value`, a spread, an
- * expression's result) turns it into the copy's prototype: the key vanishes from the event and
- * its fields show through as inherited ones, past schema checks and filters. No real event needs
+ * Refuses an event holding a `__proto__` key anywhere (see findProtoKey): no real event needs
  * the key, so it goes to the DLQ (stage decode), its bytes kept as they were.
  */
-function refuseProtoKeys(root: unknown, prefix: string): void {
-  // Iterative: a payload within max_event_bytes may nest far deeper than the call stack.
-  const stack: { value: unknown; path: string }[] = [{ value: root, path: prefix }];
-  while (stack.length) {
-    const { value, path } = stack.pop()!;
-    if (!value || typeof value !== 'object') continue;
-    if (Array.isArray(value)) {
-      for (let i = value.length - 1; i >= 0; i--) stack.push({ value: value[i], path: `${path}[${i}]` });
-      continue;
-    }
-    for (const k of Object.keys(value)) {
-      const at = path ? `${path}.${k}` : k;
-      if (k === '__proto__') throw new DecodeError(`event has a '__proto__' key (at ${at}): refused, since in JavaScript it would replace an object's prototype`);
-      stack.push({ value: (value as Record<string, unknown>)[k], path: at });
-    }
+function refuseProtoKeys(value: unknown, prefix: string): void {
+  const at = findProtoKey(value);
+  if (at !== undefined) {
+    throw new DecodeError(`event has a '__proto__' key (at ${prefix ? `${prefix}.${at}` : at}): refused, since in JavaScript it would replace an object's prototype`);
   }
 }
 

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { checkEvent } from '../../../engine/config/check-event.ts';
+import { SchemaRegistry } from '../../../engine/config/schema-registry.ts';
 import { decodeFields, decodeJson } from '../../../engine/runner/codec.ts';
 import { entries, key, payloads, ping, PING_ID, publish, useEngines } from '../../helpers/engine.ts';
 import { waitFor } from '../../helpers/redis.ts';
@@ -70,6 +72,11 @@ describe('__proto__ keys in events', () => {
     expect(() => decodeJson({ id: '1-0', fields: ['payload', `{"a":${deep},"__proto__":1}`] }, 1 << 20)).toThrow(/__proto__/);
     expect(() => decodeFields({ id: '1-0', fields: ['__proto__', 'x'] }, 1 << 20)).toThrow(/__proto__/);
     expect(Object.getPrototypeOf(decodeFields({ id: '1-0', fields: ['a', '{"b":1}'] }, 1 << 20))).toBe(Object.prototype);
+  });
+
+  it('publishing (CLI, Publisher) refuses an event with a __proto__ key before writing it', () => {
+    const why = checkEvent(JSON.parse('{"event":"ping","data":{"list":[{"__proto__":{"x":1}}]}}'), new SchemaRegistry());
+    expect(why).toBe("the event has a '__proto__' key (at data.list[0].__proto__): the engine would send it to the DLQ");
   });
 
   it('POST /events and dry-run refuse a __proto__ key with 400', async () => {
