@@ -14,6 +14,12 @@ import type { AdminDeps } from '../server.ts';
 
 const MAX_DRY_RUN_EVENTS = 1000;
 
+/** Limits YAML sent over HTTP can run into, by the text of their diagnostics. */
+const SUBMITTED_LIMITS: readonly (readonly [limit: string, marker: string])[] = [
+  ['admin.yaml_env', 'is not available to pipeline YAML sent over HTTP'],
+  ['admin.yaml_depth', 'nesting deeper than'],
+];
+
 /** Serialises PUTs so that the hash check and the write are one step. */
 function mutex() {
   let chain: Promise<unknown> = Promise.resolve();
@@ -47,7 +53,7 @@ function invalid(diagnostics: Diagnostic[]) {
  * concurrency on the file's hash), pause/resume, dry-run (events, or a real slice of the source
  * stream read with XRANGE and never acknowledged), and POST /validate.
  */
-export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine, envAllow }) => {
+export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine, envAllow, refusals }) => {
   const exclusive = mutex();
   /**
    * How YAML received over HTTP is compiled: `${VAR}` only for allow-listed variables, schema
@@ -57,6 +63,19 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
   const submitted = (): LoadContext => {
     const dirs = [resolve(engine.options.pipelinesDir), resolve(engine.options.schemasDir)];
     return { ...engine.loadContext, envAllow, schemaFileRoots: dirs, baseDir: dirs[0] };
+  };
+  /** Compiles YAML received over HTTP; what a limit refused in it is logged (bounded) and counted. */
+  const compileSubmitted = async (file: string, text: string): Promise<CompiledPipeline> => {
+    try {
+      return await compilePipelineText(file, text, submitted());
+    } catch (err) {
+      if (err instanceof ConfigInvalidError) {
+        for (const [limit, marker] of SUBMITTED_LIMITS) {
+          if (err.diagnostics.some((d) => d.message.includes(marker))) refusals.refuse(limit, `pipeline YAML sent over HTTP: ${marker}`, { file });
+        }
+      }
+      throw err;
+    }
   };
 
   app.get('/pipelines', {
@@ -116,7 +135,7 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
     }
     let compiled: CompiledPipeline;
     try {
-      compiled = await compilePipelineText(file, req.body, submitted());
+      compiled = await compileSubmitted(file, req.body);
     } catch (err) {
       if (err instanceof ConfigInvalidError) return reply.code(422).send(invalid(err.diagnostics));
       throw err;
@@ -176,7 +195,7 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
     let pipeline = h?.pipeline;
     if (req.body.yaml) {
       try {
-        pipeline = await compilePipelineText(h?.pipeline.file ?? join(engine.options.pipelinesDir, `${req.params.name}.yaml`), req.body.yaml, submitted());
+        pipeline = await compileSubmitted(h?.pipeline.file ?? join(engine.options.pipelinesDir, `${req.params.name}.yaml`), req.body.yaml);
       } catch (err) {
         if (err instanceof ConfigInvalidError) return reply.code(422).send(invalid(err.diagnostics));
         throw err;
@@ -203,7 +222,7 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
     },
   }, async (req) => {
     try {
-      const p = await compilePipelineText(req.body.file ?? 'pipeline.yaml', req.body.yaml, submitted());
+      const p = await compileSubmitted(req.body.file ?? 'pipeline.yaml', req.body.yaml);
       return { valid: true, name: p.name, diagnostics: [] };
     } catch (err) {
       if (err instanceof ConfigInvalidError) return { valid: false, diagnostics: err.diagnostics };

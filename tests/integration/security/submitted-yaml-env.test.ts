@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { key, ping, pipelineYaml, useEngines, type EngineFixture } from '../../helpers/engine.ts';
+import { key, metricValue, ping, pipelineYaml, useEngines, type EngineFixture } from '../../helpers/engine.ts';
 
 // Issue #10, item 9: `${VAR}` in YAML sent over HTTP (PUT, dry-run, /validate) must not read the
 // engine's environment; only the variables of SYNAPSE_ADMIN_ENV_ALLOW.
@@ -42,6 +42,7 @@ describe('${VAR} in YAML sent over HTTP', () => {
     expect(dryRun.statusCode, dryRun.body).toBe(422);
     expect(put.statusCode, put.body).toBe(422);
     expect(JSON.parse(put.body).message).toContain('SYNAPSE_ADMIN_ENV_ALLOW');
+    expect(metricValue(await f.engine.metrics.registry.metrics(), 'synapse_refused_total', { limit: 'admin.yaml_env' })).toBe(3);
   });
 
   it('a variable of the allow-list is interpolated', async () => {
