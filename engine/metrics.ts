@@ -16,6 +16,10 @@ export class EngineMetrics {
   readonly up = new Gauge({ name: 'synapse_pipeline_up', help: '1 while the pipeline runs, 0 when paused or stopped', labelNames: ['pipeline'], registers: [this.registry] });
   readonly reloads = new Counter({ name: 'synapse_reloads_total', help: 'Hot reloads, by result (ok|error)', labelNames: ['result'], registers: [this.registry] });
   readonly settleRefused = new Counter({ name: 'synapse_dlq_write_refused_total', help: 'DLQ writes Redis refused (the entry stays pending and the write is retried)', labelNames: ['pipeline'], registers: [this.registry] });
+  readonly refused = new Counter({ name: 'synapse_refused_total', help: 'Requests, messages, connections and entries refused by a limit (docs/security.md), by limit', labelNames: ['limit'], registers: [this.registry] });
+  readonly wsConnections = new Gauge({ name: 'synapse_ws_connections', help: 'Open WebSocket connections of /ws', registers: [this.registry] });
+  readonly wsSubscriptions = new Gauge({ name: 'synapse_ws_subscriptions', help: 'Channel subscriptions of all /ws clients', registers: [this.registry] });
+  readonly wsDropped = new Counter({ name: 'synapse_ws_dropped_messages_total', help: 'Messages not sent to a /ws client whose send buffer was full', registers: [this.registry] });
   readonly plugin = new Counter({ name: 'synapse_plugin_events_total', help: 'Things plugins counted', labelNames: ['pipeline', 'sink', 'name'], registers: [this.registry] });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {

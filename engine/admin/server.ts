@@ -5,6 +5,9 @@ import type { Logger } from 'pino';
 import { SynapseError } from '../errors.ts';
 import type { Engine } from '../runtime/engine.ts';
 import { bearerAuth, isLoopback } from './auth.ts';
+import { browserGuard } from './browser-guard.ts';
+import type { RefusalLog } from '../refusal-log.ts';
+import type { WsLimits } from './ws-hub.ts';
 import { aggregateRoutes } from './routes/aggregates.ts';
 import { dlqRoutes } from './routes/dlq.ts';
 import { eventRoutes } from './routes/events.ts';
@@ -19,6 +22,12 @@ import { wsRoutes } from './routes/ws.ts';
 /** What every route plugin is given. */
 export interface AdminDeps {
   engine: Engine;
+  /** Environment variables pipeline YAML sent over HTTP may name as `${VAR}` (SYNAPSE_ADMIN_ENV_ALLOW). */
+  envAllow: ReadonlySet<string>;
+  /** Streams POST /events may write besides pipeline sources (SYNAPSE_ADMIN_PUBLISH_STREAMS; `prefix*` patterns). */
+  publishStreams: readonly string[];
+  /** Where routes report what a limit refused (logged bounded, counted in synapse_refused_total). */
+  refusals: RefusalLog;
 }
 
 export interface AdminOptions {
@@ -30,6 +39,16 @@ export interface AdminOptions {
   bodyLimit?: number;
   /** SYNAPSE_WS_SECRET: WebSocket clients identify as users with JWTs signed by it. */
   wsSecret?: string;
+  /** Variables YAML sent over HTTP may interpolate; default SYNAPSE_ADMIN_ENV_ALLOW (comma-separated), else none. */
+  envAllow?: readonly string[];
+  /** Limits of /ws clients, over those of the environment (SYNAPSE_WS_MAX_*). */
+  wsLimits?: Partial<WsLimits>;
+  /** Streams POST /events may write besides pipeline sources; default SYNAPSE_ADMIN_PUBLISH_STREAMS. */
+  publishStreams?: readonly string[];
+  /** Host names answered besides loopback ones, `*` for any; default SYNAPSE_ADMIN_ALLOWED_HOSTS. */
+  allowedHosts?: readonly string[];
+  /** Origins allowed to change state besides the API's own; default SYNAPSE_ADMIN_ALLOWED_ORIGINS. */
+  allowedOrigins?: readonly string[];
 }
 
 /**
@@ -58,6 +77,21 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
     void reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` });
   });
 
+  // An upgrade refused with an HTTP reply (403, 401) leaves its socket outside the HTTP server's
+  // care: close it, or it stays open (and keeps app.close() waiting) until the client gives up.
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.headers.upgrade?.toLowerCase() === 'websocket' && reply.statusCode >= 400) request.raw.socket?.destroy();
+  });
+  const refusals = opts.engine.refusals;
+  // Before authentication: a browser must not even learn whether a token is needed.
+  const allowedHosts = opts.allowedHosts ?? splitList(process.env.SYNAPSE_ADMIN_ALLOWED_HOSTS);
+  app.addHook('onRequest', browserGuard({
+    allowedHosts,
+    // With a token, a rebound page cannot authenticate; the Host check applies when asked for.
+    checkHost: !opts.token || opts.allowedHosts !== undefined || process.env.SYNAPSE_ADMIN_ALLOWED_HOSTS !== undefined,
+    allowedOrigins: opts.allowedOrigins ?? splitList(process.env.SYNAPSE_ADMIN_ALLOWED_ORIGINS),
+  }, refusals));
+
   // With a WS secret, /ws clients are end users proving who they are with their own JWT, so the
   // admin token does not apply there.
   if (opts.token) app.addHook('onRequest', bearerAuth(opts.token, opts.wsSecret ? ['/ws'] : []));
@@ -75,11 +109,13 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
-  const deps: AdminDeps = { engine: opts.engine };
+  const envAllow = new Set(opts.envAllow ?? splitList(process.env.SYNAPSE_ADMIN_ENV_ALLOW));
+  const publishStreams = opts.publishStreams ?? splitList(process.env.SYNAPSE_ADMIN_PUBLISH_STREAMS);
+  const deps: AdminDeps = { engine: opts.engine, envAllow, refusals, publishStreams };
   for (const routes of [healthRoutes, pipelineRoutes, streamRoutes, eventRoutes, dlqRoutes, replayRoutes, serviceRoutes, tapRoutes, aggregateRoutes]) {
     await app.register(routes, deps);
   }
-  await app.register(wsRoutes, { ...deps, wsSecret: opts.wsSecret, adminToken: opts.token });
+  await app.register(wsRoutes, { ...deps, wsSecret: opts.wsSecret, adminToken: opts.token, wsLimits: opts.wsLimits });
   return app;
 }
 
@@ -92,4 +128,9 @@ export async function listenAdmin(app: FastifyInstance, host: string, port: numb
     throw new SynapseError(`refusing to bind the admin API to ${host} without SYNAPSE_ADMIN_TOKEN: set a token, or bind to 127.0.0.1`);
   }
   return app.listen({ host, port });
+}
+
+/** A comma-separated list from the environment, trimmed, empty items dropped. */
+export function splitList(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((v) => v.trim()).filter(Boolean);
 }

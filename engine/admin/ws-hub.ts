@@ -2,12 +2,66 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { jwtVerify } from 'jose';
 import { BROADCAST_CHANNEL } from '../runtime/sink-context.ts';
+import type { EngineMetrics } from '../metrics.ts';
 import { safeEqual } from './auth.ts';
+import type { RefusalLog } from '../refusal-log.ts';
 
 /** Bytes queued to one client past which messages to it are dropped. */
 export const SLOW_CLIENT_BYTES = 1024 * 1024;
 /** Messages dropped in a row after which a client is disconnected. */
 export const SLOW_CLIENT_DROPS = 100;
+
+/** What one WebSocket client, and all of them, may hold of the engine's memory (docs/security.md). */
+export interface WsLimits {
+  /** Open connections in total (SYNAPSE_WS_MAX_CONNECTIONS). */
+  maxConnections: number;
+  /** Open connections from one IP address (SYNAPSE_WS_MAX_CONNECTIONS_PER_IP). */
+  maxConnectionsPerIp: number;
+  /** Channels one client may subscribe to (SYNAPSE_WS_MAX_SUBSCRIPTIONS). */
+  maxSubscriptions: number;
+  /** Characters of a channel name (SYNAPSE_WS_MAX_CHANNEL_LENGTH). */
+  maxChannelLength: number;
+  /** Bytes of one subscription's filter, as JSON. */
+  maxFilterBytes: number;
+  /**
+   * Bytes queued to a client that is not reading (SYNAPSE_WS_MAX_BUFFERED_BYTES): broadcasts to
+   * it are dropped past this; a client that keeps sending while its replies pile up past it is
+   * disconnected.
+   */
+  maxBufferedBytes: number;
+}
+
+export const DEFAULT_WS_LIMITS: WsLimits = {
+  maxConnections: 1000,
+  maxConnectionsPerIp: 32,
+  maxSubscriptions: 100,
+  maxChannelLength: 200,
+  maxFilterBytes: 1024,
+  maxBufferedBytes: SLOW_CLIENT_BYTES,
+};
+
+/** The limits set in the environment, over the defaults. */
+export function wsLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): WsLimits {
+  const num = (name: string, fallback: number) => {
+    const v = Number(env[name]);
+    return env[name] && Number.isInteger(v) && v > 0 ? v : fallback;
+  };
+  const d = DEFAULT_WS_LIMITS;
+  return {
+    maxConnections: num('SYNAPSE_WS_MAX_CONNECTIONS', d.maxConnections),
+    maxConnectionsPerIp: num('SYNAPSE_WS_MAX_CONNECTIONS_PER_IP', d.maxConnectionsPerIp),
+    maxSubscriptions: num('SYNAPSE_WS_MAX_SUBSCRIPTIONS', d.maxSubscriptions),
+    maxChannelLength: num('SYNAPSE_WS_MAX_CHANNEL_LENGTH', d.maxChannelLength),
+    maxFilterBytes: d.maxFilterBytes,
+    maxBufferedBytes: num('SYNAPSE_WS_MAX_BUFFERED_BYTES', d.maxBufferedBytes),
+  };
+}
+
+/** Where the hub reports what it refused and how full it is (all optional, for unit tests). */
+export interface WsObservers {
+  refusals?: RefusalLog;
+  metrics?: EngineMetrics;
+}
 
 /** The slice of a `ws` WebSocket the hub uses. */
 export interface HubSocket {
@@ -36,6 +90,7 @@ interface Client {
   subs: Map<string, Record<string, unknown>>;
   dropped: number;
   alive: boolean;
+  ip: string;
 }
 
 /** A broadcast as it travels over Redis pub/sub between replicas. */
@@ -69,6 +124,10 @@ export class WsHub {
   droppedTotal = 0;
 
   private readonly privateChannels: Set<string>;
+  private readonly limits: WsLimits;
+  private readonly perIp = new Map<string, number>();
+  private subscriptions = 0;
+  private readonly observers: WsObservers;
 
   /**
    * `privateChannels` (SYNAPSE_WS_PRIVATE_CHANNELS, default `ops`) need the admin token or a JWT
@@ -79,9 +138,11 @@ export class WsHub {
     private readonly subscriber: Redis,
     private readonly logger: Logger,
     secret?: string,
-    opts: { adminToken?: string; privateChannels?: string[] } = {},
+    opts: { adminToken?: string; privateChannels?: string[]; limits?: Partial<WsLimits> } & WsObservers = {},
   ) {
     if (secret) this.secret = new TextEncoder().encode(secret);
+    this.limits = { ...DEFAULT_WS_LIMITS, ...opts.limits };
+    this.observers = { refusals: opts.refusals, metrics: opts.metrics };
     this.adminToken = opts.adminToken;
     this.privateChannels = secret || opts.adminToken ? new Set(opts.privateChannels ?? ['ops']) : new Set();
   }
@@ -127,15 +188,63 @@ export class WsHub {
     return !!this.secret;
   }
 
-  /** Takes a new connection. */
-  add(socket: HubSocket, identity: WsIdentity = { channels: new Set() }): void {
+  /**
+   * Why a new connection from `ip` cannot be taken (too many in total or from that address), or
+   * undefined. Checked before the upgrade, so a refused client costs no WebSocket.
+   */
+  admit(ip: string): string | undefined {
+    if (this.clients.size >= this.limits.maxConnections) {
+      this.refuse('ws.connections', 'WebSocket connection over the total limit', { ip });
+      return `too many WebSocket connections (limit ${this.limits.maxConnections}, SYNAPSE_WS_MAX_CONNECTIONS)`;
+    }
+    if ((this.perIp.get(ip) ?? 0) >= this.limits.maxConnectionsPerIp) {
+      this.refuse('ws.connections_per_ip', 'WebSocket connection over the per-address limit', { ip });
+      return `too many WebSocket connections from ${ip} (limit ${this.limits.maxConnectionsPerIp}, SYNAPSE_WS_MAX_CONNECTIONS_PER_IP)`;
+    }
+    return undefined;
+  }
+
+  /** Takes a new connection (from `ip`, counted against its per-address limit). */
+  add(socket: HubSocket, identity: WsIdentity = { channels: new Set() }, ip = 'unknown'): void {
     const userId = identity.userId;
-    const client: Client = { socket, userId, channels: identity.channels, subs: new Map(), dropped: 0, alive: true };
+    const client: Client = { socket, userId, channels: identity.channels, subs: new Map(), dropped: 0, alive: true, ip };
     this.clients.add(client);
+    this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
+    this.observers.metrics?.wsConnections.set(this.clients.size);
     socket.on('pong', () => (client.alive = true));
-    socket.on('close', () => this.clients.delete(client));
+    socket.on('close', () => this.forget(client));
     socket.on('message', (data) => this.onMessage(client, data));
     socket.send(JSON.stringify({ hello: 'synapse', userId: userId ?? null }));
+  }
+
+  /** Drops a client and what it held; safe to call twice. */
+  private forget(client: Client): void {
+    if (!this.clients.delete(client)) return;
+    const n = (this.perIp.get(client.ip) ?? 1) - 1;
+    if (n > 0) this.perIp.set(client.ip, n);
+    else this.perIp.delete(client.ip);
+    this.subscriptions -= client.subs.size;
+    client.subs.clear();
+    this.observers.metrics?.wsConnections.set(this.clients.size);
+    this.observers.metrics?.wsSubscriptions.set(this.subscriptions);
+  }
+
+  private refuse(limit: string, message: string, fields: Record<string, unknown>): void {
+    if (this.observers.refusals) this.observers.refusals.refuse(limit, message, fields);
+  }
+
+  /**
+   * Answers a client's own message, unless its replies are piling up unread: a client that keeps
+   * sending without reading is disconnected instead of growing the engine's memory.
+   */
+  private reply(client: Client, message: Record<string, unknown>): void {
+    if (client.socket.bufferedAmount > this.limits.maxBufferedBytes) {
+      this.refuse('ws.send_buffer', 'WebSocket client sending without reading its replies: disconnected', { ip: client.ip, userId: client.userId });
+      client.socket.terminate();
+      this.forget(client);
+      return;
+    }
+    client.socket.send(JSON.stringify(message));
   }
 
   get size(): number {
@@ -143,26 +252,51 @@ export class WsHub {
   }
 
   private onMessage(client: Client, data: Buffer): void {
+    if (!this.clients.has(client)) return;
     let msg: { subscribe?: unknown; unsubscribe?: unknown; filter?: unknown; userId?: unknown };
     try {
       msg = JSON.parse(data.toString());
     } catch {
-      client.socket.send(JSON.stringify({ error: 'messages must be JSON: {"subscribe": CHANNEL, "filter": {...}}' }));
+      this.reply(client, { error: 'messages must be JSON: {"subscribe": CHANNEL, "filter": {...}}' });
+      return;
+    }
+    if (!msg || typeof msg !== 'object') {
+      this.reply(client, { error: 'unknown message: send {"subscribe": CHANNEL} or {"unsubscribe": CHANNEL}' });
+      return;
+    }
+    const { limits } = this;
+    const channel = typeof msg.subscribe === 'string' ? msg.subscribe : typeof msg.unsubscribe === 'string' ? msg.unsubscribe : undefined;
+    if (channel !== undefined && channel.length > limits.maxChannelLength) {
+      this.refuse('ws.channel_length', 'WebSocket channel name over the length limit', { ip: client.ip, length: channel.length });
+      this.reply(client, { error: `channel names are limited to ${limits.maxChannelLength} characters (SYNAPSE_WS_MAX_CHANNEL_LENGTH)`, channel: `${channel.slice(0, 40)}...` });
       return;
     }
     if (typeof msg.subscribe === 'string' && this.privateChannels.has(msg.subscribe) && client.channels !== 'all' && !client.channels.has(msg.subscribe)) {
-      client.socket.send(JSON.stringify({ error: `channel '${msg.subscribe}' is private: connect with the admin token (?access_token=) or a token whose "channels" claim names it`, channel: msg.subscribe }));
+      this.reply(client, { error: `channel '${msg.subscribe}' is private: connect with the admin token (?access_token=) or a token whose "channels" claim names it`, channel: msg.subscribe });
     } else if (typeof msg.subscribe === 'string') {
-      // Without a secret there is no way to prove identity, so a client may name itself.
-      if (!this.secret && (typeof msg.userId === 'string' || typeof msg.userId === 'number')) client.userId = String(msg.userId);
       const filter = msg.filter && typeof msg.filter === 'object' && !Array.isArray(msg.filter) ? (msg.filter as Record<string, unknown>) : {};
+      if (JSON.stringify(filter).length > limits.maxFilterBytes) {
+        this.refuse('ws.filter_size', 'WebSocket filter over the size limit', { ip: client.ip });
+        this.reply(client, { error: `a filter is limited to ${limits.maxFilterBytes} bytes of JSON`, channel: msg.subscribe });
+        return;
+      }
+      if (!client.subs.has(msg.subscribe) && client.subs.size >= limits.maxSubscriptions) {
+        this.refuse('ws.subscriptions', 'WebSocket subscriptions over the per-client limit', { ip: client.ip });
+        this.reply(client, { error: `a client may subscribe to at most ${limits.maxSubscriptions} channels (SYNAPSE_WS_MAX_SUBSCRIPTIONS); unsubscribe first`, channel: msg.subscribe });
+        return;
+      }
+      // Without a secret there is no way to prove identity, so a client may name itself.
+      if (!this.secret && (typeof msg.userId === 'string' || typeof msg.userId === 'number')) client.userId = String(msg.userId).slice(0, limits.maxChannelLength);
+      if (!client.subs.has(msg.subscribe)) this.subscriptions++;
       client.subs.set(msg.subscribe, filter);
-      client.socket.send(JSON.stringify({ subscribed: msg.subscribe, filter, userId: client.userId ?? null }));
+      this.observers.metrics?.wsSubscriptions.set(this.subscriptions);
+      this.reply(client, { subscribed: msg.subscribe, filter, userId: client.userId ?? null });
     } else if (typeof msg.unsubscribe === 'string') {
-      client.subs.delete(msg.unsubscribe);
-      client.socket.send(JSON.stringify({ unsubscribed: msg.unsubscribe }));
+      if (client.subs.delete(msg.unsubscribe)) this.subscriptions--;
+      this.observers.metrics?.wsSubscriptions.set(this.subscriptions);
+      this.reply(client, { unsubscribed: msg.unsubscribe });
     } else {
-      client.socket.send(JSON.stringify({ error: 'unknown message: send {"subscribe": CHANNEL} or {"unsubscribe": CHANNEL}' }));
+      this.reply(client, { error: 'unknown message: send {"subscribe": CHANNEL} or {"unsubscribe": CHANNEL}' });
     }
   }
 
@@ -180,13 +314,14 @@ export class WsHub {
       if (b.audience !== undefined && c.userId !== b.audience) continue;
       if (!matches(b.message, filter)) continue;
       if (c.socket.readyState !== 1) continue;
-      if (c.socket.bufferedAmount > SLOW_CLIENT_BYTES) {
+      if (c.socket.bufferedAmount > this.limits.maxBufferedBytes) {
         c.dropped++;
         this.droppedTotal++;
+        this.observers.metrics?.wsDropped.inc();
         if (c.dropped >= SLOW_CLIENT_DROPS) {
           this.logger.warn({ userId: c.userId }, 'disconnecting a WebSocket client too slow to keep up');
           c.socket.terminate();
-          this.clients.delete(c);
+          this.forget(c);
         }
         continue;
       }
@@ -199,8 +334,10 @@ export class WsHub {
   /** Disconnects every client and unsubscribes. Idempotent. */
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
-    for (const c of this.clients) c.socket.close(1001, 'server shutting down');
-    this.clients.clear();
+    for (const c of [...this.clients]) {
+      c.socket.close(1001, 'server shutting down');
+      this.forget(c);
+    }
     this.subscriber.disconnect();
   }
 }

@@ -79,13 +79,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(async (stream: string, _o, cmd: Command) => setExit(await tailCommand(stream, common(cmd))));
 
   program.command('dlq')
-    .description('inspect a DLQ stream, or send its entries back to their source streams')
+    .description('inspect a DLQ stream, or run its entries again through the pipelines that failed them (via the running engine)')
     .argument('<action>', 'list | redrive')
     .argument('<stream>', 'DLQ stream key (e.g. platform-events:dlq)')
     .option('--ids <ids>', 'redrive: only these entry ids (comma-separated)')
     .option('--count <n>', 'list/redrive at most N entries (default 100)')
     .option('--from <id>', 'list: from this id or ISO time')
-    .option('--fields', 'redrive: the source uses codec: fields (restore the flat field map)')
+    .option('--admin <url>', 'redrive: admin API of the running engine (default SYNAPSE_ADMIN_URL or http://127.0.0.1:8080)')
     .option('--schemas <dir>', 'schema directory (accepted by every command)')
     .option('--redis <url>', 'Redis URL')
     .action(async (action: string, stream: string, _o, cmd: Command) => setExit(await dlqCommand(action, stream, common(cmd))));

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readdir, access } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { readdir, realpath } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ValidateFunction } from 'ajv';
 import { ConfigInvalidError, PipelineInvalidError, type Diagnostic } from '../errors.ts';
@@ -82,6 +82,18 @@ export interface LoadContext {
   schemas: SchemaRegistry;
   sinks: SinkRegistry;
   env?: NodeJS.ProcessEnv;
+  /**
+   * Only these variables may be named by `${VAR}` (even with a default); any other is an error.
+   * Set for YAML received over HTTP, which must not read the engine's environment.
+   */
+  envAllow?: ReadonlySet<string>;
+  /**
+   * Directories a schema named by file path (`validate.schema: ./x.json`) may be read from.
+   * Default: the pipeline file's own directory and the schema directory.
+   */
+  schemaFileRoots?: readonly string[];
+  /** Relative schema paths resolve against this directory instead of the pipeline file's. */
+  baseDir?: string;
 }
 
 export const PIPELINE_DEFAULTS = {
@@ -144,7 +156,7 @@ class PipelineCompiler {
       throw new PipelineInvalidError([{ ...doc.locate([]), message: 'a pipeline file must be a YAML mapping (name:, source:, sink:, ...)' }]);
     }
     const envProblems: InterpolationProblem[] = [];
-    const raw = interpolate(doc.value, this.ctx.env ?? process.env, envProblems) as Record<string, any>;
+    const raw = interpolate(doc.value, this.ctx.env ?? process.env, envProblems, [], this.ctx.envAllow) as Record<string, any>;
     for (const p of envProblems) this.fail(p.path, p.message);
 
     // Schema errors are reported, and every part of the file they do not touch is still
@@ -227,16 +239,21 @@ class PipelineCompiler {
 
   private async compileValidate(v: { schema: string; on_invalid?: 'dlq' | 'drop' } | undefined): Promise<CompiledPipeline['validate']> {
     if (!v) return undefined;
-    const { schemas } = this.ctx;
+    let { schemas } = this.ctx;
     let schemaId = v.schema;
     if (!schemas.has(schemaId)) {
-      // Not a known $id: try it as a path relative to the pipeline file.
-      const path = resolve(dirname(this.doc.file), v.schema);
-      const known = schemas.getByFile(path);
+      // Not a known $id: try it as a path relative to the pipeline file — but only a file inside
+      // the schema or pipeline directory, so that a pipeline (one sent over HTTP, say) can
+      // neither read nor probe the rest of the file system.
+      const path = resolve(this.ctx.baseDir ?? dirname(resolve(this.doc.file)), v.schema);
+      const file = await this.schemaFile(path);
+      const known = file && (schemas.getByFile(path) ?? schemas.getByFile(file));
       if (known) schemaId = known.id;
-      else if (await exists(path)) {
+      else if (file) {
+        // Compiled in a copy of the registry: the running engine's schemas stay as they are.
+        schemas = schemas.fork();
         try {
-          const problems = schemas.addDocuments([await SourceDocument.read(path)]);
+          const problems = schemas.addDocuments([await SourceDocument.read(file)]);
           if (problems.length) {
             this.problems.push(...problems);
             return undefined;
@@ -248,13 +265,13 @@ class PipelineCompiler {
           }
           throw err;
         }
-        const added = schemas.getByFile(path);
+        const added = schemas.getByFile(file);
         if (!added) return undefined;
         schemaId = added.id;
       } else {
-        const ids = schemas.list().map((s) => s.id);
+        const ids = this.ctx.schemas.list().map((s) => s.id);
         const hint = ids.length ? ` (known: ${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', ...' : ''})` : ' (the schema directory is empty)';
-        this.fail(['validate', 'schema'], `unknown schema '${v.schema}': not a $id in the schema directory nor a file${hint}`);
+        this.fail(['validate', 'schema'], `unknown schema '${v.schema}': not a $id in the schema directory nor a file in the schema or pipeline directory${hint}`);
         return undefined;
       }
     }
@@ -264,6 +281,24 @@ class PipelineCompiler {
       validator: schemas.compile(schemaId),
       onInvalid: v.on_invalid ?? 'dlq',
     };
+  }
+
+  /**
+   * The real path of a schema file named by a pipeline, when it exists inside one of the allowed
+   * directories (symbolic links resolved, so a link cannot lead outside); otherwise undefined —
+   * the same answer for a missing file, an unreadable one and one outside, so nothing is probed.
+   */
+  private async schemaFile(path: string): Promise<string | undefined> {
+    const roots = this.ctx.schemaFileRoots ?? [dirname(resolve(this.doc.file)), ...(this.ctx.schemas.dir ? [this.ctx.schemas.dir] : [])];
+    if (!roots.some((root) => isInside(resolve(root), path))) return undefined;
+    let real: string;
+    try {
+      real = await realpath(path);
+    } catch {
+      return undefined;
+    }
+    const realRoots = await Promise.all(roots.map((root) => realpath(root).catch(() => resolve(root))));
+    return realRoots.some((root) => isInside(root, real)) ? real : undefined;
   }
 
   private compileExpr(source: string | undefined, path: DocPath, timeoutMs: number): CompiledExpression | undefined {
@@ -325,13 +360,10 @@ class PipelineCompiler {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
+/** Whether `path` lies strictly inside directory `root` (both absolute). */
+function isInside(root: string, path: string): boolean {
+  const rel = relative(root, path);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
 }
 
 function sortDiagnostics(d: Diagnostic[]): Diagnostic[] {

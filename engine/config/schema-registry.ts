@@ -44,6 +44,8 @@ export class SchemaRegistry {
   private readonly entries = new Map<string, SchemaEntry>();
   private readonly byFile = new Map<string, SchemaEntry>();
   private readonly compiled = new Map<string, ValidateFunction>();
+  /** The directory the schemas were loaded from (schema files named by path may come from it). */
+  dir?: string;
 
   constructor() {
     this.ajv = new Ajv2020({ allErrors: true, strict: true, strictTypes: false, strictTuples: false, strictRequired: false });
@@ -59,6 +61,7 @@ export class SchemaRegistry {
    */
   static async load(dir: string): Promise<SchemaRegistry> {
     const registry = new SchemaRegistry();
+    registry.dir = resolve(dir);
     let names: string[] = [];
     try {
       names = (await readdir(dir)).filter((n) => SCHEMA_EXTENSIONS.has(extname(n))).sort();
@@ -123,6 +126,22 @@ export class SchemaRegistry {
       }
     }
     return diagnostics;
+  }
+
+  /**
+   * A copy to add schemas to without touching this registry: what a pipeline names by file path
+   * is compiled there, so validating or dry-running YAML never changes the schemas the running
+   * engine (and POST /events) sees. Cheap: ajv compiles the copied schemas only when used.
+   */
+  fork(): SchemaRegistry {
+    const copy = new SchemaRegistry();
+    copy.dir = this.dir;
+    for (const entry of this.entries.values()) {
+      copy.ajv.addSchema(entry.schema);
+      copy.entries.set(entry.id, entry);
+      copy.byFile.set(entry.file, entry);
+    }
+    return copy;
   }
 
   /** Whether a schema with this $id is registered. */

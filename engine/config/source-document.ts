@@ -1,4 +1,5 @@
-import { readFile, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import {
   LineCounter, parseDocument, isMap, isSeq, isScalar, isPair, isAlias,
   type Document, type Node as YamlNode, type Scalar,
@@ -9,6 +10,17 @@ import { ConfigInvalidError, errorMessage, type Diagnostic, type SourceLocation 
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 /** Aliases allowed per document: enough for real reuse, far too few for a "billion laughs" bomb. */
 export const MAX_ALIAS_COUNT = 100;
+/**
+ * Deepest nesting of collections a configuration file may have (SYNAPSE_CONFIG_MAX_DEPTH): far
+ * more than any pipeline or schema needs, far less than what makes the YAML parser (and every
+ * recursive step after it) take seconds or overflow the stack.
+ */
+export const MAX_NESTING_DEPTH = 100;
+
+function maxNestingDepth(): number {
+  const v = Number(process.env.SYNAPSE_CONFIG_MAX_DEPTH);
+  return Number.isInteger(v) && v > 0 ? v : MAX_NESTING_DEPTH;
+}
 
 /** A path into a parsed document: map keys and sequence indices, as ajv's instancePath splits. */
 export type DocPath = ReadonlyArray<string | number>;
@@ -32,6 +44,12 @@ export class SourceDocument {
    * keys and alias bombs.
    */
   static parse(file: string, text: string): SourceDocument {
+    const max = maxNestingDepth();
+    const tooDeep = nestingBeyond(text, max);
+    if (tooDeep !== undefined) {
+      const { line, col } = lineCol(text, tooDeep);
+      throw new ConfigInvalidError([{ file, line, col, message: `nesting deeper than ${max} levels: configuration files are limited to ${max} (SYNAPSE_CONFIG_MAX_DEPTH)` }]);
+    }
     const lines = new LineCounter();
     const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: false });
     const diagnostics: Diagnostic[] = [];
@@ -147,6 +165,123 @@ export class SourceDocument {
   }
 }
 
+/** 1-based line and column of an offset, counted directly (no parse needed). */
+function lineCol(text: string, offset: number): { line: number; col: number } {
+  let line = 1;
+  let start = 0;
+  for (let i = text.indexOf('\n'); i >= 0 && i < offset; i = text.indexOf('\n', i + 1)) {
+    line++;
+    start = i + 1;
+  }
+  return { line, col: offset - start + 1 };
+}
+
+const isSpace = (c: string | undefined) => c === undefined || c === ' ' || c === '\t' || c === '\n' || c === '\r';
+
+/**
+ * The offset where a YAML (or JSON) text first nests collections deeper than `max`, or
+ * undefined. One linear pass, before the parser sees the text: block levels are counted from
+ * indentation and compact `- `/`? ` indicators, flow levels from brackets outside quoted scalars,
+ * comments and block scalars. The count may be off by a level (a root scalar, a `- key:` line),
+ * which only matters far beyond any real file.
+ */
+export function nestingBeyond(text: string, max: number): number | undefined {
+  const n = text.length;
+  const block: number[] = [];
+  let flow = 0;
+  let scalarParent: number | undefined;
+  let i = 0;
+  const toEol = () => {
+    while (i < n && text[i] !== '\n') i++;
+  };
+  const skipQuoted = (q: string) => {
+    i++;
+    while (i < n) {
+      const c = text[i];
+      if (q === '"' && c === '\\') i += 2;
+      else if (c === q) {
+        if (q === "'" && text[i + 1] === "'") i += 2;
+        else {
+          i++;
+          return;
+        }
+      } else i++;
+    }
+  };
+  while (i < n) {
+    const lineStart = i;
+    let indent = 0;
+    while (text[i] === ' ') {
+      i++;
+      indent++;
+    }
+    if (i >= n) break;
+    if (text[i] === '\n' || text[i] === '\r') {
+      i++;
+      continue;
+    }
+    if (scalarParent !== undefined) {
+      if (indent > scalarParent) {
+        toEol();
+        continue;
+      }
+      scalarParent = undefined;
+    }
+    if (flow === 0) {
+      if (text[i] === '#') {
+        toEol();
+        continue;
+      }
+      while (block.length && block[block.length - 1]! >= indent) block.pop();
+      // A line opening a sequence item or a flow collection is counted by that indicator below;
+      // any other line (a mapping key) is a level of its own.
+      const c = text[i];
+      const indicator = ((c === '-' || c === '?') && isSpace(text[i + 1])) || c === '[' || c === '{';
+      if (!indicator) block.push(indent);
+      if (block.length > max) return i;
+    }
+    let valueStart = true;
+    while (i < n && text[i] !== '\n') {
+      const c = text[i]!;
+      const next = text[i + 1];
+      if (c === ' ' || c === '\t' || c === '\r') {
+        i++;
+      } else if (c === '#' && isSpace(text[i - 1])) {
+        toEol();
+      } else if ((c === '"' || c === "'") && valueStart) {
+        skipQuoted(c);
+        valueStart = false;
+      } else if ((c === '[' || c === '{') && (valueStart || flow > 0)) {
+        flow++;
+        if (block.length + flow > max) return i;
+        i++;
+        valueStart = true;
+      } else if ((c === ']' || c === '}') && flow > 0) {
+        flow--;
+        i++;
+        valueStart = false;
+      } else if (c === ',' && flow > 0) {
+        i++;
+        valueStart = true;
+      } else if ((c === '-' || c === '?') && valueStart && flow === 0 && isSpace(next)) {
+        block.push(i - lineStart + 1);
+        if (block.length > max) return i;
+        i++;
+      } else if (c === ':' && (isSpace(next) || flow > 0)) {
+        i++;
+        valueStart = true;
+      } else if ((c === '|' || c === '>') && valueStart && flow === 0) {
+        scalarParent = indent;
+        toEol();
+      } else {
+        i++;
+        valueStart = false;
+      }
+    }
+  }
+  return undefined;
+}
+
 /**
  * How many source characters after `from` hold the first `decoded` characters of a quoted
  * scalar: escapes (`\"`, `\n`, `\u00e9`...) and the single-quote `''` take more than one.
@@ -176,22 +311,41 @@ function firstLine(message: string): string {
 }
 
 /**
- * Reads a configuration file as UTF-8 text, refusing (with a clear diagnostic) a file larger
- * than MAX_CONFIG_BYTES or one that is binary.
+ * Reads a configuration file as UTF-8 text, refusing (with a clear diagnostic) anything but a
+ * regular file (a device such as /dev/zero, a FIFO, a directory), a file larger than `maxBytes`
+ * (default MAX_CONFIG_BYTES) — counted while reading, so a file that grows or lies about its size
+ * is cut off too — or one that is binary.
  */
-export async function readConfigText(file: string): Promise<string> {
+export async function readConfigText(file: string, maxBytes = MAX_CONFIG_BYTES): Promise<string> {
   const where = { file, line: 1, col: 1 };
-  let size: number;
+  const tooLarge = (size: string) => new ConfigInvalidError([{ ...where,
+    message: `file is ${size}; configuration files are limited to ${formatLimit(maxBytes)}` }]);
+  let fh: FileHandle;
   try {
-    size = (await stat(file)).size;
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
+    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     throw new ConfigInvalidError([{ ...where, message: `cannot read file: ${errorMessage(err)}` }]);
   }
-  if (size > MAX_CONFIG_BYTES) {
-    throw new ConfigInvalidError([{ ...where,
-      message: `file is ${(size / 1024 / 1024).toFixed(1)} MiB; configuration files are limited to ${MAX_CONFIG_BYTES / 1024 / 1024} MiB` }]);
+  let bytes: Buffer;
+  try {
+    const info = await fh.stat();
+    if (!info.isFile()) throw new ConfigInvalidError([{ ...where, message: 'not a regular file' }]);
+    if (info.size > maxBytes) throw tooLarge(formatBytes(info.size));
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.alloc(Math.min(64 * 1024, maxBytes + 1 - total));
+      const { bytesRead } = await fh.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) break;
+      chunks.push(chunk.subarray(0, bytesRead));
+      total += bytesRead;
+      if (total > maxBytes) throw tooLarge(`over ${formatLimit(maxBytes)}`);
+    }
+    bytes = Buffer.concat(chunks, total);
+  } finally {
+    await fh.close();
   }
-  const bytes = await readFile(file);
   const nul = bytes.indexOf(0);
   if (nul >= 0) {
     throw new ConfigInvalidError([{ ...where, message: `not a text file (NUL byte at offset ${nul})` }]);
@@ -201,4 +355,12 @@ export async function readConfigText(file: string): Promise<string> {
   } catch {
     throw new ConfigInvalidError([{ ...where, message: 'not a text file (invalid UTF-8)' }]);
   }
+}
+
+function formatLimit(n: number): string {
+  return n % (1024 * 1024) === 0 ? `${n / 1024 / 1024} MiB` : n % 1024 === 0 ? `${n / 1024} KiB` : `${n} bytes`;
+}
+
+function formatBytes(n: number): string {
+  return n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} bytes`;
 }

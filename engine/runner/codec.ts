@@ -1,3 +1,4 @@
+import { findProtoKey } from '../config/proto-keys.ts';
 import { DecodeError } from '../errors.ts';
 
 /**
@@ -9,7 +10,20 @@ export interface StreamEntry {
   fields: readonly string[];
   /** How many times this entry has been delivered (from XPENDING/XAUTOCLAIM); 1 when unknown. */
   deliveries?: number;
+  /**
+   * The original bytes of field values that are not valid UTF-8, by their index in `fields`
+   * (whose string there is a lossy decoding). Set by the stream reader; such an entry does not
+   * decode, and the DLQ keeps these bytes.
+   */
+  binary?: ReadonlyMap<number, Buffer>;
 }
+
+/**
+ * Marks a DLQ payload carried as text that stands for bytes: what follows is their base64.
+ * (NUL never starts a JSON text; a payload that does start so is carried the same way, so the
+ * mark never lies.)
+ */
+export const BINARY_PAYLOAD = '\u0000base64:';
 
 /** Turns a stream entry into an event object. */
 export type Decoder = (entry: StreamEntry, maxBytes: number) => unknown;
@@ -29,6 +43,7 @@ export const decodeJson: Decoder = (entry, maxBytes) => {
   for (let i = 0; i < fields.length; i += 2) {
     if (fields[i] === PAYLOAD_FIELD) {
       payload = fields[i + 1];
+      if (entry.binary?.has(i + 1)) throw new DecodeError(`'${PAYLOAD_FIELD}' is not valid UTF-8 (${entry.binary.get(i + 1)!.length} bytes); the DLQ keeps the original bytes`);
       break;
     }
   }
@@ -47,8 +62,21 @@ export const decodeJson: Decoder = (entry, maxBytes) => {
   if (!event || typeof event !== 'object' || Array.isArray(event)) {
     throw new DecodeError(`payload must be a JSON object, got ${Array.isArray(event) ? 'an array' : event === null ? 'null' : typeof event}`);
   }
+  // A key can only decode to `__proto__` when written so or with a \u escape.
+  if (payload.includes('__proto__') || payload.includes('\\u')) refuseProtoKeys(event, '');
   return event;
 };
+
+/**
+ * Refuses an event holding a `__proto__` key anywhere (see findProtoKey): no real event needs
+ * the key, so it goes to the DLQ (stage decode), its bytes kept as they were.
+ */
+function refuseProtoKeys(value: unknown, prefix: string): void {
+  const at = findProtoKey(value);
+  if (at !== undefined) {
+    throw new DecodeError(`event has a '__proto__' key (at ${prefix ? `${prefix}.${at}` : at}): refused, since in JavaScript it would replace an object's prototype`);
+  }
+}
 
 /**
  * `codec: fields`: the entry is a flat field map (Python `xadd(stream, {...})`). Values that
@@ -56,6 +84,10 @@ export const decodeJson: Decoder = (entry, maxBytes) => {
  */
 export const decodeFields: Decoder = (entry, maxBytes) => {
   const { fields } = entry;
+  if (entry.binary?.size) {
+    const [index] = entry.binary.keys();
+    throw new DecodeError(`field '${fields[index! - 1]}' is not valid UTF-8; the DLQ keeps the original bytes`);
+  }
   let total = 0;
   for (let i = 0; i < fields.length; i++) total += fields[i]!.length;
   if (total * 3 > maxBytes && fieldsBytes(fields) > maxBytes) {
@@ -65,14 +97,20 @@ export const decodeFields: Decoder = (entry, maxBytes) => {
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i]!;
     const value = fields[i + 1] ?? '';
+    if (name === '__proto__') refuseProtoKeys({ [name]: true }, '');
     const first = value.charCodeAt(0);
     if (first === 123 /* { */ || first === 91 /* [ */) {
+      let parsed: unknown;
       try {
-        event[name] = JSON.parse(value);
-        continue;
+        parsed = JSON.parse(value);
       } catch {
         // Not JSON after all: keep the string, as the producer wrote it.
+        event[name] = value;
+        continue;
       }
+      if (value.includes('__proto__') || value.includes('\\u')) refuseProtoKeys(parsed, name);
+      event[name] = parsed;
+      continue;
     }
     event[name] = value;
   }
@@ -95,14 +133,24 @@ export function encodeForCodec(codec: 'json' | 'fields', event: unknown): string
   return out;
 }
 
-/** The entry as the DLQ keeps it: the raw payload for json, the field map as JSON for fields. */
+/**
+ * The entry as the DLQ keeps it: the raw payload for json, the field map as JSON for fields. A
+ * payload that is not UTF-8 comes back as BINARY_PAYLOAD + the base64 of its original bytes (in a
+ * field map, each such value does).
+ */
 export function rawPayload(entry: StreamEntry, codec: 'json' | 'fields'): string {
   const { fields } = entry;
+  const value = (i: number) => {
+    const bytes = entry.binary?.get(i);
+    const text = fields[i] ?? '';
+    if (bytes) return BINARY_PAYLOAD + bytes.toString('base64');
+    return text.startsWith(BINARY_PAYLOAD) ? BINARY_PAYLOAD + Buffer.from(text).toString('base64') : text;
+  };
   if (codec === 'json') {
-    for (let i = 0; i < fields.length; i += 2) if (fields[i] === PAYLOAD_FIELD) return fields[i + 1] ?? '';
+    for (let i = 0; i < fields.length; i += 2) if (fields[i] === PAYLOAD_FIELD) return value(i + 1);
   }
   const obj: Record<string, string> = {};
-  for (let i = 0; i < fields.length; i += 2) obj[fields[i]!] = fields[i + 1] ?? '';
+  for (let i = 0; i < fields.length; i += 2) Object.defineProperty(obj, fields[i]!, { value: value(i + 1), enumerable: true, writable: true, configurable: true });
   return JSON.stringify(obj);
 }
 

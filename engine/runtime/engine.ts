@@ -16,6 +16,8 @@ import { createSinkContext, type SinkServices } from './sink-context.ts';
 import { StreamConsumer } from './stream-consumer.ts';
 import { Reloader } from './reloader.ts';
 import { settleBatch } from './settle.ts';
+import { dlqLimitsFromEnv } from './dlq-limits.ts';
+import { RefusalLog } from '../refusal-log.ts';
 import type { Source } from '../plugins/define-source.ts';
 import scheduleSource from '../../plugins/sources/schedule.ts';
 
@@ -77,11 +79,32 @@ export class Engine extends EventEmitter {
   private readonly reloader = new Reloader(this);
   private readonly queues = new Map<string, Queue>();
   private stopped?: Promise<void>;
+  private readonly dlqTrims = new Map<string, NodeJS.Timeout>();
+  /** Where limits report what they refused or cut (logged bounded, counted in synapse_refused_total). */
+  readonly refusals: RefusalLog;
 
   constructor(readonly options: EngineOptions) {
     super();
     this.metrics = options.metrics ?? new EngineMetrics();
     this.consumerName = options.consumer ?? defaultConsumerName();
+    this.refusals = new RefusalLog(options.logger, this.metrics);
+  }
+
+  /**
+   * Keeps a DLQ within SYNAPSE_DLQ_MAXLEN entries: after DLQ writes, at most once a second and
+   * always after the last of a burst, the oldest entries beyond are trimmed (and counted).
+   */
+  trimDlqSoon(dlq: string): void {
+    if (this.dlqTrims.has(dlq) || this.stopping) return;
+    const timer = setTimeout(() => {
+      this.dlqTrims.delete(dlq);
+      const { maxLen } = dlqLimitsFromEnv();
+      this.redis?.xtrim(dlq, 'MAXLEN', maxLen).then((n) => {
+        if (n > 0) this.refusals.refuse('dlq.maxlen', `DLQ over SYNAPSE_DLQ_MAXLEN (${maxLen}): oldest entries trimmed`, { dlq, trimmed: n }, n);
+      }, () => undefined);
+    }, 1000);
+    timer.unref();
+    this.dlqTrims.set(dlq, timer);
   }
 
   get logger(): Logger {
@@ -154,6 +177,7 @@ export class Engine extends EventEmitter {
     });
     consumer.on('settled', (outcomes: Outcome[]) => {
       for (const o of outcomes) if (o.kind !== 'deferred') handle.counters[o.kind]++;
+      if (outcomes.some((o) => o.kind === 'dlq')) this.trimDlqSoon(handle.pipeline.dlq);
       this.emit('settled', handle.pipeline.name, outcomes, handle.pipeline);
     });
     handle.consumer = consumer;
@@ -174,6 +198,7 @@ export class Engine extends EventEmitter {
       await settleBatch(this.redis!, { pipeline: name, stream: `schedule:${name}`, group: '', dlq: p.dlq }, result.outcomes, [], { ack: false });
       this.metrics.recordBatch(name, result);
       for (const o of result.outcomes) if (o.kind !== 'deferred') handle.counters[o.kind]++;
+      if (result.outcomes.some((o) => o.kind === 'dlq')) this.trimDlqSoon(p.dlq);
       this.emit('settled', name, result.outcomes, p);
     });
     this.metrics.up.set({ pipeline: name }, 1);
@@ -318,6 +343,8 @@ export class Engine extends EventEmitter {
 
   private async doStop(timeoutMs: number): Promise<void> {
     this.shutdown.abort();
+    for (const timer of this.dlqTrims.values()) clearTimeout(timer);
+    this.dlqTrims.clear();
     await this.reloader.idle();
     const graceful = (async () => {
       await Promise.all([...this.handles.values()].map(async (h) => {

@@ -6,6 +6,7 @@ import { PAYLOAD_FIELD, type StreamEntry } from '../runner/codec.ts';
 import type { PipelineRunner } from '../runner/pipeline-runner.ts';
 import { settleBatch } from './settle.ts';
 import { idTime, toStreamBound } from './stream-ids.ts';
+import { entryFromBytes } from './stream-reader.ts';
 
 const CHUNK = 500;
 
@@ -119,19 +120,20 @@ export class ReplayJobs {
         job.status = 'cancelled';
         break;
       }
-      const rows = await redis.xrange(req.stream, exclusive ? `(${cursor}` : cursor, to, 'COUNT', CHUNK);
+      // As bytes: a copy keeps them exactly, and a value that is not UTF-8 fails at decode.
+      const rows = await redis.xrangeBuffer(req.stream, exclusive ? `(${cursor}` : cursor, to, 'COUNT', CHUNK);
       if (rows.length === 0) {
         job.status = 'done';
         break;
       }
-      cursor = rows[rows.length - 1]![0];
+      cursor = rows[rows.length - 1]![0].toString();
       exclusive = true;
       job.scanned += rows.length;
       job.lastId = cursor;
       job.progress = span && span[1] > span[0] ? Math.min(1, (idTime(cursor) - span[0]) / (span[1] - span[0])) : 1;
-      const entries: StreamEntry[] = rows
-        .filter(([, fields]) => !types || types.has(entryEventType(fields) ?? ''))
-        .map(([id, fields]) => ({ id, fields }));
+      const entries: (StreamEntry & { raw: Buffer[] })[] = rows
+        .map(([id, raw]) => ({ ...entryFromBytes(id.toString(), raw), raw }))
+        .filter((e) => !types || types.has(entryEventType(e.fields) ?? ''));
       job.matched += entries.length;
       if (entries.length) job.written += await this.deliver(req, entries, redis);
       onProgress?.(job);
@@ -141,10 +143,10 @@ export class ReplayJobs {
     onProgress?.(job);
   }
 
-  private async deliver(req: ReplayRequest, entries: StreamEntry[], redis: Redis): Promise<number> {
+  private async deliver(req: ReplayRequest, entries: (StreamEntry & { raw: Buffer[] })[], redis: Redis): Promise<number> {
     if (req.toStream) {
       const pipeline = redis.pipeline();
-      for (const e of entries) pipeline.xadd(req.toStream, '*', ...e.fields);
+      for (const e of entries) pipeline.xadd(req.toStream, '*', ...e.raw);
       const results = (await pipeline.exec()) ?? [];
       const failed = results.find(([err]) => err);
       if (failed) throw failed[0]!;

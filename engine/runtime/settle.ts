@@ -1,6 +1,8 @@
 import type { Redis } from 'ioredis';
 import { DlqWriteRefusedError } from '../errors.ts';
 import type { Outcome } from '../runner/pipeline-runner.ts';
+import { BINARY_PAYLOAD } from '../runner/codec.ts';
+import { dlqLimitsFromEnv, payloadFields } from './dlq-limits.ts';
 import { LuaScript } from './lua-script.ts';
 
 /** Where a batch came from and where its failures go. */
@@ -11,11 +13,17 @@ export interface SettleTarget {
   dlq: string;
 }
 
-/** The fields of a DLQ entry, exactly as SPEC §4 lists them. */
+/**
+ * The fields of a DLQ entry, as SPEC §4 lists them. A payload over SYNAPSE_DLQ_MAX_PAYLOAD_BYTES
+ * keeps its first bytes plus `payload_truncated`, `payload_bytes` and `payload_sha256`; one that
+ * was not UTF-8 is stored as its original bytes; the reason is cut to a few KiB.
+ */
 export function dlqFields(target: SettleTarget, o: Extract<Outcome, { kind: 'dlq' }>, failedAt: string): string[] {
+  const limits = dlqLimitsFromEnv();
+  const payload = o.payload.startsWith(BINARY_PAYLOAD) ? Buffer.from(o.payload.slice(BINARY_PAYLOAD.length), 'base64') : o.payload;
   return [
-    'payload', o.payload,
-    'error', o.error,
+    ...(payloadFields(payload, limits.maxPayloadBytes) as string[]),
+    'error', o.error.length > limits.maxErrorChars ? `${o.error.slice(0, limits.maxErrorChars)}...` : o.error,
     'stage', o.stage,
     'pipeline', target.pipeline,
     'source_stream', target.stream,

@@ -1,7 +1,14 @@
+import { isUtf8 } from 'node:buffer';
 import type { Redis } from 'ioredis';
 import type { StreamEntry } from '../runner/codec.ts';
 
-type RawEntry = [id: string, fields: string[] | null];
+type RawEntry = [id: Buffer | string, fields: Buffer[] | null];
+
+/** ioredis has a `<command>Buffer` form of every command; its types leave these two out. */
+interface BufferCommands {
+  xreadgroupBuffer(...args: (string | number)[]): Promise<unknown>;
+  xautoclaimBuffer(...args: (string | number)[]): Promise<unknown>;
+}
 
 /**
  * The Redis side of reading one stream through a consumer group: creating the group, reading new
@@ -37,7 +44,8 @@ export class StreamReader {
     const args: (string | number)[] = ['GROUP', this.group, this.consumer, 'COUNT', count];
     if (cursor === '>') args.push('BLOCK', blockMs);
     args.push('STREAMS', this.stream, cursor);
-    const reply = (await (this.blocking.xreadgroup as (...a: unknown[]) => Promise<unknown>)(...args)) as [string, RawEntry[]][] | null;
+    // Read as bytes: a value that is not UTF-8 must reach the decoder (and the DLQ) as it is.
+    const reply = (await (this.blocking as unknown as BufferCommands).xreadgroupBuffer(...args)) as [Buffer, RawEntry[]][] | null;
     return split(reply?.[0]?.[1] ?? []);
   }
 
@@ -47,9 +55,9 @@ export class StreamReader {
    * stream no longer has (XAUTOCLAIM already dropped those from the pending list).
    */
   async claim(cursor: string, minIdleMs: number, count: number): Promise<{ next: string; entries: StreamEntry[]; deleted: string[] }> {
-    const reply = (await this.redis.xautoclaim(this.stream, this.group, this.consumer, minIdleMs, cursor, 'COUNT', count)) as [string, RawEntry[], string[]?];
+    const reply = (await (this.redis as unknown as BufferCommands).xautoclaimBuffer(this.stream, this.group, this.consumer, minIdleMs, cursor, 'COUNT', count)) as [Buffer, RawEntry[], Buffer[]?];
     const { entries } = split(reply[1] ?? []);
-    return { next: reply[0], entries, deleted: reply[2] ?? [] };
+    return { next: reply[0].toString(), entries, deleted: (reply[2] ?? []).map(String) };
   }
 
   /**
@@ -96,10 +104,25 @@ function split(raw: RawEntry[]): { entries: StreamEntry[]; deleted: string[] } {
   const entries: StreamEntry[] = [];
   const deleted: string[] = [];
   for (const [id, fields] of raw) {
-    if (fields) entries.push({ id, fields });
-    else deleted.push(id);
+    if (fields) entries.push(entryFromBytes(String(id), fields));
+    else deleted.push(String(id));
   }
   return { entries, deleted };
+}
+
+/**
+ * A stream entry from the bytes Redis returned: field values as strings, and the original bytes
+ * of any value that is not valid UTF-8 in `binary` (its string a lossy decoding).
+ */
+export function entryFromBytes(id: string, raw: readonly Buffer[]): StreamEntry {
+  const fields = new Array<string>(raw.length);
+  let binary: Map<number, Buffer> | undefined;
+  for (let i = 0; i < raw.length; i++) {
+    const b = raw[i]!;
+    fields[i] = b.toString();
+    if (i % 2 === 1 && !isUtf8(b)) (binary ??= new Map()).set(i, b);
+  }
+  return binary ? { id, fields, binary } : { id, fields };
 }
 
 /** XINFO replies are flat [name, value, ...] lists. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { buildAdminServer } from '../../engine/admin/server.ts';
+import { buildAdminServer, type AdminOptions } from '../../engine/admin/server.ts';
 import { ConfigWatcher } from '../../engine/runtime/config-watcher.ts';
 import { Engine } from '../../engine/runtime/engine.ts';
 import { afterAll, afterEach, beforeAll } from 'vitest';
@@ -138,6 +138,8 @@ export async function startEngine(opts: {
   debounceMs?: number;
   /** Accept pipeline files that fail to load (default: such a file fails the start). */
   allowRejected?: boolean;
+  /** More options of the admin server (limits, allow-lists). */
+  admin?: Partial<AdminOptions>;
 } = {}): Promise<EngineFixture> {
   const redis = opts.redis ?? (await startTestRedis({ own: opts.ownRedis }));
   const ownsRedis = !opts.redis;
@@ -177,7 +179,7 @@ export async function startEngine(opts: {
     if (engine.rejected.size && !opts.allowRejected) {
       throw new Error(`pipelines rejected: ${JSON.stringify([...engine.rejected])}`);
     }
-    app = await buildAdminServer({ engine, logger, token: opts.token });
+    app = await buildAdminServer({ engine, logger, token: opts.token, ...opts.admin });
     await app.ready();
     if (opts.watch) {
       watcher = new ConfigWatcher(engine, logger, opts.debounceMs);

@@ -30,6 +30,8 @@ export interface WsClient {
   closed: Promise<{ code: number; reason: string }>;
   /** The broadcast payloads received on `channel`, in order. */
   received(channel: string): Record<string, unknown>[];
+  /** Sends a message as it is, without waiting for an answer. */
+  send(message: Record<string, unknown>): void;
   /** Sends `{subscribe, filter?, userId?}` and waits for the server's acknowledgement. */
   subscribe(channel: string, opts?: { filter?: Record<string, unknown>; userId?: string }): Promise<WsMessage>;
   /** Waits until a received message satisfies `pred`. */
@@ -69,6 +71,9 @@ export async function openWs(url: string): Promise<WsClient> {
     messages,
     closed,
     received: (channel) => messages.filter((m) => m.channel === channel).map((m) => m.message as Record<string, unknown>),
+    send(message) {
+      socket.send(JSON.stringify(message));
+    },
     async subscribe(channel, opts = {}) {
       socket.send(JSON.stringify({ subscribe: channel, ...(opts.filter ? { filter: opts.filter } : {}), ...(opts.userId ? { userId: opts.userId } : {}) }));
       return client.waitFor((m) => m.subscribed === channel, `the subscription to ${channel} acknowledged`);

@@ -2,16 +2,23 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readFile, rename, writeFile, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
-import { compilePipelineText, type CompiledPipeline } from '../../config/load-pipeline.ts';
+import { compilePipelineText, isPipelineFile, type CompiledPipeline, type LoadContext } from '../../config/load-pipeline.ts';
 import { ConfigInvalidError, formatDiagnostic, type Diagnostic } from '../../errors.ts';
 import type { StreamEntry } from '../../runner/codec.ts';
 import { toStreamBound } from '../../runtime/stream-ids.ts';
+import { entryFromBytes } from '../../runtime/stream-reader.ts';
 import { describeOutcome, dryRun } from '../../testing/dry-run.ts';
 import { describeHandle, pipelineViewSchema } from '../pipeline-view.ts';
 import { anyObject, errorReply, nameParam } from '../schemas.ts';
 import type { AdminDeps } from '../server.ts';
 
 const MAX_DRY_RUN_EVENTS = 1000;
+
+/** Limits YAML sent over HTTP can run into, by the text of their diagnostics. */
+const SUBMITTED_LIMITS: readonly (readonly [limit: string, marker: string])[] = [
+  ['admin.yaml_env', 'is not available to pipeline YAML sent over HTTP'],
+  ['admin.yaml_depth', 'nesting deeper than'],
+];
 
 /** Serialises PUTs so that the hash check and the write are one step. */
 function mutex() {
@@ -46,8 +53,30 @@ function invalid(diagnostics: Diagnostic[]) {
  * concurrency on the file's hash), pause/resume, dry-run (events, or a real slice of the source
  * stream read with XRANGE and never acknowledged), and POST /validate.
  */
-export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine }) => {
+export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine, envAllow, refusals }) => {
   const exclusive = mutex();
+  /**
+   * How YAML received over HTTP is compiled: `${VAR}` only for allow-listed variables, schema
+   * files only from the schema and pipeline directories (relative to the pipeline directory),
+   * and schemas found by path never join the running registry.
+   */
+  const submitted = (): LoadContext => {
+    const dirs = [resolve(engine.options.pipelinesDir), resolve(engine.options.schemasDir)];
+    return { ...engine.loadContext, envAllow, schemaFileRoots: dirs, baseDir: dirs[0] };
+  };
+  /** Compiles YAML received over HTTP; what a limit refused in it is logged (bounded) and counted. */
+  const compileSubmitted = async (file: string, text: string): Promise<CompiledPipeline> => {
+    try {
+      return await compilePipelineText(file, text, submitted());
+    } catch (err) {
+      if (err instanceof ConfigInvalidError) {
+        for (const [limit, marker] of SUBMITTED_LIMITS) {
+          if (err.diagnostics.some((d) => d.message.includes(marker))) refusals.refuse(limit, `pipeline YAML sent over HTTP: ${marker}`, { file });
+        }
+      }
+      throw err;
+    }
+  };
 
   app.get('/pipelines', {
     schema: {
@@ -81,11 +110,15 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
       response: {
         200: { type: 'object', properties: { name: { type: 'string' }, hash: { type: 'string' }, generation: { type: 'integer' }, change: { type: 'string' } } },
         201: { type: 'object', properties: { name: { type: 'string' }, hash: { type: 'string' }, generation: { type: 'integer' }, change: { type: 'string' } } },
-        409: errorReply, 422: errorReply, 428: errorReply,
+        400: errorReply, 409: errorReply, 422: errorReply, 428: errorReply,
       },
     },
   }, async (req, reply) => exclusive(async () => {
     const { name } = req.params;
+    // `x.test` would be written as x.test.yaml: a test file, which no restart loads as a pipeline.
+    if (!isPipelineFile(`${name}.yaml`)) {
+      return reply.code(400).send({ error: 'bad_name', message: `'${name}' cannot name a pipeline: ${name}.yaml would be read as a pipeline test file; choose a name not ending in .test` });
+    }
     const existing = engine.handles.get(name);
     const file = existing?.pipeline.file ?? resolve(join(engine.options.pipelinesDir, `${name}.yaml`));
     const current = await readFile(file, 'utf8').catch(() => undefined);
@@ -102,7 +135,7 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
     }
     let compiled: CompiledPipeline;
     try {
-      compiled = await compilePipelineText(file, req.body, engine.loadContext);
+      compiled = await compileSubmitted(file, req.body);
     } catch (err) {
       if (err instanceof ConfigInvalidError) return reply.code(422).send(invalid(err.diagnostics));
       throw err;
@@ -162,7 +195,7 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
     let pipeline = h?.pipeline;
     if (req.body.yaml) {
       try {
-        pipeline = await compilePipelineText(h?.pipeline.file ?? join(engine.options.pipelinesDir, `${req.params.name}.yaml`), req.body.yaml, engine.loadContext);
+        pipeline = await compileSubmitted(h?.pipeline.file ?? join(engine.options.pipelinesDir, `${req.params.name}.yaml`), req.body.yaml);
       } catch (err) {
         if (err instanceof ConfigInvalidError) return reply.code(422).send(invalid(err.diagnostics));
         throw err;
@@ -189,7 +222,7 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
     },
   }, async (req) => {
     try {
-      const p = await compilePipelineText(req.body.file ?? 'pipeline.yaml', req.body.yaml, engine.loadContext);
+      const p = await compileSubmitted(req.body.file ?? 'pipeline.yaml', req.body.yaml);
       return { valid: true, name: p.name, diagnostics: [] };
     } catch (err) {
       if (err instanceof ConfigInvalidError) return { valid: false, diagnostics: err.diagnostics };
@@ -201,14 +234,15 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
 /** Entries of a stream slice for a dry-run: from/to bounds, or the latest `count`. */
 async function readSlice(redis: import('ioredis').Redis, stream: string, q: { from?: string; to?: string; count?: number }): Promise<StreamEntry[] | string> {
   const count = q.count ?? 100;
-  let raw: [string, string[]][];
+  let raw: [Buffer, Buffer[]][];
   if (q.from || q.to) {
     const from = toStreamBound(q.from ?? '-');
     const to = toStreamBound(q.to ?? '+');
     if (!from || !to) return `from/to must be stream ids or ISO 8601 times (got ${q.from ?? '-'} .. ${q.to ?? '+'})`;
-    raw = await redis.xrange(stream, from, to, 'COUNT', count);
+    raw = await redis.xrangeBuffer(stream, from, to, 'COUNT', count);
   } else {
-    raw = (await redis.xrevrange(stream, '+', '-', 'COUNT', count)).reverse();
+    raw = (await redis.xrevrangeBuffer(stream, '+', '-', 'COUNT', count)).reverse();
   }
-  return raw.map(([id, fields]) => ({ id, fields }));
+  // As bytes, as the consumer reads them: a value that is not UTF-8 fails at decode here too.
+  return raw.map(([id, fields]) => entryFromBytes(id.toString(), fields));
 }

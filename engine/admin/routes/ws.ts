@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import websocket from '@fastify/websocket';
-import { WsHub, type HubSocket, type WsIdentity } from '../ws-hub.ts';
+import { WsHub, wsLimitsFromEnv, type HubSocket, type WsIdentity, type WsLimits } from '../ws-hub.ts';
 import type { AdminDeps } from '../server.ts';
 
 /**
@@ -10,11 +10,13 @@ import type { AdminDeps } from '../server.ts';
  * `"userId"` in its subscribe message. Private channels (SYNAPSE_WS_PRIVATE_CHANNELS, default
  * `ops`) need the admin token or a JWT whose `channels` claim names them.
  */
-export const wsRoutes: FastifyPluginAsync<AdminDeps & { wsSecret?: string; adminToken?: string }> = async (app, { engine, wsSecret, adminToken }) => {
+export const wsRoutes: FastifyPluginAsync<AdminDeps & { wsSecret?: string; adminToken?: string; wsLimits?: Partial<WsLimits> }> = async (app, { engine, wsSecret, adminToken, wsLimits, refusals }) => {
   const subscriber = engine.connection.duplicate({ enableAutoPipelining: false });
   subscriber.on('error', () => undefined);
   const privateChannels = (process.env.SYNAPSE_WS_PRIVATE_CHANNELS ?? 'ops').split(',').map((c) => c.trim()).filter(Boolean);
-  const hub = new WsHub(subscriber, engine.logger.child({ component: 'ws' }), wsSecret, { adminToken, privateChannels });
+  const hub = new WsHub(subscriber, engine.logger.child({ component: 'ws' }), wsSecret, {
+    adminToken, privateChannels, limits: { ...wsLimitsFromEnv(), ...wsLimits }, refusals, metrics: engine.metrics,
+  });
   await hub.start();
   app.decorate('wsHub', hub);
   app.addHook('onClose', async () => hub.close());
@@ -22,6 +24,11 @@ export const wsRoutes: FastifyPluginAsync<AdminDeps & { wsSecret?: string; admin
 
   app.get<{ Querystring: { token?: string; access_token?: string } }>('/ws', {
     websocket: true,
+    // Before the upgrade: a refused client gets an HTTP answer and costs no WebSocket.
+    preValidation: async (req, reply) => {
+      const why = hub.admit(req.ip);
+      if (why) await reply.code(429).send({ error: 'too_many_connections', message: why });
+    },
     schema: {
       tags: ['broadcast'], summary: 'WebSocket: subscribe to broadcast channels',
       querystring: {
@@ -41,7 +48,7 @@ export const wsRoutes: FastifyPluginAsync<AdminDeps & { wsSecret?: string; admin
       socket.close(4401, `invalid token: ${(err as Error).message}`.slice(0, 120));
       return;
     }
-    hub.add(socket as unknown as HubSocket, identity);
+    hub.add(socket as unknown as HubSocket, identity, req.ip);
   });
 };
 

@@ -1,4 +1,6 @@
+import { isLoopback } from '../../admin/auth.ts';
 import { buildAdminServer, listenAdmin } from '../../admin/server.ts';
+import { SynapseError, errorMessage } from '../../errors.ts';
 import { createLogger } from '../../logger.ts';
 import { ConfigWatcher } from '../../runtime/config-watcher.ts';
 import { Engine } from '../../runtime/engine.ts';
@@ -25,6 +27,13 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const token = process.env.SYNAPSE_ADMIN_TOKEN || undefined;
   const host = opts.host ?? process.env.SYNAPSE_ADMIN_HOST ?? '127.0.0.1';
   const port = Number(opts.port ?? process.env.SYNAPSE_ADMIN_PORT ?? 8080);
+  // Checked before anything starts: an engine whose admin API cannot run must not consume headless.
+  if (!isLoopback(host) && !token) {
+    throw new SynapseError(`refusing to serve the admin API on ${host} without a token: set SYNAPSE_ADMIN_TOKEN, or bind to loopback (--host 127.0.0.1 or SYNAPSE_ADMIN_HOST)`);
+  }
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new SynapseError(`--port (or SYNAPSE_ADMIN_PORT) must be a port number 0..65535, got '${opts.port ?? process.env.SYNAPSE_ADMIN_PORT}'`);
+  }
   const redis = await resolveRunRedis(opts, logger);
   const engine = new Engine({ redisUrl: redis.url, pipelinesDir: pipelinesDir(opts.pipelines), schemasDir: schemasDir(opts), logger });
   const watcher = opts.watch === false ? undefined : new ConfigWatcher(engine, logger);
@@ -38,12 +47,25 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const startup = (async () => {
     await engine.start();
     if (stopping) return;
-    // The admin server needs the engine's Redis connection (WebSocket hub), so it comes after.
-    adminRef = await buildAdminServer({ engine, logger, token, wsSecret });
-    if (stopping) return;
-    await watcher?.start();
-    if (stopping) return;
-    const address = await listenAdmin(adminRef, host, port, token);
+    let address: string;
+    try {
+      // The admin server needs the engine's Redis connection (WebSocket hub), so it comes after.
+      adminRef = await buildAdminServer({ engine, logger, token, wsSecret });
+      if (stopping) return;
+      await watcher?.start();
+      if (stopping) return;
+      address = await listenAdmin(adminRef, host, port, token);
+    } catch (err) {
+      // No admin API, no engine: an operator could neither see nor stop a headless consumer.
+      const message = listenFailure(err, host, port);
+      logger.error({ err: errorMessage(err) }, message);
+      stopping = true;
+      await watcher?.close();
+      await adminRef?.close().catch(() => undefined);
+      await engine.stop(shutdownTimeoutMs);
+      await redis.owned?.stop();
+      throw new SynapseError(message);
+    }
     logger.info({ address, docs: `${address}/docs`, watching: !!watcher }, 'admin API listening');
   })();
   const done = new Promise<number>((resolve) => {
@@ -71,4 +93,14 @@ export async function runCommand(opts: RunOptions): Promise<number> {
 
   await startup;
   return done;
+}
+
+/** What to tell the operator when the admin API cannot listen. */
+function listenFailure(err: unknown, host: string, port: number): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  const where = `${host}:${port}`;
+  if (code === 'EADDRINUSE') return `the admin API cannot listen on ${where}: the address is in use (another engine?); choose a free port with --port N or SYNAPSE_ADMIN_PORT`;
+  if (code === 'EACCES') return `the admin API may not listen on ${where} (EACCES): choose a port above 1023 with --port N or SYNAPSE_ADMIN_PORT`;
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') return `the admin API cannot listen on ${where}: no such local address; choose one with --host or SYNAPSE_ADMIN_HOST`;
+  return `the admin API failed to start on ${where}: ${errorMessage(err)}`;
 }

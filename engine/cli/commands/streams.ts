@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { listDlq, redriveDlq } from '../../runtime/dlq.ts';
+import { listDlq, type RedriveReport } from '../../runtime/dlq.ts';
 import { ReplayJobs, type ReplayJob, type ReplayRequest } from '../../runtime/replay.ts';
 import { silentLogger } from '../../logger.ts';
 import { SynapseError } from '../../errors.ts';
@@ -43,7 +43,7 @@ export async function tailCommand(stream: string, opts: { redis?: string; from?:
 }
 
 /** `synapse dlq list STREAM` and `synapse dlq redrive STREAM [--ids a,b] [--count N]`. */
-export async function dlqCommand(action: string, stream: string, opts: { redis?: string; ids?: string; count?: string; from?: string; fields?: boolean }): Promise<number> {
+export async function dlqCommand(action: string, stream: string, opts: { redis?: string; ids?: string; count?: string; from?: string; admin?: string }): Promise<number> {
   const redis = connect(opts);
   try {
     if (action === 'list') {
@@ -52,17 +52,7 @@ export async function dlqCommand(action: string, stream: string, opts: { redis?:
       process.stderr.write(`${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} of ${await redis.xlen(stream)} in ${stream}\n`);
       return 0;
     }
-    if (action === 'redrive') {
-      const { redriven, missing } = await redriveDlq(redis, stream, {
-        ids: opts.ids?.split(',').filter(Boolean),
-        count: opts.count ? Number(opts.count) : undefined,
-        codecOf: opts.fields ? () => 'fields' : undefined,
-      });
-      for (const r of redriven) process.stdout.write(`${r.dlqId} -> ${r.stream} ${r.newId}\n`);
-      if (missing.length) process.stderr.write(`not found: ${missing.join(', ')}\n`);
-      process.stderr.write(`redriven ${redriven.length}\n`);
-      return missing.length ? 1 : 0;
-    }
+    if (action === 'redrive') return redriveThroughAdmin(stream, opts);
     throw new SynapseError(`unknown dlq action '${action}': use list or redrive`);
   } finally {
     redis.disconnect();
@@ -117,4 +107,23 @@ function drawProgress(fraction: number, text: string): void {
   const width = 30;
   const filled = Math.round(Math.max(0, Math.min(1, fraction)) * width);
   process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% ${text}`);
+}
+
+/**
+ * `synapse dlq redrive`: asks the running engine (its admin API) to run the entries again through
+ * the pipelines that failed them; prints one line per entry, exit 1 when any was skipped or missing.
+ */
+async function redriveThroughAdmin(stream: string, opts: { ids?: string; count?: string; admin?: string }): Promise<number> {
+  const admin = (opts.admin ?? process.env.SYNAPSE_ADMIN_URL ?? 'http://127.0.0.1:8080').replace(/\/$/, '');
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (process.env.SYNAPSE_ADMIN_TOKEN) headers.authorization = `Bearer ${process.env.SYNAPSE_ADMIN_TOKEN}`;
+  const body = { ...(opts.ids ? { ids: opts.ids.split(',').filter(Boolean) } : {}), ...(opts.count ? { count: Number(opts.count) } : {}) };
+  const res = await fetch(`${admin}/dlq/${encodeURIComponent(stream)}/redrive`, { method: 'POST', headers, body: JSON.stringify(body) });
+  if (!res.ok) throw new SynapseError(`redrive failed: ${res.status} ${await res.text()}`);
+  const report = (await res.json()) as RedriveReport;
+  for (const r of report.redriven) process.stdout.write(`${r.dlqId} ${r.pipeline} ${r.sourceId} ${r.outcome}${r.newDlqId ? ` -> ${r.newDlqId}` : ''}\n`);
+  for (const s of report.skipped) process.stderr.write(`skipped ${s.dlqId}: ${s.reason}\n`);
+  if (report.missing.length) process.stderr.write(`not found: ${report.missing.join(', ')}\n`);
+  process.stderr.write(`redriven ${report.redriven.length}, skipped ${report.skipped.length}\n`);
+  return report.missing.length || report.skipped.length ? 1 : 0;
 }

@@ -30,7 +30,7 @@ const PROTECTED: { req: InjectOptions; status: number }[] = [
   { req: { method: 'POST', url: `/pipelines/${NAME}/dry-run`, payload: { events: [ping(1)] } }, status: 200 },
   { req: { method: 'POST', url: '/validate', payload: { yaml: 'source:\n  stream: s\nsink: { type: log }\n' } }, status: 200 },
   { req: { method: 'GET', url: '/streams' }, status: 200 },
-  { req: { method: 'POST', url: `/events/${key('ev')}`, payload: ping(1) }, status: 201 },
+  { req: { method: 'POST', url: `/events/${STREAM}`, payload: ping(1) }, status: 201 },
   { req: { method: 'GET', url: `/dlq/${key('dlq')}` }, status: 200 },
   { req: { method: 'POST', url: `/dlq/${key('dlq')}/redrive`, payload: {} }, status: 200 },
   { req: { method: 'POST', url: '/replay', payload: { stream: key('h'), from: '-', to: '+', toStream: key('t') } }, status: 202 },

@@ -1,7 +1,7 @@
-import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { type EngineFixture, entries, hasStackTrace, key, payloads, ping, pipelineYaml, publish, sha256, useEngines } from '../../helpers/engine.ts';
+import { entries, hasStackTrace, key, payloads, ping, pipelineYaml, publish, sha256, useEngines } from '../../helpers/engine.ts';
 import { waitFor } from '../../helpers/redis.ts';
+import { runCli } from '../../helpers/engine-process.ts';
 
 const { start } = useEngines();
 
@@ -17,13 +17,6 @@ async function withDlqEntries() {
   const ids = await publish(f.client, stream, [ping(1), invalid, ping(13), ping(2)]);
   await waitFor(async () => (await f.client.xlen(out)) === 2 && (await f.client.xlen(dlq)) === 2, 'two outputs and two DLQ entries');
   return { f, name, stream, out, dlq, yaml, ids, invalid };
-}
-
-async function pause(f: EngineFixture, name: string) {
-  const consumer = f.engine.handles.get(name)!.consumer!;
-  const parked = Promise.race([once(consumer, 'idle'), once(consumer, 'settled')]);
-  expect((await f.inject({ method: 'POST', url: `/pipelines/${name}/pause` })).statusCode).toBe(200);
-  await parked;
 }
 
 describe('GET /dlq/:stream', () => {
@@ -68,85 +61,87 @@ describe('GET /dlq/:stream', () => {
 });
 
 describe('POST /dlq/:stream/redrive', () => {
-  it('puts the entries back on the source stream and takes them off the DLQ; a fixed pipeline then sinks them', async () => {
-    const { f, name, stream, out, dlq, yaml, invalid } = await withDlqEntries();
-    await pause(f, name);
+  it('runs the entries again through the fixed pipeline with their original ids, never through the source stream', async () => {
+    const { f, name, stream, out, dlq, yaml, ids } = await withDlqEntries();
     const dlqIds = (await entries(f.client, dlq)).map((e) => e.id);
     const sourceBefore = await f.client.xlen(stream);
-
-    const res = await f.inject({ method: 'POST', url: `/dlq/${dlq}/redrive`, payload: {} });
-    expect(res.statusCode, res.body).toBe(200);
-    const body = JSON.parse(res.body);
-    expect(body.missing).toEqual([]);
-    expect(body.redriven.map((r: { dlqId: string; stream: string }) => [r.dlqId, r.stream])).toEqual(dlqIds.map((id) => [id, stream]));
-
-    expect(await f.client.xlen(dlq)).toBe(0);
-    const source = await entries(f.client, stream);
-    expect(source.length).toBe(sourceBefore + 2);
-    const back = source.slice(-2);
-    expect(back.map((e) => e.id)).toEqual(body.redriven.map((r: { newId: string }) => r.newId));
-    expect(back.map((e) => e.fields)).toEqual([{ payload: JSON.stringify(invalid) }, { payload: JSON.stringify(ping(13)) }]);
-
     // A version that accepts both: no validation, no failing transform.
     const fixed = pipelineYaml({ name, stream, out, validate: false, version: 2, filter: 'true', transform: '{ "n": data.n, "version": 2 }' });
     const put = await f.inject({ method: 'PUT', url: `/pipelines/${name}`, headers: { 'content-type': 'application/yaml', 'if-match': sha256(yaml) }, payload: fixed });
     expect(put.statusCode, put.body).toBe(200);
-    await f.inject({ method: 'POST', url: `/pipelines/${name}/resume` });
-    const outs = await waitFor(async () => {
-      const p = await payloads(f.client, out);
-      return p.length === 4 && p;
-    }, 'the redriven entries to be sunk');
-    expect(outs.slice(2)).toEqual([{ n: 'x', version: 2 }, { n: 13, version: 2 }]);
+
+    const res = await f.inject({ method: 'POST', url: `/dlq/${dlq}/redrive`, payload: {} });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(JSON.parse(res.body)).toEqual({
+      redriven: [
+        { dlqId: dlqIds[0], pipeline: name, sourceId: ids[1], outcome: 'sunk' },
+        { dlqId: dlqIds[1], pipeline: name, sourceId: ids[2], outcome: 'sunk' },
+      ],
+      skipped: [], missing: [],
+    });
     expect(await f.client.xlen(dlq)).toBe(0);
+    expect(await f.client.xlen(stream)).toBe(sourceBefore);
+    expect((await payloads(f.client, out)).slice(2)).toEqual([{ n: 'x', version: 2 }, { n: 13, version: 2 }]);
   });
 
-  it('redrives the given ids only, and reports ids it does not have', async () => {
-    const { f, name, stream, dlq } = await withDlqEntries();
-    await pause(f, name);
+  it('redrives the given ids only, reports ids it does not have; an entry failing again gets a new DLQ entry', async () => {
+    const { f, name, dlq, ids } = await withDlqEntries();
     const [first, second] = (await entries(f.client, dlq)).map((e) => e.id);
-    const res = await f.inject({ method: 'POST', url: `/dlq/${dlq}/redrive`, payload: { ids: [second, '1-1'] } });
+    const res = await f.inject({ method: 'POST', url: `/dlq/${dlq}/redrive`, payload: { ids: [second, '1-1', 'not-an-id'] } });
     expect(res.statusCode, res.body).toBe(200);
     const body = JSON.parse(res.body);
-    expect(body.missing).toEqual(['1-1']);
-    expect(body.redriven).toEqual([{ dlqId: second, stream, newId: expect.stringMatching(/^\d+-\d+$/) }]);
-    expect((await entries(f.client, dlq)).map((e) => e.id)).toEqual([first]);
+    expect(body.missing).toEqual(['1-1', 'not-an-id']);
+    expect(body.redriven).toEqual([{ dlqId: second, pipeline: name, sourceId: ids[2], outcome: 'dlq', newDlqId: expect.stringMatching(/^\d+-\d+$/), error: expect.stringContaining('thirteen') }]);
+    const left = await entries(f.client, dlq);
+    expect(left.map((e) => e.id)).toEqual([first, body.redriven[0].newDlqId]);
+    expect(left[1]!.fields).toMatchObject({ source_id: ids[2], stage: 'transform', pipeline: name });
   });
 
-  it('restores the flat field map of an entry from a codec: fields stream', async () => {
+  it('runs an entry of a codec: fields stream as its flat field map', async () => {
     const name = key('p');
     const stream = key('in');
+    const out = key('out');
     const dlq = `${stream}:dlq`;
-    const yaml = pipelineYaml({ name, stream, out: key('out') }).replace('  start:', '  codec: fields\n  start:');
+    const yaml = pipelineYaml({ name, stream, out }).replace('  start:', '  codec: fields\n  start:');
     const f = await start({ pipelines: { [name]: yaml } });
-    const original = ['event', 'ping', 'source', 'py-producer', 'data', '{"n":"x"}'];
-    await f.client.xadd(stream, '*', ...original);
+    await f.client.xadd(stream, '*', 'event', 'ping', 'source', 'py-producer', 'data', '{"n":"x"}');
     await waitFor(async () => (await f.client.xlen(dlq)) === 1, 'the DLQ entry');
-    await pause(f, name);
     const listed = JSON.parse((await f.inject({ method: 'GET', url: `/dlq/${dlq}` })).body).entries;
     expect(listed[0]).toMatchObject({ stage: 'validate', payload: JSON.stringify({ event: 'ping', source: 'py-producer', data: '{"n":"x"}' }) });
 
+    const fixed = yaml.replace(/validate:\n.*\n.*\n/, '').replace('data.keep = true', 'true');
+    const put = await f.inject({ method: 'PUT', url: `/pipelines/${name}`, headers: { 'content-type': 'application/yaml', 'if-match': sha256(yaml) }, payload: fixed });
+    expect(put.statusCode, put.body).toBe(200);
     const res = await f.inject({ method: 'POST', url: `/dlq/${dlq}/redrive`, payload: {} });
-    expect(res.statusCode, res.body).toBe(200);
-    const back = (await entries(f.client, stream)).at(-1)!;
-    expect(back.id).toBe(JSON.parse(res.body).redriven[0].newId);
-    expect(back.fields).toEqual({ event: 'ping', source: 'py-producer', data: '{"n":"x"}' });
+    expect(JSON.parse(res.body).redriven).toMatchObject([{ outcome: 'sunk' }]);
+    expect(await payloads(f.client, out)).toEqual([{ n: 'x', version: 1 }]);
     expect(await f.client.xlen(dlq)).toBe(0);
   });
 
-  it('keeps an entry on the DLQ when re-publishing it fails', async () => {
+  it('skips and keeps an entry whose pipeline is not running', async () => {
     const f = await start();
     const dlq = key('dlq');
-    const source = key('source');
-    // The source key is no stream (WRONGTYPE): the XADD of a redrive must fail.
-    await f.client.set(source, 'not a stream');
     const id = await f.client.xadd(dlq, '*',
       'payload', JSON.stringify(ping(1)), 'error', 'boom', 'stage', 'sink', 'pipeline', 'gone',
-      'source_stream', source, 'source_id', '1-0', 'attempts', '3', 'failed_at', new Date().toISOString());
+      'source_stream', key('source'), 'source_id', '1-0', 'attempts', '3', 'failed_at', new Date().toISOString());
     const res = await f.inject({ method: 'POST', url: `/dlq/${dlq}/redrive`, payload: {} });
-    expect(res.statusCode).toBeGreaterThanOrEqual(400);
+    expect(res.statusCode, res.body).toBe(200);
+    expect(JSON.parse(res.body)).toEqual({ redriven: [], skipped: [{ dlqId: id, reason: "pipeline 'gone' is not running" }], missing: [] });
     expect(hasStackTrace(res.body)).toBe(false);
     expect((await entries(f.client, dlq)).map((e) => e.id)).toEqual([id]);
-    expect(await f.client.get(source)).toBe('not a stream');
+  });
+
+  it('synapse dlq redrive asks the running engine, and prints each entry\'s outcome', async () => {
+    const { f, name, stream, out, dlq, yaml, ids } = await withDlqEntries();
+    const fixed = pipelineYaml({ name, stream, out, validate: false, version: 2, filter: 'true', transform: '{ "n": data.n, "version": 2 }' });
+    await f.inject({ method: 'PUT', url: `/pipelines/${name}`, headers: { 'content-type': 'application/yaml', 'if-match': sha256(yaml) }, payload: fixed });
+    await f.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = f.app.server.address() as { port: number };
+    const res = await runCli(['dlq', 'redrive', dlq, '--admin', `http://127.0.0.1:${port}`]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout.trim().split('\n').map((l) => l.split(' ').slice(1))).toEqual([[name, ids[1], 'sunk'], [name, ids[2], 'sunk']]);
+    expect(res.stderr).toContain('redriven 2, skipped 0');
+    expect(await f.client.xlen(dlq)).toBe(0);
   });
 
   it('400 for a body with unknown keys', async () => {

@@ -452,10 +452,11 @@ describe('POST /validate', () => {
 
 describe('error replies', () => {
   it('a 500 says where to look, without a stack trace', async () => {
-    const f = await start();
-    const k = key('string');
-    await f.client.set(k, 'not a stream');
-    const body = expectError(await f.inject({ method: 'GET', url: `/dlq/${k}` }), 500, 'internal');
+    // A pipeline's output key holds a string: XLEN of it fails inside GET /streams.
+    const p = standard();
+    const f = await start({ pipelines: { [p.name]: pipelineYaml(p) } });
+    await f.client.set(p.out, 'not a stream');
+    const body = expectError(await f.inject({ method: 'GET', url: '/streams' }), 500, 'internal');
     expect(body.message).toBe('internal error; see the engine log');
   });
 

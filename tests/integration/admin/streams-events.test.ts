@@ -44,9 +44,12 @@ describe('GET /streams', () => {
   });
 });
 
+/** Lets POST /events write to the tests' fresh streams, which no pipeline reads. */
+const ANY_TEST_STREAM = { admin: { publishStreams: ['test-*'] } };
+
 describe('POST /events/:stream', () => {
   it('publishes a valid event (201): XADDed as its payload', async () => {
-    const f = await start();
+    const f = await start(ANY_TEST_STREAM);
     const stream = key('events');
     const event = ping(1);
     const res = await f.inject({ method: 'POST', url: `/events/${stream}`, payload: event });
@@ -76,7 +79,7 @@ describe('POST /events/:stream', () => {
   ];
 
   it.each(invalid)('422 for $title; nothing is written', async ({ body, query, message }) => {
-    const f = await start();
+    const f = await start(ANY_TEST_STREAM);
     const stream = key('events');
     const res = await f.inject({ method: 'POST', url: `/events/${stream}${query ?? ''}`, payload: body as Record<string, unknown> });
     expect(res.statusCode, res.body).toBe(422);
@@ -88,7 +91,7 @@ describe('POST /events/:stream', () => {
   });
 
   it('validates against ?schema= instead of the type when asked', async () => {
-    const f = await start();
+    const f = await start(ANY_TEST_STREAM);
     const stream = key('events');
     const res = await f.inject({ method: 'POST', url: `/events/${stream}?schema=${encodeURIComponent(PING_ID)}`, payload: ping(2) });
     expect(res.statusCode, res.body).toBe(201);
@@ -96,7 +99,7 @@ describe('POST /events/:stream', () => {
   });
 
   it('400 for a body that is not a JSON object', async () => {
-    const f = await start();
+    const f = await start(ANY_TEST_STREAM);
     const stream = key('events');
     const res = await f.inject({ method: 'POST', url: `/events/${stream}`, headers: { 'content-type': 'application/json' }, payload: '[1,2]' });
     expect([400, 422]).toContain(res.statusCode);

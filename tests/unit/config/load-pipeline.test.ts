@@ -254,7 +254,7 @@ const invalid: InvalidCase[] = [
   {
     name: 'unknown schema $id points at the schema value',
     yaml: 'source: { stream: s }\nvalidate:\n  schema: https://nope.test/x.json\nsink: { type: log }\n',
-    error: `p.yaml:3:11 unknown schema 'https://nope.test/x.json': not a $id in the schema directory nor a file (known: ${EVENT_SCHEMA_ID})`,
+    error: `p.yaml:3:11 unknown schema 'https://nope.test/x.json': not a $id in the schema directory nor a file in the schema or pipeline directory (known: ${EVENT_SCHEMA_ID})`,
   },
   {
     name: '${VAR} unset and without default is one error at the value',
