@@ -40,7 +40,7 @@ describe('GET /health and /ready', () => {
 
 describe('request bodies', () => {
   it('a body over 1 MiB is refused with 413 before it is parsed, and writes nothing; one just under is taken', async () => {
-    const f = await startEngine();
+    const f = await startEngine({ admin: { publishStreams: ['test-*'] } });
     open.push(f);
     const stream = key('in');
     const event = (size: number) => {
