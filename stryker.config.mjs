@@ -1,10 +1,11 @@
 // Mutation testing of the delivery code: `npm run mutation` (not part of CI; it takes a long
 // time). Every mutant of engine/runtime/ and engine/runner/ is run against the tests that cover
-// it — real Redis included — and the report lands in reports/mutation/.
+// it among the unit and delivery suites (vitest.mutation.config.ts) — real Redis included — and
+// the report lands in reports/mutation/.
 // A narrower run: npx stryker run --mutate engine/runtime/settle.ts
 export default {
   testRunner: 'vitest',
-  vitest: { configFile: 'vitest.config.ts' },
+  vitest: { configFile: 'vitest.mutation.config.ts' },
   mutate: ['engine/runtime/**/*.ts', 'engine/runner/**/*.ts'],
   coverageAnalysis: 'perTest',
   concurrency: 1,
