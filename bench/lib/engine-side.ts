@@ -1,5 +1,5 @@
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { silentLogger } from '../../engine/logger.ts';
 import type { Outcome } from '../../engine/runner/pipeline-runner.ts';
@@ -64,7 +64,9 @@ async function writeConfig(spec: SideSpec, files: EngineSideFiles, workDir: stri
   await mkdir(pipelinesDir);
   await mkdir(schemasDir);
   await writeFile(join(pipelinesDir, `${PIPELINE_NAME}.yaml`), benchPipelineYaml(await readFile(files.pipelineFile, 'utf8'), spec));
-  await copyFile(files.schemaFile, join(schemasDir, basename(files.schemaFile)));
+  // The schema and the ones beside it, for its `$ref`s (common.json).
+  const from = dirname(files.schemaFile);
+  for (const name of await readdir(from)) if (name.endsWith('.json')) await copyFile(join(from, name), join(schemasDir, name));
   return { pipelinesDir, schemasDir, remove: () => rm(root, { recursive: true, force: true }) };
 }
 

@@ -1,7 +1,9 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { Redis } from 'ioredis';
+import { TIMESTAMP_FORMAT, isTimestamp } from '../../engine/config/timestamp.ts';
 import { cpuSecondsBetween, rate, type OutcomeCounts, type SideResult, type SideSpec } from './side.ts';
 
 /**
@@ -36,11 +38,23 @@ export function toNotification(ev: Envelope): Record<string, unknown> {
   };
 }
 
-/** Compiles the envelope schema the way the engine's registry does (ajv 2020, all errors, formats). */
+/**
+ * Compiles the envelope schema the way the engine's registry does (ajv 2020, all errors, formats,
+ * the timestamp format producers need, the schemas beside it for `$ref`s): what a hand-written
+ * consumer validating the same contract would have to set up too.
+ */
 export async function compileSchema(file: string): Promise<ValidateFunction> {
   const ajv = new Ajv2020({ allErrors: true, strict: true, strictTypes: false, strictTuples: false, strictRequired: false });
   addFormats(ajv);
-  return ajv.compile(JSON.parse(await readFile(file, 'utf8')));
+  ajv.addFormat(TIMESTAMP_FORMAT, { type: 'string', validate: isTimestamp });
+  for (const keyword of ['x-stream', 'x-producer', 'x-event', 'x-examples', 'x-wire']) ajv.addKeyword({ keyword });
+  const target = JSON.parse(await readFile(file, 'utf8')) as { $id?: string };
+  for (const name of await readdir(dirname(file))) {
+    if (!name.endsWith('.json')) continue;
+    const schema = JSON.parse(await readFile(join(dirname(file), name), 'utf8')) as { $id?: string };
+    if (schema.$id && schema.$id !== target.$id) ajv.addSchema(schema);
+  }
+  return ajv.compile(target);
 }
 
 type RawEntry = [id: string, fields: string[]];
