@@ -33,7 +33,7 @@ export class ServiceRegistry {
       capabilities: [...new Set(s.capabilities ?? [])].sort(),
       metadata: s.metadata,
       ttlSeconds: s.ttlSeconds ?? 30,
-      registeredAt: previous ? (JSON.parse(previous) as ServiceRecord).registeredAt : now,
+      registeredAt: parseRecord(previous)?.registeredAt ?? now,
       lastHeartbeat: now,
     };
     await this.redis().set(key, JSON.stringify(record), 'EX', record.ttlSeconds);
@@ -53,14 +53,27 @@ export class ServiceRegistry {
     if (keys.length === 0) return [];
     const values = await redis.mget(...keys);
     return values
-      .filter((v): v is string => v !== null)
-      .map((v) => JSON.parse(v) as ServiceRecord)
-      .filter((r) => !capability || r.capabilities.includes(capability))
+      .map(parseRecord)
+      .filter((r): r is ServiceRecord => r !== undefined && (!capability || r.capabilities.includes(capability)))
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /** Removes a service at once (a clean shutdown). */
   async remove(name: string): Promise<boolean> {
     return (await this.redis().del(SERVICE_KEY_PREFIX + name)) > 0;
+  }
+}
+
+/**
+ * A stored record, or undefined when the key holds something else (written by hand, or by another
+ * tool): such a key is skipped, not a 500 for every caller.
+ */
+function parseRecord(value: string | null): ServiceRecord | undefined {
+  if (value === null) return undefined;
+  try {
+    const r = JSON.parse(value) as Partial<ServiceRecord> | null;
+    return r && typeof r === 'object' && typeof r.name === 'string' && Array.isArray(r.capabilities) ? (r as ServiceRecord) : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -33,6 +33,24 @@ describe('the service registry', () => {
     await waitFor(async () => (await servicesWith(f, capability)).length === 0, 'the service to expire', 10_000);
   });
 
+  it('a key under the registry\'s prefix that holds no record is skipped, not a 500; a heartbeat over it starts afresh', async () => {
+    const f = await start();
+    const name = key('svc');
+    const capability = key('cap');
+    const junk = key('junk');
+    await f.client.set(`synapse:service:${junk}`, 'not json', 'EX', 60);
+    await f.client.set(`synapse:service:${key('wrong')}`, '{"hello": 1}', 'EX', 60);
+    expect((await f.inject({ method: 'POST', url: '/services', payload: { name, capabilities: [capability] } })).statusCode).toBe(200);
+    const res = await f.inject({ method: 'GET', url: '/services' });
+    expect(res.statusCode, res.body).toBe(200);
+    const names = JSON.parse(res.body).services.map((s: { name: string }) => s.name);
+    expect(names).toContain(name);
+    expect(names).not.toContain(junk);
+    const over = await f.inject({ method: 'POST', url: '/services', payload: { name: junk, capabilities: [capability] } });
+    expect(over.statusCode, over.body).toBe(200);
+    expect(JSON.parse(over.body).registeredAt).toBe(JSON.parse(over.body).lastHeartbeat);
+  });
+
   it('a heartbeat keeps the first registration time and refreshes the record', async () => {
     const f = await start();
     const name = key('svc');
