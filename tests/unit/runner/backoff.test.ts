@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import type { RetryPolicy } from '../../../engine/config/load-pipeline.ts';
 import { backoffDelay, sleep } from '../../../engine/runner/backoff.ts';
@@ -46,5 +47,18 @@ describe('sleep', () => {
     const waiting = sleep(60_000, c.signal);
     c.abort();
     expect(await waiting).toBe(false);
+  });
+
+  // A consumer's signal lives as long as the consumer and sees thousands of back-offs: each sleep
+  // must take its listener away again, whichever way it ends.
+  it('leaves no listener on the signal, whether the time ran out or the signal aborted', async () => {
+    const c = new AbortController();
+    for (let i = 0; i < 20; i++) expect(await sleep(1, c.signal)).toBe(true);
+    expect(getEventListeners(c.signal, 'abort')).toHaveLength(0);
+    const waiting = sleep(60_000, c.signal);
+    expect(getEventListeners(c.signal, 'abort')).toHaveLength(1);
+    c.abort();
+    expect(await waiting).toBe(false);
+    expect(getEventListeners(c.signal, 'abort')).toHaveLength(0);
   });
 });
