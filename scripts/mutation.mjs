@@ -50,13 +50,17 @@ if (!reportOnly) {
     console.log(`\n=== mutation ${index + 1}/${todo.length}: ${source} (${new Date().toISOString()})`);
     const hash = sourceHash(source);
     const run = spawnSync(
-      'npx',
-      ['stryker', 'run', '--mutate', source, '--incremental', '--incrementalFile', resultFile(source),
+      process.execPath,
+      ['node_modules/@stryker-mutator/core/bin/stryker.js', 'run', '--mutate', source, '--incremental', '--incrementalFile', resultFile(source),
         '--reporters', 'clear-text,progress'],
       { stdio: 'inherit' },
     );
     if (run.status === 0) writeFileSync(hashFile(source), `${hash}\n`);
-    else console.error(`stryker failed on ${source} (exit ${run.status})`);
+    else {
+      console.error(`stryker failed on ${source} (exit ${run.status}); stopping`);
+      process.exitCode = 1;
+      break;
+    }
   }
 }
 
