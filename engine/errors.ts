@@ -109,6 +109,21 @@ export class DlqWriteRefusedError extends SynapseError {
   }
 }
 
+/**
+ * An admin dry-run or validation of submitted YAML went past a bound of the worker thread it runs
+ * in (docs/security.md): its memory, its time, or the number of requests waiting for it. The
+ * engine itself is untouched; the next request gets a fresh worker.
+ */
+export class SandboxLimitError extends SynapseError {
+  override readonly code = 'SYN_SANDBOX_LIMIT';
+  /** The HTTP status it is answered with: the request's fault (422), or the engine's state. */
+  readonly statusCode: number;
+  constructor(readonly limit: 'memory' | 'time' | 'busy' | 'crash', message: string) {
+    super(message);
+    this.statusCode = limit === 'busy' ? 503 : limit === 'crash' ? 500 : 422;
+  }
+}
+
 /** No Redis could be reached or started. */
 export class RedisUnavailableError extends SynapseError {
   override readonly code = 'SYN_REDIS_UNAVAILABLE';

@@ -8,6 +8,8 @@ import { bearerAuth, isLoopback } from './auth.ts';
 import { browserGuard } from './browser-guard.ts';
 import type { RefusalLog } from '../refusal-log.ts';
 import type { WsLimits } from './ws-hub.ts';
+import { AdminSandbox, sandboxLimitsFromEnv, type SandboxLimits } from './sandbox.ts';
+import { pluginSpecsFromEnv } from '../plugins/sink-registry.ts';
 import { aggregateRoutes } from './routes/aggregates.ts';
 import { dlqRoutes } from './routes/dlq.ts';
 import { eventRoutes } from './routes/events.ts';
@@ -28,6 +30,8 @@ export interface AdminDeps {
   publishStreams: readonly string[];
   /** Where routes report what a limit refused (logged bounded, counted in synapse_refused_total). */
   refusals: RefusalLog;
+  /** The worker thread dry-runs and validations run in. */
+  sandbox: AdminSandbox;
 }
 
 export interface AdminOptions {
@@ -49,6 +53,8 @@ export interface AdminOptions {
   allowedHosts?: readonly string[];
   /** Origins allowed to change state besides the API's own; default SYNAPSE_ADMIN_ALLOWED_ORIGINS. */
   allowedOrigins?: readonly string[];
+  /** Bounds of the dry-run and validation thread, over those of the environment (SYNAPSE_SANDBOX_*). */
+  sandboxLimits?: Partial<SandboxLimits>;
 }
 
 /**
@@ -111,7 +117,13 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
 
   const envAllow = new Set(opts.envAllow ?? splitList(process.env.SYNAPSE_ADMIN_ENV_ALLOW));
   const publishStreams = opts.publishStreams ?? splitList(process.env.SYNAPSE_ADMIN_PUBLISH_STREAMS);
-  const deps: AdminDeps = { engine: opts.engine, envAllow, refusals, publishStreams };
+  const sandbox = new AdminSandbox({
+    limits: { ...sandboxLimitsFromEnv(), ...opts.sandboxLimits },
+    pluginSpecs: pluginSpecsFromEnv(),
+    logger: opts.logger?.child({ component: 'admin' }),
+  });
+  app.addHook('onClose', () => sandbox.close());
+  const deps: AdminDeps = { engine: opts.engine, envAllow, refusals, publishStreams, sandbox };
   for (const routes of [healthRoutes, pipelineRoutes, streamRoutes, eventRoutes, dlqRoutes, replayRoutes, serviceRoutes, tapRoutes, aggregateRoutes]) {
     await app.register(routes, deps);
   }

@@ -64,6 +64,8 @@ export interface CompiledPipeline {
   file: string;
   /** sha256 of the file's text: the version the admin API shows and PUT compares. */
   hash: string;
+  /** The file's text this version was compiled from (what an admin dry-run of it compiles again). */
+  text: string;
   description?: string;
   enabled: boolean;
   source: SourceSpec;
@@ -189,6 +191,7 @@ class PipelineCompiler {
       name,
       file: resolve(doc.file),
       hash: createHash('sha256').update(doc.text).digest('hex'),
+      text: doc.text,
       description: raw.description,
       enabled: raw.enabled ?? true,
       source,

@@ -134,9 +134,17 @@ export class SchemaRegistry {
    * engine (and POST /events) sees. Cheap: ajv compiles the copied schemas only when used.
    */
   fork(): SchemaRegistry {
+    return SchemaRegistry.fromEntries(this.list(), this.dir);
+  }
+
+  /**
+   * A registry of schemas another registry already accepted (its `list()`), e.g. sent to a worker
+   * thread: they are added as they are, without the checks of loading.
+   */
+  static fromEntries(entries: readonly SchemaEntry[], dir?: string): SchemaRegistry {
     const copy = new SchemaRegistry();
-    copy.dir = this.dir;
-    for (const entry of this.entries.values()) {
+    copy.dir = dir;
+    for (const entry of entries) {
       copy.ajv.addSchema(entry.schema);
       copy.entries.set(entry.id, entry);
       copy.byFile.set(entry.file, entry);

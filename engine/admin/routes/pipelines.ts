@@ -3,12 +3,12 @@ import { readFile, rename, writeFile, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
 import { compilePipelineText, isPipelineFile, type CompiledPipeline, type LoadContext } from '../../config/load-pipeline.ts';
-import { ConfigInvalidError, formatDiagnostic, type Diagnostic } from '../../errors.ts';
+import { ConfigInvalidError, SandboxLimitError, formatDiagnostic, type Diagnostic } from '../../errors.ts';
 import type { StreamEntry } from '../../runner/codec.ts';
 import { toStreamBound } from '../../runtime/stream-ids.ts';
 import { entryFromBytes } from '../../runtime/stream-reader.ts';
-import { describeOutcome, dryRun } from '../../testing/dry-run.ts';
 import { describeHandle, pipelineViewSchema } from '../pipeline-view.ts';
+import type { SandboxReply, SandboxRequest, SubmittedContext } from '../sandbox.ts';
 import { anyObject, errorReply, nameParam } from '../schemas.ts';
 import type { AdminDeps } from '../server.ts';
 
@@ -53,7 +53,7 @@ function invalid(diagnostics: Diagnostic[]) {
  * concurrency on the file's hash), pause/resume, dry-run (events, or a real slice of the source
  * stream read with XRANGE and never acknowledged), and POST /validate.
  */
-export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine, envAllow, refusals }) => {
+export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine, envAllow, refusals, sandbox }) => {
   const exclusive = mutex();
   /**
    * How YAML received over HTTP is compiled: `${VAR}` only for allow-listed variables, schema
@@ -64,18 +64,38 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
     const dirs = [resolve(engine.options.pipelinesDir), resolve(engine.options.schemasDir)];
     return { ...engine.loadContext, envAllow, schemaFileRoots: dirs, baseDir: dirs[0] };
   };
-  /** Compiles YAML received over HTTP; what a limit refused in it is logged (bounded) and counted. */
+  /** Logs (bounded) and counts what a limit refused in YAML received over HTTP. */
+  const noteRefusals = (file: string, diagnostics: readonly Diagnostic[]) => {
+    for (const [limit, marker] of SUBMITTED_LIMITS) {
+      if (diagnostics.some((d) => d.message.includes(marker))) refusals.refuse(limit, `pipeline YAML sent over HTTP: ${marker}`, { file });
+    }
+  };
+  /** Compiles YAML received over HTTP in this thread (PUT: what it writes, the engine loads). */
   const compileSubmitted = async (file: string, text: string): Promise<CompiledPipeline> => {
     try {
       return await compilePipelineText(file, text, submitted());
     } catch (err) {
-      if (err instanceof ConfigInvalidError) {
-        for (const [limit, marker] of SUBMITTED_LIMITS) {
-          if (err.diagnostics.some((d) => d.message.includes(marker))) refusals.refuse(limit, `pipeline YAML sent over HTTP: ${marker}`, { file });
-        }
-      }
+      if (err instanceof ConfigInvalidError) noteRefusals(file, err.diagnostics);
       throw err;
     }
+  };
+  /**
+   * Validates or dry-runs in the sandbox thread (memory and time bounds). YAML received over HTTP
+   * is compiled there as `submitted()` says; a running pipeline from its own text, as on disk.
+   */
+  const inSandbox = async (request: Omit<SandboxRequest, 'schemas'>): Promise<SandboxReply> => {
+    try {
+      const reply = await sandbox.run({ ...request, schemas: engine.loadContext.schemas });
+      if (reply.kind === 'invalid' && request.submitted) noteRefusals(request.file, reply.diagnostics);
+      return reply;
+    } catch (err) {
+      if (err instanceof SandboxLimitError) refusals.refuse(`admin.sandbox_${err.limit}`, `${request.kind} of '${basename(request.file)}': ${err.message}`, { file: request.file });
+      throw err;
+    }
+  };
+  const submittedData = (): SubmittedContext => {
+    const ctx = submitted();
+    return { envAllow: [...ctx.envAllow!], schemaFileRoots: [...ctx.schemaFileRoots!], baseDir: ctx.baseDir! };
   };
 
   app.get('/pipelines', {
@@ -192,26 +212,28 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
   }, async (req, reply) => {
     const h = engine.handles.get(req.params.name);
     if (!h && !req.body.yaml) return reply.code(404).send({ error: 'not_found', message: `no pipeline '${req.params.name}'` });
-    let pipeline = h?.pipeline;
-    if (req.body.yaml) {
-      try {
-        pipeline = await compileSubmitted(h?.pipeline.file ?? join(engine.options.pipelinesDir, `${req.params.name}.yaml`), req.body.yaml);
-      } catch (err) {
-        if (err instanceof ConfigInvalidError) return reply.code(422).send(invalid(err.diagnostics));
-        throw err;
+    const file = h?.pipeline.file ?? join(engine.options.pipelinesDir, `${req.params.name}.yaml`);
+    const version = req.body.yaml
+      ? { file, text: req.body.yaml, submitted: submittedData() }
+      : { file, text: h!.pipeline.text };
+    let entries: StreamEntry[] | undefined;
+    if (!req.body.events) {
+      // The source stream of the version being tried, read here and never acknowledged.
+      let stream = h?.pipeline.source.kind === 'stream' ? h.pipeline.source.stream : null;
+      if (req.body.yaml) {
+        const checked = await inSandbox({ kind: 'validate', ...version });
+        if (checked.kind === 'invalid') return reply.code(422).send(invalid(checked.diagnostics));
+        stream = checked.kind === 'valid' ? checked.stream : null;
       }
+      if (stream === null) return reply.code(422).send({ error: 'no_stream', message: 'a schedule pipeline has no stream to read; send events' });
+      const slice = await readSlice(engine.connection, stream, req.body);
+      if (typeof slice === 'string') return reply.code(422).send({ error: 'bad_range', message: slice });
+      entries = slice;
     }
-    let result;
-    if (req.body.events) result = await dryRun(pipeline!, req.body.events);
-    else {
-      if (pipeline!.source.kind !== 'stream') return reply.code(422).send({ error: 'no_stream', message: 'a schedule pipeline has no stream to read; send events' });
-      const entries = await readSlice(engine.connection, pipeline!.source.stream, req.body);
-      if (typeof entries === 'string') return reply.code(422).send({ error: 'bad_range', message: entries });
-      result = await dryRun(pipeline!, entries, { raw: true });
-    }
-    const summary: Record<string, number> = { sunk: 0, filtered: 0, dlq: 0, dropped: 0 };
-    for (const o of result.outcomes) if (o.kind in summary) summary[o.kind]!++;
-    return { results: result.outcomes.map((o) => describeOutcome(o)), summary };
+    const result = await inSandbox({ kind: 'dry-run', ...version, ...(entries ? { entries } : { events: req.body.events }) });
+    if (result.kind === 'invalid') return reply.code(422).send(invalid(result.diagnostics));
+    if (result.kind !== 'dry-run') throw new Error(`unexpected sandbox reply ${result.kind}`);
+    return { results: result.results, summary: result.summary };
   });
 
   app.post<{ Body: { yaml: string; file?: string } }>('/validate', {
@@ -221,13 +243,10 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
       response: { 200: { type: 'object', properties: { valid: { type: 'boolean' }, name: { type: 'string' }, diagnostics: errorReply.properties.diagnostics } } },
     },
   }, async (req) => {
-    try {
-      const p = await compileSubmitted(req.body.file ?? 'pipeline.yaml', req.body.yaml);
-      return { valid: true, name: p.name, diagnostics: [] };
-    } catch (err) {
-      if (err instanceof ConfigInvalidError) return { valid: false, diagnostics: err.diagnostics };
-      throw err;
-    }
+    const result = await inSandbox({ kind: 'validate', file: req.body.file ?? 'pipeline.yaml', text: req.body.yaml, submitted: submittedData() });
+    if (result.kind === 'invalid') return { valid: false, diagnostics: result.diagnostics };
+    if (result.kind !== 'valid') throw new Error(`unexpected sandbox reply ${result.kind}`);
+    return { valid: true, name: result.name, diagnostics: [] };
   });
 };
 
