@@ -168,6 +168,8 @@ export class AdminSandbox {
       stdout: false,
       stderr: false,
     });
+    // An idle worker never keeps the engine's process alive.
+    worker.unref();
     let markReady!: () => void;
     let failStart!: (e: Error) => void;
     const running: Running = {
