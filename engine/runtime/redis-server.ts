@@ -62,9 +62,10 @@ export async function redisServerOnPath(bin = 'redis-server'): Promise<boolean> 
 
 /**
  * Starts a redis-server of our own on 127.0.0.1. `persistent` turns on the append-only file, so
- * data survives a kill and restart (what the engine's embedded default and the outage tests need).
+ * data survives a kill and restart (what the engine's embedded default and the outage tests need);
+ * `args` are more redis-server options (e.g. `--cluster-enabled yes`).
  */
-export async function startRedisServer(opts: { port?: number; dir: string; persistent?: boolean; bin?: string; detached?: boolean }): Promise<OwnedRedis> {
+export async function startRedisServer(opts: { port?: number; dir: string; persistent?: boolean; bin?: string; detached?: boolean; args?: readonly string[] }): Promise<OwnedRedis> {
   const dir = resolve(opts.dir);
   await mkdir(dir, { recursive: true });
   const port = opts.port ?? (await freePort());
@@ -73,6 +74,7 @@ export async function startRedisServer(opts: { port?: number; dir: string; persi
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
     '--save', '', '--appendonly', opts.persistent ? 'yes' : 'no', '--appendfsync', 'everysec',
     '--daemonize', 'no', '--protected-mode', 'yes', '--logfile', join(dir, 'redis.log'),
+    ...(opts.args ?? []),
   ];
   const launch = async () => {
     // detached: a process group of its own, so a Ctrl-C meant for the engine does not kill the
