@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../runtime/redis-client.ts';
 import type { PipelineHandle } from '../runtime/engine.ts';
 import { toRecord } from '../runtime/stream-reader.ts';
 
 /** Live figures of a consumer group: lag (not yet delivered) and pending (delivered, not acked). */
-export async function groupFigures(redis: Redis, stream: string, group: string): Promise<{ lag: number | null; pending: number | null }> {
+export async function groupFigures(redis: RedisConnection, stream: string, group: string): Promise<{ lag: number | null; pending: number | null }> {
   try {
     const rows = (await redis.xinfo('GROUPS', stream)) as unknown[][];
     for (const row of rows) {
@@ -19,7 +19,7 @@ export async function groupFigures(redis: Redis, stream: string, group: string):
 }
 
 /** A pipeline as GET /pipelines/:name shows it. */
-export async function describeHandle(h: PipelineHandle, redis: Redis | undefined, live = true) {
+export async function describeHandle(h: PipelineHandle, redis: RedisConnection | undefined, live = true) {
   const p = h.pipeline;
   const src = p.source;
   const figures = live && redis && src.kind === 'stream' ? await groupFigures(redis, src.stream, src.group) : { lag: null, pending: null };

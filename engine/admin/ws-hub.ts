@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../runtime/redis-client.ts';
 import type { Logger } from 'pino';
 import { jwtVerify } from 'jose';
 import { BROADCAST_CHANNEL } from '../runtime/sink-context.ts';
@@ -135,7 +135,7 @@ export class WsHub {
    * secret or an admin token); an engine with neither is open, like its admin API.
    */
   constructor(
-    private readonly subscriber: Redis,
+    private readonly subscriber: RedisConnection,
     private readonly logger: Logger,
     secret?: string,
     opts: { adminToken?: string; privateChannels?: string[]; limits?: Partial<WsLimits> } & WsObservers = {},

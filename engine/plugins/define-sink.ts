@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../runtime/redis-client.ts';
 import type { Logger } from 'pino';
 
 /** One transformed event handed to a sink. */
@@ -48,7 +48,7 @@ export interface SinkContext {
   readonly logger: Logger;
   readonly metrics: SinkMetrics;
   /** The shared Redis connection; throws when the engine runs without Redis (dry-run, tests). */
-  readonly redis: Redis;
+  readonly redis: RedisConnection;
   /** Appends an envelope to a stream (as its `payload` field); resolves with the entry id. */
   publish(stream: string, envelope: unknown, opts?: { maxlen?: number }): Promise<string>;
   /**

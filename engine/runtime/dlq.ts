@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis-client.ts';
 import type { CompiledPipeline } from '../config/load-pipeline.ts';
 import { errorMessage } from '../errors.ts';
 import { PAYLOAD_FIELD } from '../runner/codec.ts';
@@ -63,7 +63,7 @@ function toEntry(id: string, fields: readonly (string | Buffer)[]): DlqEntry {
  * from for the following page, or null at the end. Reads in small chunks, so a page never holds
  * much more than its budget in memory.
  */
-export async function listDlqPage(redis: Redis, stream: string, opts: { from?: string; count?: number; maxBytes?: number } = {}): Promise<{ entries: DlqEntry[]; next: string | null }> {
+export async function listDlqPage(redis: RedisConnection, stream: string, opts: { from?: string; count?: number; maxBytes?: number } = {}): Promise<{ entries: DlqEntry[]; next: string | null }> {
   const count = opts.count ?? 100;
   const maxBytes = opts.maxBytes ?? Infinity;
   const entries: DlqEntry[] = [];
@@ -85,7 +85,7 @@ export async function listDlqPage(redis: Redis, stream: string, opts: { from?: s
 }
 
 /** Lists DLQ entries oldest first, from `from` (an id or ISO time), at most `count`. */
-export async function listDlq(redis: Redis, stream: string, opts: { from?: string; count?: number } = {}): Promise<DlqEntry[]> {
+export async function listDlq(redis: RedisConnection, stream: string, opts: { from?: string; count?: number } = {}): Promise<DlqEntry[]> {
   return (await listDlqPage(redis, stream, opts)).entries;
 }
 
@@ -128,7 +128,7 @@ const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
  * `count` entries.
  */
 export async function redriveDlq(
-  redis: Redis,
+  redis: RedisConnection,
   stream: string,
   opts: { ids?: string[]; count?: number; targetFor: (pipeline: string) => RedriveTarget | string },
 ): Promise<RedriveReport> {

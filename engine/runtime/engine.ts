@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis-client.ts';
 import type { Logger } from 'pino';
 import { resolve } from 'node:path';
 import { loadPipelines, type CompiledPipeline, type LoadContext } from '../config/load-pipeline.ts';
@@ -11,7 +11,7 @@ import { EngineMetrics } from '../metrics.ts';
 import type { Sink } from '../plugins/define-sink.ts';
 import { SinkRegistry, pluginSpecsFromEnv } from '../plugins/sink-registry.ts';
 import { PipelineRunner, type Outcome } from '../runner/pipeline-runner.ts';
-import { connectRedis, redisOptionsFromUrl } from './redis-client.ts';
+import { connectRedis, duplicateConnection, redisOptionsFromUrl } from './redis-client.ts';
 import { createSinkContext, type SinkServices } from './sink-context.ts';
 import { StreamConsumer } from './stream-consumer.ts';
 import { Reloader } from './reloader.ts';
@@ -38,7 +38,7 @@ export interface PipelineHandle {
   sinks: Map<string, Sink>;
   consumer?: StreamConsumer;
   /** The consumer's own connection for blocking reads. */
-  blocking?: Redis;
+  blocking?: RedisConnection;
   /** The source of a schedule pipeline. */
   source?: Source;
   /** Incremented on every successful (re)load; starts at 1. */
@@ -73,7 +73,7 @@ export class Engine extends EventEmitter {
   readonly handles = new Map<string, PipelineHandle>();
   /** Files that failed to load, with their problems. */
   readonly rejected = new Map<string, Diagnostic[]>();
-  private redis?: Redis;
+  private redis?: RedisConnection;
   private ctx?: LoadContext;
   private readonly shutdown = new AbortController();
   private readonly reloader = new Reloader(this);
@@ -120,7 +120,7 @@ export class Engine extends EventEmitter {
   }
 
   /** The shared Redis connection (after start). */
-  get connection(): Redis {
+  get connection(): RedisConnection {
     if (!this.redis) throw new Error('engine not started');
     return this.redis;
   }
@@ -131,7 +131,7 @@ export class Engine extends EventEmitter {
     const sinks = SinkRegistry.withBuiltins();
     await sinks.loadPlugins(pluginSpecsFromEnv());
     this.ctx = { schemas: await SchemaRegistry.load(this.options.schemasDir), sinks };
-    this.redis = connectRedis(this.options.redisUrl, logger, 'synapse');
+    this.redis = await connectRedis(this.options.redisUrl, logger, 'synapse');
     const loaded = await loadPipelines([this.options.pipelinesDir], this.ctx);
     for (const [file, diagnostics] of loaded.rejected) {
       this.rejected.set(file, diagnostics);
@@ -164,7 +164,7 @@ export class Engine extends EventEmitter {
       await this.startSchedule(handle, pipeline.source.everyMs);
       return handle;
     }
-    const blocking = this.redis!.duplicate({ enableAutoPipelining: false, connectionName: `synapse:${pipeline.name}` });
+    const blocking = duplicateConnection(this.redis!, { enableAutoPipelining: false, connectionName: `synapse:${pipeline.name}` });
     blocking.on('error', () => undefined); // the shared connection already reports outages
     handle.blocking = blocking;
     const consumer = new StreamConsumer({

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis-client.ts';
 
 /**
  * A Lua script run by its SHA1 (EVALSHA), sent whole (EVAL) only when the server does not have it
@@ -14,7 +14,7 @@ export class LuaScript {
   }
 
   /** Runs the script with `keys` as KEYS and `args` as ARGV. */
-  async run<T>(redis: Redis, keys: readonly string[], args: readonly (string | number)[]): Promise<T> {
+  async run<T>(redis: RedisConnection, keys: readonly string[], args: readonly (string | number)[]): Promise<T> {
     try {
       return (await redis.evalsha(this.sha, keys.length, ...keys, ...args)) as T;
     } catch (err) {

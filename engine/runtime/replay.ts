@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis-client.ts';
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.ts';
 import { PAYLOAD_FIELD, type StreamEntry } from '../runner/codec.ts';
@@ -67,7 +67,7 @@ export class ReplayJobs {
   private readonly cancelled = new Set<string>();
 
   constructor(
-    private readonly redis: () => Redis,
+    private readonly redis: () => RedisConnection,
     private readonly runnerFor: (pipeline: string) => { runner: PipelineRunner; dlq: string; group: string } | undefined,
     private readonly logger: Logger,
   ) {}
@@ -143,7 +143,7 @@ export class ReplayJobs {
     onProgress?.(job);
   }
 
-  private async deliver(req: ReplayRequest, entries: (StreamEntry & { raw: Buffer[] })[], redis: Redis): Promise<number> {
+  private async deliver(req: ReplayRequest, entries: (StreamEntry & { raw: Buffer[] })[], redis: RedisConnection): Promise<number> {
     if (req.toStream) {
       const pipeline = redis.pipeline();
       for (const e of entries) pipeline.xadd(req.toStream, '*', ...e.raw);

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis-client.ts';
 import { toRecord } from './stream-reader.ts';
 import { compareIds, nextId } from './stream-ids.ts';
 
@@ -9,7 +9,7 @@ export const TRIM_INTERVAL_MS = 1000;
  * The oldest entry some consumer group of `stream` still needs: its oldest pending entry, or
  * the first entry after what it was last delivered. Undefined when no group reads the stream.
  */
-export async function retentionFloor(redis: Redis, stream: string): Promise<string | undefined> {
+export async function retentionFloor(redis: RedisConnection, stream: string): Promise<string | undefined> {
   let floor: string | undefined;
   const groups = (await redis.xinfo('GROUPS', stream)) as unknown[][];
   for (const row of groups) {
@@ -30,7 +30,7 @@ export async function retentionFloor(redis: Redis, stream: string): Promise<stri
  * are assumed spread evenly in time), then held back to the retention floor; XTRIM MINID ~ keeps
  * it cheap. Returns how many entries were removed.
  */
-export async function trimSafely(redis: Redis, stream: string, maxlen: number): Promise<number> {
+export async function trimSafely(redis: RedisConnection, stream: string, maxlen: number): Promise<number> {
   const info = toRecord((await redis.xinfo('STREAM', stream)) as unknown[]);
   const length = Number(info.length);
   if (length <= maxlen) return 0;
@@ -45,13 +45,13 @@ export async function trimSafely(redis: Redis, stream: string, maxlen: number): 
   return Number(await redis.xtrim(stream, 'MINID', '~', cut));
 }
 
-const lastTrim = new WeakMap<Redis, Map<string, number>>();
+const lastTrim = new WeakMap<RedisConnection, Map<string, number>>();
 
 /**
  * Asks for `stream` to be kept near `maxlen`: trims at most once a second per stream and
  * connection, in the background; a failed trim is retried on a later call.
  */
-export function requestTrim(redis: Redis, stream: string, maxlen: number): void {
+export function requestTrim(redis: RedisConnection, stream: string, maxlen: number): void {
   let streams = lastTrim.get(redis);
   if (!streams) lastTrim.set(redis, (streams = new Map()));
   const now = Date.now();

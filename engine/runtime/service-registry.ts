@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis-client.ts';
 
 /** Key prefix of service records; each record expires unless its service sends a heartbeat. */
 export const SERVICE_KEY_PREFIX = 'synapse:service:';
@@ -20,7 +20,7 @@ export interface ServiceRecord {
  * live in Redis (one key each, with a TTL), so every replica sees the same registry.
  */
 export class ServiceRegistry {
-  constructor(private readonly redis: () => Redis) {}
+  constructor(private readonly redis: () => RedisConnection) {}
 
   /** Registers or refreshes a service. */
   async heartbeat(s: { name: string; url?: string; capabilities?: string[]; metadata?: Record<string, unknown>; ttlSeconds?: number }): Promise<ServiceRecord> {

@@ -1,5 +1,6 @@
-import type { Redis } from 'ioredis';
-import { DlqWriteRefusedError } from '../errors.ts';
+import type { RedisConnection } from './redis-client.ts';
+import { Cluster } from 'ioredis';
+import { DlqWriteRefusedError, errorMessage } from '../errors.ts';
 import type { Outcome } from '../runner/pipeline-runner.ts';
 import { BINARY_PAYLOAD } from '../runner/codec.ts';
 import { dlqLimitsFromEnv, payloadFields } from './dlq-limits.ts';
@@ -80,7 +81,7 @@ return {#acks, refused}`);
  * written, and a refused write raises DlqWriteRefusedError. Rejects when Redis does; then nothing
  * was acknowledged and the batch will be redelivered.
  */
-export async function settleBatch(redis: Redis, target: SettleTarget, outcomes: readonly Outcome[], extraAcks: readonly string[] = [], opts: { ack?: boolean } = {}): Promise<SettleResult> {
+export async function settleBatch(redis: RedisConnection, target: SettleTarget, outcomes: readonly Outcome[], extraAcks: readonly string[] = [], opts: { ack?: boolean } = {}): Promise<SettleResult> {
   const ack = opts.ack ?? true;
   const failedAt = new Date().toISOString();
   const dlqArgs: string[] = [];
@@ -98,10 +99,66 @@ export async function settleBatch(redis: Redis, target: SettleTarget, outcomes: 
   }
   const toAck = ack ? acks : [];
   if (dlqCount === 0 && toAck.length === 0) return { settled: 0, refused: [] };
-  // Without a group the script writes the DLQ entries only, and counts those it wrote.
-  const [settled, flat] = await SETTLE.run<[number, string[]]>(redis, [target.stream, target.dlq], [ack ? target.group : '', dlqCount, ...dlqArgs, ...toAck]);
+  let result: SettleResult;
+  if (redis instanceof Cluster && !(await shareSlot(redis, target.stream, target.dlq))) {
+    result = await settleApart(redis, target, dlqArgs, toAck, ack);
+  } else {
+    // Without a group the script writes the DLQ entries only, and counts those it wrote.
+    const [settled, flat] = await SETTLE.run<[number, string[]]>(redis, [target.stream, target.dlq], [ack ? target.group : '', dlqCount, ...dlqArgs, ...toAck]);
+    const refused: { id: string; error: string }[] = [];
+    for (let i = 0; i < flat.length; i += 2) refused.push({ id: flat[i]!, error: flat[i + 1]! });
+    result = { settled, refused };
+  }
+  if (!ack && result.refused.length) throw new DlqWriteRefusedError(result.refused);
+  return result;
+}
+
+/** Per cluster connection, whether two keys hash to one slot ("a\0b" → answer), asked once. */
+const slotChecks = new WeakMap<Cluster, Map<string, Promise<boolean>>>();
+
+/** Whether `a` and `b` are in one hash slot of the cluster (CLUSTER KEYSLOT, asked once per pair). */
+export function shareSlot(redis: Cluster, a: string, b: string): Promise<boolean> {
+  let checks = slotChecks.get(redis);
+  if (!checks) slotChecks.set(redis, (checks = new Map()));
+  const pair = `${a}\0${b}`;
+  let check = checks.get(pair);
+  if (!check) {
+    check = Promise.all([redis.cluster('KEYSLOT', a), redis.cluster('KEYSLOT', b)]).then(([x, y]) => Number(x) === Number(y));
+    check.catch(() => checks.delete(pair)); // asked again next time
+    checks.set(pair, check);
+  }
+  return check;
+}
+
+/**
+ * Settling on a Redis Cluster when the stream and its DLQ are in different hash slots, where no
+ * script may touch both: first the DLQ entries are written, then every settled entry whose DLQ
+ * write succeeded is acknowledged. Nothing is lost — an entry is never acknowledged before its DLQ
+ * entry exists — but the two steps are not one: should the engine stop between them, the entry is
+ * redelivered and dead-lettered again (a second DLQ entry for it). Giving the stream a hash tag
+ * (`{orders}`, whose DLQ is `{orders}:dlq`) keeps both in one slot and settles in one step.
+ */
+async function settleApart(redis: Cluster, target: SettleTarget, dlqArgs: readonly string[], toAck: readonly string[], ack: boolean): Promise<SettleResult> {
+  const writes: { id: string; fields: string[] }[] = [];
+  for (let i = 0; i < dlqArgs.length;) {
+    const n = Number(dlqArgs[i + 1]);
+    writes.push({ id: dlqArgs[i]!, fields: dlqArgs.slice(i + 2, i + 2 + n) as string[] });
+    i += 2 + n;
+  }
   const refused: { id: string; error: string }[] = [];
-  for (let i = 0; i < flat.length; i += 2) refused.push({ id: flat[i]!, error: flat[i + 1]! });
-  if (!ack && refused.length) throw new DlqWriteRefusedError(refused);
-  return { settled, refused };
+  const written: string[] = [];
+  if (writes.length) {
+    const pipeline = redis.pipeline();
+    for (const w of writes) pipeline.xadd(target.dlq, '*', ...w.fields);
+    const replies = (await pipeline.exec()) ?? [];
+    writes.forEach((w, i) => {
+      const [err] = replies[i] ?? [new Error('no reply')];
+      if (err) refused.push({ id: w.id, error: errorMessage(err) });
+      else written.push(w.id);
+    });
+  }
+  if (!ack) return { settled: written.length, refused };
+  const acks = [...written, ...toAck];
+  for (let k = 0; k < acks.length; k += 1000) await redis.xack(target.stream, target.group, ...acks.slice(k, k + 1000));
+  return { settled: acks.length, refused };
 }

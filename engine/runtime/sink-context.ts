@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis-client.ts';
 import type { Logger } from 'pino';
 import type { SinkContext } from '../plugins/define-sink.ts';
 import type { EngineMetrics } from '../metrics.ts';
@@ -11,7 +11,7 @@ export const BROADCAST_CHANNEL = 'synapse:broadcast';
 
 /** Shared services sink contexts are cut from. */
 export interface SinkServices {
-  redis?: Redis;
+  redis?: RedisConnection;
   logger: Logger;
   metrics?: EngineMetrics;
   /** Creates (once per name) a BullMQ queue. */
@@ -22,7 +22,7 @@ export interface SinkServices {
  * Appends an envelope to a stream as `payload`. With `maxlen`, the stream is kept near that
  * length, never trimming what a consumer group has not acknowledged (SPEC §11).
  */
-export async function xaddPayload(redis: Redis, stream: string, envelope: unknown, maxlen?: number): Promise<string> {
+export async function xaddPayload(redis: RedisConnection, stream: string, envelope: unknown, maxlen?: number): Promise<string> {
   const id = (await redis.xadd(stream, '*', 'payload', JSON.stringify(envelope))) as string;
   if (maxlen) requestTrim(redis, stream, maxlen);
   return id;
@@ -32,14 +32,14 @@ export async function xaddPayload(redis: Redis, stream: string, envelope: unknow
  * Appends an event as a flat field map (`codec: fields`): nested values as JSON strings, the
  * way Helox's Python producer writes them.
  */
-export async function xaddFields(redis: Redis, stream: string, event: unknown, maxlen?: number): Promise<string> {
+export async function xaddFields(redis: RedisConnection, stream: string, event: unknown, maxlen?: number): Promise<string> {
   const id = (await redis.xadd(stream, '*', ...encodeForCodec('fields', event))) as string;
   if (maxlen) requestTrim(redis, stream, maxlen);
   return id;
 }
 
 /** Appends envelopes as `payload` entries in one pipelined round trip; an id or Error each. */
-export async function xaddPayloads(redis: Redis, stream: string, envelopes: readonly unknown[], maxlen?: number): Promise<(string | Error)[]> {
+export async function xaddPayloads(redis: RedisConnection, stream: string, envelopes: readonly unknown[], maxlen?: number): Promise<(string | Error)[]> {
   const pipeline = redis.pipeline();
   for (const e of envelopes) pipeline.xadd(stream, '*', 'payload', JSON.stringify(e));
   const results = (await pipeline.exec()) ?? [];
@@ -50,11 +50,11 @@ export async function xaddPayloads(redis: Redis, stream: string, envelopes: read
   });
 }
 
-/** The context a sink of `pipeline` gets: Redis-backed publish, queues and broadcast. */
+/** The context a sink of `pipeline` gets: RedisConnection-backed publish, queues and broadcast. */
 export function createSinkContext(services: SinkServices, pipeline: string, sinkId: string): SinkContext {
   const logger = services.logger.child({ pipeline, sink: sinkId });
-  const needRedis = (): Redis => {
-    if (!services.redis) throw new Error(`sink ${sinkId} needs Redis, and this engine runs without it`);
+  const needRedis = (): RedisConnection => {
+    if (!services.redis) throw new Error(`sink ${sinkId} needs RedisConnection, and this engine runs without it`);
     return services.redis;
   };
   return {
@@ -91,7 +91,7 @@ export function createMemoryContext(logger: Logger, pipeline = 'test', sinkId = 
     sinkId,
     logger,
     metrics: { count: () => undefined },
-    get redis(): Redis {
+    get redis(): RedisConnection {
       throw new Error('memory context has no Redis');
     },
     async publish(stream, envelope) {

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis-client.ts';
 import type { Logger } from 'pino';
 import type { StreamSourceSpec } from '../config/load-pipeline.ts';
 import { errorMessage } from '../errors.ts';
@@ -19,9 +19,9 @@ const MAX_ERROR_BACKOFF_MS = 5_000;
 export interface StreamConsumerOptions {
   runner: PipelineRunner;
   /** A connection for this consumer alone (blocking reads). */
-  blocking: Redis;
+  blocking: RedisConnection;
   /** The shared connection (acks, DLQ, claims). */
-  redis: Redis;
+  redis: RedisConnection;
   consumer: string;
   logger: Logger;
   metrics: EngineMetrics;

@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis-client.ts';
 import type { StreamEntry } from '../runner/codec.ts';
 
 type RawEntry = [id: Buffer | string, fields: Buffer[] | null];
@@ -18,9 +18,9 @@ interface BufferCommands {
 export class StreamReader {
   constructor(
     /** A connection of its own: XREADGROUP BLOCK holds it. */
-    private readonly blocking: Redis,
+    private readonly blocking: RedisConnection,
     /** The shared connection for everything that does not block. */
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     readonly stream: string,
     readonly group: string,
     readonly consumer: string,

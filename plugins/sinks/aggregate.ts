@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../engine/runtime/redis-client.ts';
 import { defineSink, type ConfigProblem, type SinkMessage } from '../../engine/plugins/define-sink.ts';
 import { SinkClosedError, UnrecoverableError, errorMessage } from '../../engine/errors.ts';
 import { compileExpression, ExpressionSyntaxError, type CompiledExpression } from '../../engine/expr/compile-expression.ts';
@@ -73,7 +73,7 @@ redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1`;
 
-type AggRedis = Redis & { synapseAggregate(seen: string, hash: string, index: string, ...args: (string | number)[]): Promise<number> };
+type AggRedis = RedisConnection & { synapseAggregate(seen: string, hash: string, index: string, ...args: (string | number)[]): Promise<number> };
 
 /** One window of one key, with every measure as `<field>_<measure>` (and `count`). */
 export interface WindowFigures {
@@ -147,7 +147,7 @@ export function figuresFrom(hash: Record<string, string>, measures: Record<strin
  * [from, to] (ms), newest first, optionally of one key.
  */
 export async function readAggregates(
-  redis: Redis,
+  redis: RedisConnection,
   pipeline: string,
   sinkId: string,
   config: { window: string; measures: Record<string, readonly Measure[]> },
@@ -194,7 +194,7 @@ function valueAt(obj: unknown, path: string): unknown {
 }
 
 /**
- * Tumbling-window aggregates in Redis, grouped by a JSONata `key`: count, sum, min, max, avg,
+ * Tumbling-window aggregates in RedisConnection, grouped by a JSONata `key`: count, sum, min, max, avg,
  * rate (share of truthy values) and p50/p95/p99 from a fixed-bucket histogram. An entry id
  * counts once per window even when redelivered (check-and-update in one Lua script). When a
  * window closes (its end plus `grace` has passed), each alert's `when` is evaluated over the

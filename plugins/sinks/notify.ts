@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../engine/runtime/redis-client.ts';
 import { defineSink, type SinkMessage } from '../../engine/plugins/define-sink.ts';
 import { SinkClosedError, UnrecoverableError } from '../../engine/errors.ts';
 import { sendJson, settleEach } from '../../engine/plugins/http-client.ts';
@@ -35,7 +35,7 @@ local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'payload', A
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 return id`;
 
-type InboxRedis = Redis & { synapseInboxOnce(seen: string, inbox: string, ttl: number, maxlen: number, payload: string): Promise<string | null> };
+type InboxRedis = RedisConnection & { synapseInboxOnce(seen: string, inbox: string, ttl: number, maxlen: number, payload: string): Promise<string | null> };
 
 /** Builds the notification from a transformed event; UnrecoverableError when fields are missing. */
 export function toNotification(m: SinkMessage, pipeline: string): Notification {

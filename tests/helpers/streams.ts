@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection as Redis } from '../../engine/runtime/redis-client.ts';
 
 /** One stream entry, its fields as an object. */
 export interface Entry {

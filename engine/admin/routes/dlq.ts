@@ -19,7 +19,7 @@ const dlqEntry = {
 } as const;
 
 /** Whether a key exists and holds something else than a stream. */
-async function notAStream(redis: import('ioredis').Redis, key: string): Promise<boolean> {
+async function notAStream(redis: import('../../runtime/redis-client.ts').RedisConnection, key: string): Promise<boolean> {
   const type = await redis.type(key);
   return type !== 'none' && type !== 'stream';
 }

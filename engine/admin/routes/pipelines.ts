@@ -251,7 +251,7 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
 };
 
 /** Entries of a stream slice for a dry-run: from/to bounds, or the latest `count`. */
-async function readSlice(redis: import('ioredis').Redis, stream: string, q: { from?: string; to?: string; count?: number }): Promise<StreamEntry[] | string> {
+async function readSlice(redis: import('../../runtime/redis-client.ts').RedisConnection, stream: string, q: { from?: string; to?: string; count?: number }): Promise<StreamEntry[] | string> {
   const count = q.count ?? 100;
   let raw: [Buffer, Buffer[]][];
   if (q.from || q.to) {

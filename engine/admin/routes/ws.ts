@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import websocket from '@fastify/websocket';
 import { WsHub, wsLimitsFromEnv, type HubSocket, type WsIdentity, type WsLimits } from '../ws-hub.ts';
 import type { AdminDeps } from '../server.ts';
+import { duplicateConnection } from '../../runtime/redis-client.ts';
 
 /**
  * GET /ws: WebSocket clients subscribe with `{"subscribe": CHANNEL, "filter": {...}}` and receive
@@ -11,7 +12,7 @@ import type { AdminDeps } from '../server.ts';
  * `ops`) need the admin token or a JWT whose `channels` claim names them.
  */
 export const wsRoutes: FastifyPluginAsync<AdminDeps & { wsSecret?: string; adminToken?: string; wsLimits?: Partial<WsLimits> }> = async (app, { engine, wsSecret, adminToken, wsLimits, refusals }) => {
-  const subscriber = engine.connection.duplicate({ enableAutoPipelining: false });
+  const subscriber = duplicateConnection(engine.connection, { enableAutoPipelining: false });
   subscriber.on('error', () => undefined);
   const privateChannels = (process.env.SYNAPSE_WS_PRIVATE_CHANNELS ?? 'ops').split(',').map((c) => c.trim()).filter(Boolean);
   const hub = new WsHub(subscriber, engine.logger.child({ component: 'ws' }), wsSecret, {
