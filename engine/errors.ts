@@ -110,17 +110,18 @@ export class DlqWriteRefusedError extends SynapseError {
 }
 
 /**
- * An admin dry-run or validation of submitted YAML went past a bound of the worker thread it runs
- * in (docs/security.md): its memory, its time, or the number of requests waiting for it. The
- * engine itself is untouched; the next request gets a fresh worker.
+ * An admin dry-run or validation did not finish in the worker thread it runs in
+ * (docs/security.md): it went past the thread's memory, its time or its byte bound, could not be
+ * handed to the thread, found too many requests waiting, or the engine is stopping. The engine
+ * itself is untouched; the next request gets a fresh worker when this one had to go.
  */
 export class SandboxLimitError extends SynapseError {
   override readonly code = 'SYN_SANDBOX_LIMIT';
   /** The HTTP status it is answered with: the request's fault (422), or the engine's state. */
   readonly statusCode: number;
-  constructor(readonly limit: 'memory' | 'time' | 'busy' | 'crash', message: string) {
+  constructor(readonly limit: 'memory' | 'time' | 'size' | 'input' | 'busy' | 'gone' | 'stopping' | 'crash', message: string) {
     super(message);
-    this.statusCode = limit === 'busy' ? 503 : limit === 'crash' ? 500 : 422;
+    this.statusCode = limit === 'busy' || limit === 'stopping' ? 503 : limit === 'crash' ? 500 : limit === 'gone' ? 499 : 422;
   }
 }
 

@@ -11,7 +11,7 @@ import type { SandboxJob, SandboxReply } from './sandbox.ts';
 // engine runs, inside the memory and time bounds the main thread set for this thread. It sees the
 // engine's schemas as they were sent with each job, and loads the same sink plugins.
 
-const { pluginSpecs } = workerData as { pluginSpecs: string[] };
+const { pluginSpecs, maxBytes } = workerData as { pluginSpecs: string[]; maxBytes: number };
 const sinks = SinkRegistry.withBuiltins();
 await sinks.loadPlugins(pluginSpecs);
 
@@ -42,17 +42,38 @@ async function run(job: SandboxJob): Promise<SandboxReply> {
   }
   if (job.kind === 'validate') return { kind: 'valid', name: pipeline.name, stream: pipeline.source.kind === 'stream' ? pipeline.source.stream : null };
   const result = job.entries
-    ? await dryRun(pipeline, job.entries as StreamEntry[], { raw: true })
+    ? await dryRun(pipeline, job.entries.map(withBuffers), { raw: true })
     : await dryRun(pipeline, job.events ?? []);
   const summary: Record<string, number> = { sunk: 0, filtered: 0, dlq: 0, dropped: 0 };
   for (const o of result.outcomes) if (o.kind in summary) summary[o.kind]!++;
-  return { kind: 'dry-run', name: pipeline.name, results: result.outcomes.map((o) => describeOutcome(o)), summary };
+  // The reply is made here, where the heap bound holds, and must fit the byte bound.
+  // (Its own ArrayBuffer, never Buffer's shared pool: it is transferred.)
+  const body = new TextEncoder().encode(JSON.stringify({ results: result.outcomes.map((o) => describeOutcome(o)), summary }));
+  if (body.length > maxBytes) throw new ReplyTooLarge(`the dry-run's reply would be ${body.length} bytes, over the bound of ${maxBytes} (SYNAPSE_SANDBOX_MAX_BYTES); dry-run fewer events`);
+  return { kind: 'dry-run', name: pipeline.name, body };
+}
+
+class ReplyTooLarge extends Error {}
+
+/** An entry as it crossed from the engine's thread: its bytes arrive as Uint8Arrays; Buffers again. */
+function withBuffers(entry: StreamEntry): StreamEntry {
+  if (!entry.binary) return entry;
+  const binary = new Map<number, Buffer>();
+  for (const [i, bytes] of entry.binary) binary.set(i, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  return { ...entry, binary };
 }
 
 parentPort!.on('message', (job: SandboxJob) => {
   run(job).then(
-    (reply) => parentPort!.postMessage({ id: job.id, reply }),
-    (err: unknown) => parentPort!.postMessage({ id: job.id, error: errorMessage(err) }),
+    (reply) => {
+      // The reply's bytes move to the engine's thread instead of being copied.
+      const transfer = reply.kind === 'dry-run' ? [reply.body.buffer as ArrayBuffer] : [];
+      parentPort!.postMessage({ id: job.id, reply }, transfer);
+    },
+    (err: unknown) => parentPort!.postMessage({
+      id: job.id, error: errorMessage(err), stack: (err as Error)?.stack,
+      ...(err instanceof ReplyTooLarge ? { limit: 'size' } : {}),
+    }),
   );
 });
 parentPort!.postMessage({ ready: true });

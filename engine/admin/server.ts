@@ -122,7 +122,8 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
     pluginSpecs: pluginSpecsFromEnv(),
     logger: opts.logger?.child({ component: 'admin' }),
   });
-  app.addHook('onClose', () => sandbox.close());
+  // Before the server waits for requests in flight: a dry-run running or waiting is answered 503.
+  app.addHook('preClose', async () => sandbox.close());
   const deps: AdminDeps = { engine: opts.engine, envAllow, refusals, publishStreams, sandbox };
   for (const routes of [healthRoutes, pipelineRoutes, streamRoutes, eventRoutes, dlqRoutes, replayRoutes, serviceRoutes, tapRoutes, aggregateRoutes]) {
     await app.register(routes, deps);

@@ -83,13 +83,15 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
    * Validates or dry-runs in the sandbox thread (memory and time bounds). YAML received over HTTP
    * is compiled there as `submitted()` says; a running pipeline from its own text, as on disk.
    */
-  const inSandbox = async (request: Omit<SandboxRequest, 'schemas'>): Promise<SandboxReply> => {
+  const inSandbox = async (request: Omit<SandboxRequest, 'schemas'>, signal?: AbortSignal): Promise<SandboxReply> => {
     try {
-      const reply = await sandbox.run({ ...request, schemas: engine.loadContext.schemas });
+      const reply = await sandbox.run({ ...request, schemas: engine.loadContext.schemas }, signal);
       if (reply.kind === 'invalid' && request.submitted) noteRefusals(request.file, reply.diagnostics);
       return reply;
     } catch (err) {
-      if (err instanceof SandboxLimitError) refusals.refuse(`admin.sandbox_${err.limit}`, `${request.kind} of '${basename(request.file)}': ${err.message}`, { file: request.file });
+      if (err instanceof SandboxLimitError && err.limit !== 'stopping' && err.limit !== 'gone') {
+        refusals.refuse(`admin.sandbox_${err.limit}`, `${request.kind} of '${basename(request.file)}': ${err.message}`, { file: request.file });
+      }
       throw err;
     }
   };
@@ -212,6 +214,9 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
   }, async (req, reply) => {
     const h = engine.handles.get(req.params.name);
     if (!h && !req.body.yaml) return reply.code(404).send({ error: 'not_found', message: `no pipeline '${req.params.name}'` });
+    // A client that goes away while its dry-run waits for its turn gives the turn up.
+    const gone = new AbortController();
+    reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.abort(); });
     const file = h?.pipeline.file ?? join(engine.options.pipelinesDir, `${req.params.name}.yaml`);
     const version = req.body.yaml
       ? { file, text: req.body.yaml, submitted: submittedData() }
@@ -221,19 +226,20 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
       // The source stream of the version being tried, read here and never acknowledged.
       let stream = h?.pipeline.source.kind === 'stream' ? h.pipeline.source.stream : null;
       if (req.body.yaml) {
-        const checked = await inSandbox({ kind: 'validate', ...version });
+        const checked = await inSandbox({ kind: 'validate', ...version }, gone.signal);
         if (checked.kind === 'invalid') return reply.code(422).send(invalid(checked.diagnostics));
         stream = checked.kind === 'valid' ? checked.stream : null;
       }
       if (stream === null) return reply.code(422).send({ error: 'no_stream', message: 'a schedule pipeline has no stream to read; send events' });
-      const slice = await readSlice(engine.connection, stream, req.body);
-      if (typeof slice === 'string') return reply.code(422).send({ error: 'bad_range', message: slice });
+      const slice = await readSlice(engine.connection, stream, req.body, sandbox.limits.maxBytes);
+      if ('error' in slice) return reply.code(422).send(slice);
       entries = slice;
     }
-    const result = await inSandbox({ kind: 'dry-run', ...version, ...(entries ? { entries } : { events: req.body.events }) });
+    const result = await inSandbox({ kind: 'dry-run', ...version, ...(entries ? { entries } : { events: req.body.events }) }, gone.signal);
     if (result.kind === 'invalid') return reply.code(422).send(invalid(result.diagnostics));
     if (result.kind !== 'dry-run') throw new Error(`unexpected sandbox reply ${result.kind}`);
-    return { results: result.results, summary: result.summary };
+    // The JSON the worker made, sent as it is.
+    return reply.type('application/json; charset=utf-8').send(Buffer.from(result.body.buffer, result.body.byteOffset, result.body.byteLength));
   });
 
   app.post<{ Body: { yaml: string; file?: string } }>('/validate', {
@@ -250,18 +256,37 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
   });
 };
 
-/** Entries of a stream slice for a dry-run: from/to bounds, or the latest `count`. */
-async function readSlice(redis: import('../../runtime/redis-client.ts').RedisConnection, stream: string, q: { from?: string; to?: string; count?: number }): Promise<StreamEntry[] | string> {
+/**
+ * Entries of a stream slice for a dry-run: from/to bounds, or the latest `count`. Read a few at a
+ * time, and refused once they hold more than `maxBytes`: a slice of huge entries never fills the
+ * engine's memory.
+ */
+async function readSlice(redis: import('../../runtime/redis-client.ts').RedisConnection, stream: string, q: { from?: string; to?: string; count?: number }, maxBytes: number): Promise<StreamEntry[] | { error: string; message: string }> {
   const count = q.count ?? 100;
-  let raw: [Buffer, Buffer[]][];
-  if (q.from || q.to) {
-    const from = toStreamBound(q.from ?? '-');
-    const to = toStreamBound(q.to ?? '+');
-    if (!from || !to) return `from/to must be stream ids or ISO 8601 times (got ${q.from ?? '-'} .. ${q.to ?? '+'})`;
-    raw = await redis.xrangeBuffer(stream, from, to, 'COUNT', count);
-  } else {
-    raw = (await redis.xrevrangeBuffer(stream, '+', '-', 'COUNT', count)).reverse();
+  const latest = !(q.from || q.to);
+  let from = toStreamBound(q.from ?? '-');
+  let to = toStreamBound(q.to ?? '+');
+  if (!from || !to) return { error: 'bad_range', message: `from/to must be stream ids or ISO 8601 times (got ${q.from ?? '-'} .. ${q.to ?? '+'})` };
+  const PAGE = 10;
+  const out: StreamEntry[] = [];
+  let bytes = 0;
+  while (out.length < count) {
+    const page = Math.min(PAGE, count - out.length);
+    const raw: [Buffer, Buffer[]][] = latest
+      ? await redis.xrevrangeBuffer(stream, to, '-', 'COUNT', page)
+      : await redis.xrangeBuffer(stream, from, to, 'COUNT', page);
+    for (const [id, fields] of raw) {
+      for (const f of fields) bytes += f.length;
+      if (bytes > maxBytes) {
+        return { error: 'slice_too_large', message: `the slice holds more than ${maxBytes} bytes (SYNAPSE_SANDBOX_MAX_BYTES); ask for fewer entries (count) or a narrower range` };
+      }
+      // As bytes, as the consumer reads them: a value that is not UTF-8 fails at decode here too.
+      out.push(entryFromBytes(id.toString(), fields));
+    }
+    if (raw.length < page) break;
+    const last = raw[raw.length - 1]![0].toString();
+    if (latest) to = `(${last}`;
+    else from = `(${last}`;
   }
-  // As bytes, as the consumer reads them: a value that is not UTF-8 fails at decode here too.
-  return raw.map(([id, fields]) => entryFromBytes(id.toString(), fields));
+  return latest ? out.reverse() : out;
 }
