@@ -1,4 +1,4 @@
-import type { RedisOptions } from 'ioredis';
+import type { BullmqConnection } from '../runtime/redis-client.ts';
 import type { Logger } from 'pino';
 import type { StreamEntry } from '../runner/codec.ts';
 
@@ -19,8 +19,8 @@ export interface Source {
 export interface SourceContext {
   readonly pipeline: string;
   readonly logger: Logger;
-  /** Options for the connections the source opens (and closes) itself. */
-  readonly connectionOptions: RedisOptions;
+  /** A BullMQ connection (and key prefix) to the engine's Redis, one or a cluster; the source closes it. */
+  bullmq(): BullmqConnection;
 }
 
 /** A source plugin (SPEC §9): one file in plugins/sources/, default-exporting `defineSource({...})`. */

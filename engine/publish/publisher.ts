@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import { openRedis, type RedisConnection } from '../runtime/redis-client.ts';
 import { checkEvent } from '../config/check-event.ts';
 import { SchemaRegistry } from '../config/schema-registry.ts';
 import { SynapseError, errorMessage } from '../errors.ts';
@@ -24,8 +25,11 @@ export class EventInvalidError extends SynapseError {
 
 /** Options of a Publisher. */
 export interface PublisherOptions {
-  /** A Redis URL or a connection the caller owns. Default: REDIS_URL, else redis://127.0.0.1:6379. */
-  redis?: string | Redis;
+  /**
+   * A Redis URL (of a server, or of any node of a Redis Cluster) or a connection the caller owns
+   * (ioredis `Redis` or `Cluster`). Default: REDIS_URL, else redis://127.0.0.1:6379.
+   */
+  redis?: string | RedisConnection;
   /** The schema directory, or a loaded registry. Default: SYNAPSE_SCHEMAS, else ./schemas. */
   schemas?: string | SchemaRegistry;
   /** Tries per publish when Redis fails (default 5), with exponential back-off from `delayMs` (100). */
@@ -52,7 +56,7 @@ export class Publisher<Events extends { event: string } = EventEnvelope> {
   private closed = false;
 
   private constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly ownsRedis: boolean,
     readonly schemas: SchemaRegistry,
     private readonly opts: PublisherOptions,
@@ -63,10 +67,12 @@ export class Publisher<Events extends { event: string } = EventEnvelope> {
     const schemas = opts.schemas instanceof SchemaRegistry
       ? opts.schemas
       : await SchemaRegistry.load(opts.schemas ?? process.env.SYNAPSE_SCHEMAS ?? 'schemas');
-    const owns = !(opts.redis instanceof Redis);
-    const redis = opts.redis instanceof Redis
-      ? opts.redis
-      : new Redis(opts.redis ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1, enableAutoPipelining: true });
+    const given = opts.redis instanceof Redis || opts.redis instanceof Cluster ? opts.redis : undefined;
+    const owns = !given;
+    const redis = given ?? await openRedis(
+      typeof opts.redis === 'string' ? opts.redis : process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      { maxRetriesPerRequest: 1, enableAutoPipelining: true },
+    );
     if (owns) redis.on('error', () => undefined); // failures surface as rejected publishes
     return new Publisher<Events>(redis, owns, schemas, opts);
   }

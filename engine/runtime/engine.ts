@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { Queue } from 'bullmq';
+import { Cluster } from 'ioredis';
 import type { RedisConnection } from './redis-client.ts';
 import type { Logger } from 'pino';
 import { resolve } from 'node:path';
@@ -11,7 +12,7 @@ import { EngineMetrics } from '../metrics.ts';
 import type { Sink } from '../plugins/define-sink.ts';
 import { SinkRegistry, pluginSpecsFromEnv } from '../plugins/sink-registry.ts';
 import { PipelineRunner, type Outcome } from '../runner/pipeline-runner.ts';
-import { connectRedis, duplicateConnection, redisOptionsFromUrl } from './redis-client.ts';
+import { bullmqConnection, connectRedis, duplicateConnection, type BullmqConnection } from './redis-client.ts';
 import { createSinkContext, type SinkServices } from './sink-context.ts';
 import { StreamConsumer } from './stream-consumer.ts';
 import { Reloader } from './reloader.ts';
@@ -77,7 +78,8 @@ export class Engine extends EventEmitter {
   private ctx?: LoadContext;
   private readonly shutdown = new AbortController();
   private readonly reloader = new Reloader(this);
-  private readonly queues = new Map<string, Queue>();
+  /** BullMQ queues of queue sinks by name, with the connection each was given. */
+  private readonly queues = new Map<string, { queue: Queue; redis: BullmqConnection }>();
   private stopped?: Promise<void>;
   private readonly dlqTrims = new Map<string, NodeJS.Timeout>();
   /** Where limits report what they refused or cut (logged bounded, counted in synapse_refused_total). */
@@ -189,7 +191,7 @@ export class Engine extends EventEmitter {
   private async startSchedule(handle: PipelineHandle, everyMs: number): Promise<void> {
     const name = handle.pipeline.name;
     const logger = this.logger.child({ pipeline: name });
-    const source = scheduleSource.create({ everyMs }, { pipeline: name, logger, connectionOptions: redisOptionsFromUrl(this.options.redisUrl) });
+    const source = scheduleSource.create({ everyMs }, { pipeline: name, logger, bullmq: () => this.bullmq() });
     handle.source = source;
     await source.start(async (entries) => {
       if (handle.status === 'paused') return;
@@ -325,10 +327,16 @@ export class Engine extends EventEmitter {
   private queue(name: string): Queue {
     let q = this.queues.get(name);
     if (!q) {
-      q = new Queue(name, { connection: redisOptionsFromUrl(this.options.redisUrl) });
+      const redis = this.bullmq();
+      q = { queue: new Queue(name, { connection: redis.connection, prefix: redis.prefix }), redis };
       this.queues.set(name, q);
     }
-    return q;
+    return q.queue;
+  }
+
+  /** How BullMQ reaches this engine's Redis (a server, or a cluster with the `{bull}` prefix). */
+  bullmq(): BullmqConnection {
+    return bullmqConnection(this.options.redisUrl, this.redis instanceof Cluster);
   }
 
   /**
@@ -352,7 +360,10 @@ export class Engine extends EventEmitter {
         await h.source?.stop();
       }));
       for (const h of this.handles.values()) await this.closeSinks(h.sinks);
-      await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
+      await Promise.all([...this.queues.values()].map(async ({ queue, redis }) => {
+        await queue.close().catch(() => undefined);
+        await redis.close();
+      }));
     })();
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([

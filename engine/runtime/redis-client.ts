@@ -83,6 +83,36 @@ export async function connectRedis(url: string, logger: Logger, name: string, ex
 }
 
 /**
+ * A plain connection for a command-line tool or a library (no reconnecting forever): a cluster
+ * connection when `url` names a cluster node, else a single one. `options` are ioredis's.
+ */
+export async function openRedis(url: string, options: RedisOptions = {}): Promise<RedisConnection> {
+  if (await isClusterUrl(url)) {
+    const { nodes, options: cluster } = clusterOptions(url, options);
+    return new Cluster(nodes, { ...cluster, clusterRetryStrategy: (times) => (times > 3 ? null : 200 * times) });
+  }
+  return new Redis(url, options);
+}
+
+/**
+ * Every key matching `pattern` (SCAN MATCH), on every master of a cluster. Use with care: it walks
+ * the whole keyspace.
+ */
+export async function scanKeys(redis: RedisConnection, pattern: string): Promise<string[]> {
+  const nodes = redis instanceof Cluster ? redis.nodes('master') : [redis];
+  const keys: string[] = [];
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      keys.push(...batch);
+      cursor = next;
+    } while (cursor !== '0');
+  }
+  return keys;
+}
+
+/**
  * A second connection like `redis` (to the same server or cluster), e.g. for blocking reads or
  * pub/sub, which must not share the connection other commands use.
  */
@@ -106,6 +136,31 @@ export function watchConnection(redis: RedisConnection, logger: Logger, name: st
     down = false;
     logger.info({ connection: name }, 'redis connection restored');
   });
+}
+
+/** The hash tag BullMQ's keys get on a Redis Cluster, where each queue's keys must share a slot. */
+export const BULLMQ_CLUSTER_PREFIX = '{bull}';
+
+/** How BullMQ (queues, workers) reaches the engine's Redis; `close()` when done with it. */
+export interface BullmqConnection {
+  /** Connection options for one server; a cluster connection of its own on a cluster. */
+  connection: RedisOptions | Cluster;
+  /** BullMQ's key prefix: its default (`bull`) on one server, `{bull}` on a cluster. */
+  prefix?: string;
+  close(): Promise<void>;
+}
+
+/**
+ * What BullMQ needs for the Redis at `url`. On a cluster every BullMQ key must be in one slot per
+ * queue, so the prefix is the hash tag `{bull}`: workers of other services that consume the
+ * engine's queues must use the same prefix there.
+ */
+export function bullmqConnection(url: string, cluster: boolean): BullmqConnection {
+  if (!cluster) return { connection: redisOptionsFromUrl(url), close: async () => undefined };
+  const { nodes, options } = clusterOptions(url, { maxRetriesPerRequest: null });
+  const connection = new Cluster(nodes, { ...options, enableAutoPipelining: false });
+  connection.on('error', () => undefined); // the engine's own connection reports outages
+  return { connection, prefix: BULLMQ_CLUSTER_PREFIX, close: async () => { await connection.quit().catch(() => connection.disconnect()); } };
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { RedisConnection } from './redis-client.ts';
+import { scanKeys, type RedisConnection } from './redis-client.ts';
 
 /** Key prefix of service records; each record expires unless its service sends a heartbeat. */
 export const SERVICE_KEY_PREFIX = 'synapse:service:';
@@ -43,15 +43,10 @@ export class ServiceRegistry {
   /** Live services, optionally only those with a capability. */
   async list(capability?: string): Promise<ServiceRecord[]> {
     const redis = this.redis();
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', `${SERVICE_KEY_PREFIX}*`, 'COUNT', 500);
-      keys.push(...batch);
-      cursor = next;
-    } while (cursor !== '0');
+    const keys = await scanKeys(redis, `${SERVICE_KEY_PREFIX}*`);
     if (keys.length === 0) return [];
-    const values = await redis.mget(...keys);
+    // One GET per key (auto-pipelined): on a cluster the keys live in different slots.
+    const values = await Promise.all(keys.map((k) => redis.get(k)));
     return values
       .map(parseRecord)
       .filter((r): r is ServiceRecord => r !== undefined && (!capability || r.capabilities.includes(capability)))

@@ -20,29 +20,35 @@ export default defineSource<ScheduleConfig>({
     let queue: Queue | undefined;
     let worker: Worker | undefined;
     let stopping: Promise<void> | undefined;
+    let redis: ReturnType<typeof ctx.bullmq> | undefined;
     return {
       async start(handler) {
-        queue = new Queue(queueName, { connection: ctx.connectionOptions });
+        redis = ctx.bullmq();
+        const { connection, prefix } = redis;
+        queue = new Queue(queueName, { connection, prefix });
         await queue.upsertJobScheduler(ctx.pipeline, { every: config.everyMs }, { name: 'tick', opts: { removeOnComplete: 100, removeOnFail: 1000 } });
         worker = new Worker(queueName, async (job) => {
           const timestamp = new Date(job.timestamp).toISOString();
           // The job id is unique per tick and the same on a retry: sinks can use it for idempotency.
           const id = `${job.timestamp}-${String(job.id ?? '0').replace(/[^0-9]/g, '').slice(-6) || '0'}`;
           await handler([{ id, fields: [PAYLOAD_FIELD, JSON.stringify({ event: 'tick', timestamp })] }]);
-        }, { connection: ctx.connectionOptions, concurrency: 1 });
+        }, { connection, prefix, concurrency: 1 });
         worker.on('error', (err) => ctx.logger.warn({ err: err.message }, 'schedule worker error'));
       },
       stop() {
         stopping ??= (async () => {
           await worker?.close();
           await queue?.close();
+          await redis?.close();
         })();
         return stopping;
       },
       async remove() {
-        const q = new Queue(queueName, { connection: ctx.connectionOptions });
+        const own = ctx.bullmq();
+        const q = new Queue(queueName, { connection: own.connection, prefix: own.prefix });
         await q.removeJobScheduler(ctx.pipeline);
         await q.close();
+        await own.close();
       },
     };
   },

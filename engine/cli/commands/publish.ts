@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { Redis } from 'ioredis';
+import { openRedis } from '../../runtime/redis-client.ts';
 import { checkEvent } from '../../config/check-event.ts';
 import { SynapseError } from '../../errors.ts';
 import { xaddFields, xaddPayload } from '../../runtime/sink-context.ts';
@@ -34,7 +34,7 @@ export async function publishCommand(stream: string, json: string | undefined, o
       return 1;
     }
   }
-  const redis = new Redis(redisUrlFrom(opts), { enableAutoPipelining: true, maxRetriesPerRequest: 3 });
+  const redis = await openRedis(redisUrlFrom(opts), { enableAutoPipelining: true, maxRetriesPerRequest: 3 });
   try {
     const maxlen = opts.maxlen ? Number(opts.maxlen) : undefined;
     const write = opts.fields ? xaddFields : xaddPayload;

@@ -1,17 +1,17 @@
-import { Redis } from 'ioredis';
 import { listDlq, type RedriveReport } from '../../runtime/dlq.ts';
 import { ReplayJobs, type ReplayJob, type ReplayRequest } from '../../runtime/replay.ts';
 import { silentLogger } from '../../logger.ts';
+import { openRedis, type RedisConnection } from '../../runtime/redis-client.ts';
 import { SynapseError } from '../../errors.ts';
 import { redisUrlFrom } from '../redis-url.ts';
 
-function connect(opts: { redis?: string }): Redis {
-  return new Redis(redisUrlFrom(opts), { maxRetriesPerRequest: 3 });
+function connect(opts: { redis?: string }): Promise<RedisConnection> {
+  return openRedis(redisUrlFrom(opts), { maxRetriesPerRequest: 3 });
 }
 
 /** `synapse tail STREAM`: prints new entries as JSON lines until interrupted. */
 export async function tailCommand(stream: string, opts: { redis?: string; from?: string }): Promise<number> {
-  const redis = connect(opts);
+  const redis = await connect(opts);
   let last = opts.from ?? '$';
   let running = true;
   process.once('SIGINT', () => {
@@ -44,7 +44,7 @@ export async function tailCommand(stream: string, opts: { redis?: string; from?:
 
 /** `synapse dlq list STREAM` and `synapse dlq redrive STREAM [--ids a,b] [--count N]`. */
 export async function dlqCommand(action: string, stream: string, opts: { redis?: string; ids?: string; count?: string; from?: string; admin?: string }): Promise<number> {
-  const redis = connect(opts);
+  const redis = await connect(opts);
   try {
     if (action === 'list') {
       const entries = await listDlq(redis, stream, { from: opts.from, count: opts.count ? Number(opts.count) : 100 });
@@ -67,7 +67,7 @@ export async function dlqCommand(action: string, stream: string, opts: { redis?:
 export async function replayCommand(stream: string, opts: { redis?: string; from: string; to: string; types?: string; toStream?: string; pipeline?: string; admin?: string }): Promise<number> {
   const req: ReplayRequest = { stream, from: opts.from, to: opts.to, types: opts.types?.split(',').filter(Boolean), toStream: opts.toStream, pipeline: opts.pipeline };
   if (opts.pipeline) return replayThroughAdmin(req, opts.admin ?? process.env.SYNAPSE_ADMIN_URL ?? 'http://127.0.0.1:8080');
-  const redis = connect(opts);
+  const redis = await connect(opts);
   try {
     const jobs = new ReplayJobs(() => redis, () => undefined, silentLogger);
     const why = jobs.check(req);
