@@ -3,6 +3,7 @@ import { extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import type { SinkDefinition } from './define-sink.ts';
+import { SynapseError } from '../errors.ts';
 import { builtinSinks } from '../../plugins/sinks/index.ts';
 
 /** A sink definition with its config validator compiled once. */
@@ -55,7 +56,11 @@ export class SinkRegistry {
         if (entries.includes('sinks')) dir = join(dir, 'sinks');
         for (const name of (await readdir(dir)).sort()) {
           if (!['.js', '.mjs', '.ts'].includes(extname(name)) || name.endsWith('.d.ts') || name.startsWith('index.')) continue;
-          const mod = await import(pathToFileURL(join(dir, name)).href);
+          const mod = await import(pathToFileURL(join(dir, name)).href).catch((err: NodeJS.ErrnoException) => {
+            // The engine is built JavaScript: Node 20 runs no TypeScript on its own.
+            if (err?.code !== 'ERR_UNKNOWN_FILE_EXTENSION') throw err;
+            throw new SynapseError(`cannot load the TypeScript plugin ${join(dir, name)}: compile it to JavaScript, or run synapse under a TypeScript loader (node --import tsx node_modules/synapse/bin/synapse.mjs ...)`, { cause: err });
+          });
           this.register(mod.default);
         }
       } else {
