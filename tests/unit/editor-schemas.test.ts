@@ -91,3 +91,17 @@ describe('the editor schemas in editor/', () => {
     expect(schema.properties.retry.properties.attempts.default).toBe(3);
   });
 });
+
+describe("the loader's own schemas (compiled without a meta-schema check, to start fast)", () => {
+  it('are valid JSON Schema 2020-12: the pipeline file, the test file and every built-in sink configSchema', async () => {
+    const { Ajv2020 } = await import('ajv/dist/2020.js');
+    const { pipelineFileSchema } = await import('../../engine/config/pipeline-file-schema.ts');
+    const { testFileSchema } = await import('../../engine/testing/test-file-schema.ts');
+    const ajv = new Ajv2020({ strict: false });
+    for (const [name, schema] of [['pipeline file', pipelineFileSchema], ['test file', testFileSchema], ...builtinSinks.map((s) => [s.name, s.configSchema] as const)] as const) {
+      expect(ajv.validateSchema(schema as object), `${name}: ${JSON.stringify(ajv.errors)}`).toBe(true);
+    }
+    // and the check does catch a broken one
+    expect(ajv.validateSchema({ type: 'objekt' })).toBe(false);
+  });
+});
