@@ -105,7 +105,7 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'Synapse admin API', version: '0.1.0', description: 'Operate a running Synapse engine: pipelines, streams, DLQ, replay, services (SPEC §8).' },
+      info: { title: 'Synapse admin API', version: '0.1.0', description: 'Operate a running Synapse engine: pipelines, streams, DLQ, replay, services.' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: opts.token ? [{ bearer: [] }] : [],
       tags: ['operations', 'pipelines', 'streams', 'events', 'dlq', 'replay', 'services', 'aggregates', 'broadcast'].map((name) => ({ name })),

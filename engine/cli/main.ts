@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ConfigInvalidError, SynapseError, errorMessage } from '../errors.ts';
 
@@ -5,6 +6,7 @@ import { ConfigInvalidError, SynapseError, errorMessage } from '../errors.ts';
 // Fastify, BullMQ and the whole runtime.
 const dryRunCommand: typeof import('./commands/dry-run.ts').dryRunCommand = async (...a) => (await import('./commands/dry-run.ts')).dryRunCommand(...a);
 const publishCommand: typeof import('./commands/publish.ts').publishCommand = async (...a) => (await import('./commands/publish.ts')).publishCommand(...a);
+const schemaCommand: typeof import('./commands/schema.ts').schemaCommand = async (...a) => (await import('./commands/schema.ts')).schemaCommand(...a);
 const runCommand: typeof import('./commands/run.ts').runCommand = async (...a) => (await import('./commands/run.ts')).runCommand(...a);
 const dlqCommand: typeof import('./commands/streams.ts').dlqCommand = async (...a) => (await import('./commands/streams.ts')).dlqCommand(...a);
 const replayCommand: typeof import('./commands/streams.ts').replayCommand = async (...a) => (await import('./commands/streams.ts')).replayCommand(...a);
@@ -12,10 +14,25 @@ const tailCommand: typeof import('./commands/streams.ts').tailCommand = async (.
 const testCommand: typeof import('./commands/test.ts').testCommand = async (...a) => (await import('./commands/test.ts')).testCommand(...a);
 const validateCommand: typeof import('./commands/validate.ts').validateCommand = async (...a) => (await import('./commands/validate.ts')).validateCommand(...a);
 
+/** The package's version (bin/synapse.mjs answers a lone --version itself, without this module). */
+function version(): string {
+  // engine/cli/main.ts in the sources, dist/engine/cli/main.js when built.
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version: string };
+      if (pkg.name === 'synapse') return pkg.version;
+    } catch {
+      // not at this depth
+    }
+  }
+  return 'unknown';
+}
+
 /** Builds the `synapse` command line. Each action resolves with the process exit code. */
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('synapse')
     .description('Declarative event-flow engine for Redis Streams')
+    .version(version(), '-V, --version', 'print the version')
     .showHelpAfterError()
     .addOption(new Option('--schemas <dir>', 'schema directory (default ./schemas, or SYNAPSE_SCHEMAS)'));
 
@@ -102,6 +119,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--schemas <dir>', 'schema directory (accepted by every command)')
     .option('--redis <url>', 'Redis URL')
     .action(async (stream: string, _o, cmd: Command) => setExit(await replayCommand(stream, common(cmd) as { from: string; to: string })));
+
+  program.command('schema')
+    .description('print the JSON Schema (draft-07) of a pipeline file or a pipeline test file, for editors (docs/editing.md)')
+    .argument('<kind>', 'pipeline | test')
+    .option('--schemas <dir>', 'schema directory (accepted by every command)')
+    .action(async (kind: string) => setExit(await schemaCommand(kind)));
 
   return program;
 }

@@ -111,7 +111,9 @@ export const PIPELINE_DEFAULTS = {
 };
 
 // coerceTypes: `batch: ${BATCH:-100}` is a string after interpolation, and means the number.
-const fileAjv = new Ajv2020({ allErrors: true, strict: false, coerceTypes: true });
+// validateSchema off: the schema is this module's own constant (tests check it); compiling the
+// 2020-12 meta-schema to check it would cost every command start tens of milliseconds.
+const fileAjv = new Ajv2020({ allErrors: true, strict: false, coerceTypes: true, validateSchema: false });
 const validateFile: ValidateFunction = fileAjv.compile(pipelineFileSchema);
 
 /** Whether a file name is a pipeline (not its test file). */

@@ -1,5 +1,5 @@
 /**
- * The JSON Schema of a pipeline file (SPEC §3). Unknown keys are errors everywhere: a typo such
+ * The JSON Schema of a pipeline file (docs/pipelines.md). Unknown keys are errors everywhere: a typo such
  * as `filtr:` must not silently disable a filter.
  */
 const expression = { type: 'string', minLength: 1, description: 'A JSONata expression.' } as const;
@@ -24,10 +24,11 @@ export const pipelineFileSchema = {
   required: ['source'],
   properties: {
     name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', description: 'Unique pipeline name; defaults to the file name.' },
-    description: { type: 'string' },
+    description: { type: 'string', description: 'What the pipeline is for (shown by the admin API).' },
     enabled: { type: 'boolean', description: 'false keeps the file loaded and validated but does not run it.' },
     source: {
       type: 'object',
+      description: 'Where events come from: a Redis stream read through a consumer group, or a schedule.',
       additionalProperties: false,
       properties: {
         stream: { type: 'string', minLength: 1, description: 'Redis stream key to consume.' },
@@ -44,25 +45,27 @@ export const pipelineFileSchema = {
     },
     validate: {
       type: 'object',
+      description: 'Check each event against a JSON Schema; an invalid one goes to the DLQ (or is dropped).',
       additionalProperties: false,
       required: ['schema'],
       properties: {
         schema: { type: 'string', minLength: 1, description: 'A schema $id, or a path relative to this file.' },
-        on_invalid: { enum: ['dlq', 'drop'], description: 'dlq (default) or drop.' },
+        on_invalid: { enum: ['dlq', 'drop'], description: 'What happens to an invalid event: dlq (written to the DLQ with every schema error) or drop (acknowledged and counted).' },
       },
     },
-    filter: expression,
-    transform: expression,
-    sink: sinkSpec,
-    sinks: { type: 'array', minItems: 1, items: sinkSpec },
+    filter: { ...expression, description: 'A JSONata expression over the event; a falsy result ($boolean rules) filters the event out (acknowledged, counted).' },
+    transform: { ...expression, description: 'A JSONata expression over the event; its result is what every sink receives (no result: the event goes to the DLQ).' },
+    sink: { ...sinkSpec, description: 'The one sink (or give `sinks:`).' },
+    sinks: { type: 'array', minItems: 1, items: sinkSpec, description: 'Several sinks, run side by side, each with an optional `when:` and `id:`.' },
     retry: {
       type: 'object',
+      description: 'How a failing sink write is tried again before the event goes to the DLQ.',
       additionalProperties: false,
       properties: {
         attempts: { type: 'integer', minimum: 1, maximum: 100, description: 'Tries per sink write, the first included.' },
-        backoff: { enum: ['exponential', 'fixed'] },
-        delay_ms: { type: 'integer', minimum: 0 },
-        max_delay_ms: { type: 'integer', minimum: 0 },
+        backoff: { enum: ['exponential', 'fixed'], description: 'exponential (doubling, ±20% jitter) or fixed.' },
+        delay_ms: { type: 'integer', minimum: 0, description: 'The first wait between tries.' },
+        max_delay_ms: { type: 'integer', minimum: 0, description: 'The longest wait between tries.' },
       },
     },
     dlq: { type: 'string', minLength: 1, description: 'DLQ stream; defaults to <stream>:dlq.' },

@@ -33,11 +33,24 @@ export class SourceDocument {
   private constructor(
     readonly file: string,
     readonly text: string,
-    private readonly doc: Document.Parsed,
-    private readonly lines: LineCounter,
+    private parsed: { doc: Document.Parsed; lines: LineCounter } | undefined,
     /** The document as plain JS values. */
     readonly value: unknown,
   ) {}
+
+  /** The YAML syntax tree with positions; parsed on first use when the file was plain JSON. */
+  private get doc(): Document.Parsed {
+    return this.syntax().doc;
+  }
+
+  private get lines(): LineCounter {
+    return this.syntax().lines;
+  }
+
+  private syntax(): { doc: Document.Parsed; lines: LineCounter } {
+    this.parsed ??= parseYaml(this.text);
+    return this.parsed;
+  }
 
   /**
    * Parses text. Throws ConfigInvalidError (with positions) for YAML syntax errors, duplicate
@@ -50,8 +63,11 @@ export class SourceDocument {
       const { line, col } = lineCol(text, tooDeep);
       throw new ConfigInvalidError([{ file, line, col, message: `nesting deeper than ${max} levels: configuration files are limited to ${max} (SYNAPSE_CONFIG_MAX_DEPTH)` }]);
     }
-    const lines = new LineCounter();
-    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: false });
+    // Plain JSON without a repeated key (every schema file) is read by JSON.parse, many times
+    // faster than the YAML parser; the positions are parsed only when an error needs one.
+    const json = parseStrictJson(text);
+    if (json.ok) return new SourceDocument(file, text, undefined, json.value);
+    const { doc, lines } = parseYaml(text);
     const diagnostics: Diagnostic[] = [];
     for (const e of [...doc.errors]) {
       const { line, col } = lines.linePos(e.pos[0]);
@@ -65,7 +81,7 @@ export class SourceDocument {
       throw new ConfigInvalidError([{ file, line: 1, col: 1,
         message: `${errorMessage(err)} (aliases are limited to ${MAX_ALIAS_COUNT} expansions)` }]);
     }
-    return new SourceDocument(file, text, doc, lines, value);
+    return new SourceDocument(file, text, { doc, lines }, value);
   }
 
   /** Reads and parses a file, refusing files that are too large or not text. */
@@ -363,4 +379,47 @@ function formatLimit(n: number): string {
 
 function formatBytes(n: number): string {
   return n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} bytes`;
+}
+
+function parseYaml(text: string): { doc: Document.Parsed; lines: LineCounter } {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: false });
+  return { doc, lines };
+}
+
+/**
+ * The value of a JSON text whose objects repeat no key (what the YAML parser would accept with
+ * uniqueKeys and read the same), or not ok: then the YAML parser reads it and reports problems
+ * with their positions. Only JSON objects and arrays qualify: a scalar document is YAML's to read.
+ */
+export function parseStrictJson(text: string): { ok: true; value: unknown } | { ok: false } {
+  const start = text.trimStart()[0];
+  if (start !== '{' && start !== '[') return { ok: false };
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false };
+  }
+  // JSON.parse keeps the last of repeated keys silently; YAML refuses them. Find any.
+  const open: Set<string>[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b /* { */) open.push(new Set());
+    else if (c === 0x7d /* } */) open.pop();
+    else if (c === 0x22 /* " */) {
+      let j = i + 1;
+      while (text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c /* \\ */ ? 2 : 1;
+      let k = j + 1;
+      while (k < text.length && /\s/.test(text[k]!)) k++;
+      if (text[k] === ':') {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        const keys = open[open.length - 1];
+        if (keys?.has(key)) return { ok: false };
+        keys?.add(key);
+      }
+      i = j;
+    }
+  }
+  return { ok: true, value };
 }

@@ -6,7 +6,7 @@ import { SynapseError, errorMessage } from '../errors.ts';
 import { backoffDelay, sleep } from '../runner/backoff.ts';
 import { xaddPayload } from '../runtime/sink-context.ts';
 
-/** The event envelope of SPEC §2. */
+/** The event envelope: what every producer writes to a stream (docs/publishing.md). */
 export interface EventEnvelope<Type extends string = string, Data = Record<string, unknown>> {
   event: Type;
   source: string;

@@ -231,6 +231,7 @@ export default defineSink<AggregateConfig>({
             when: { type: 'string', minLength: 1, description: 'JSONata over the window figures (count, <field>_<measure>, key).' },
             publish: {
               type: 'object',
+              description: 'The event published when `when` holds for a closed window: its stream and event type.',
               additionalProperties: false,
               required: ['stream', 'event'],
               properties: {

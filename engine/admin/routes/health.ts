@@ -37,7 +37,7 @@ export const healthRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine 
   });
 
   app.get('/metrics', {
-    schema: { tags: ['operations'], summary: 'Prometheus metrics (SPEC §10)', produces: ['text/plain'] },
+    schema: { tags: ['operations'], summary: 'Prometheus metrics', produces: ['text/plain'] },
   }, async (_req, reply) => {
     const text = await engine.metrics.registry.metrics();
     return reply.type(engine.metrics.registry.contentType).send(text);

@@ -1,6 +1,6 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { loadPipelines, isPipelineFile } from '../../config/load-pipeline.ts';
+import { expandPipelineFiles, loadPipelines, isPipelineFile } from '../../config/load-pipeline.ts';
 import { SchemaRegistry } from '../../config/schema-registry.ts';
 import { SourceDocument } from '../../config/source-document.ts';
 import { SinkRegistry, pluginSpecsFromEnv } from '../../plugins/sink-registry.ts';
@@ -69,6 +69,7 @@ export async function validatePaths(paths: string[], opts: CommonOptions): Promi
 
   // A test file must parse and name a pipeline that exists beside it (or among the given files).
   const known = new Set(loaded.pipelines.map((p) => p.name));
+  const givenFiles = new Set(pipelineFiles.map((f) => resolve(f)));
   const dirsChecked = new Map<string, Set<string>>();
   for (const file of testFiles) {
     try {
@@ -76,7 +77,11 @@ export async function validatePaths(paths: string[], opts: CommonOptions): Promi
       const dir = dirname(file);
       let names = dirsChecked.get(dir);
       if (!names) {
-        names = new Set((await loadPipelines([dir], ctx)).pipelines.map((p) => p.name));
+        // The directory's pipelines are those just loaded when they are exactly the files given
+        // (`synapse validate` of one directory): reuse them rather than compile them twice.
+        const dirFiles = (await expandPipelineFiles([dir])).map((f) => resolve(f));
+        const sameFiles = dirFiles.length === pipelineFiles.length && dirFiles.every((f) => givenFiles.has(f));
+        names = new Set((sameFiles ? loaded : await loadPipelines([dir], ctx)).pipelines.map((p) => p.name));
         dirsChecked.set(dir, names);
       }
       if (!names.has(spec.pipeline) && !known.has(spec.pipeline)) {

@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDirs } from '../support/temp-dir.ts';
@@ -9,7 +11,7 @@ const ROOT = join(import.meta.dirname, '../../..');
 const BIN = join(ROOT, 'bin/synapse.mjs');
 const FIXTURES = 'tests/fixtures/cli';
 const SCHEMAS = 'tests/fixtures/schemas';
-// tsx compiles the engine on start-up: generous, but a hang still fails.
+// Generous for a busy machine, but a hang still fails.
 const CLI_TIMEOUT = 20_000;
 
 const dirs = tempDirs('synapse-cli-');
@@ -200,5 +202,36 @@ describe('synapse dry-run', () => {
       `no pipeline 'nope': not a file, nor a pipeline name in ${join(ROOT, FIXTURES, 'good')} (found: orders, router)`,
     ]);
     expect(r.code).toBe(1);
+  }, CLI_TIMEOUT);
+});
+
+describe('synapse --version and synapse schema', () => {
+  it('--version (and -V, and after other options) prints the version of package.json, exit 0', async () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(version).toMatch(/^\d+\.\d+\.\d+/);
+    for (const args of [['--version'], ['-V'], ['--schemas', 'schemas', '--version']]) {
+      const r = await synapse(args);
+      expect(r).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+    }
+  }, CLI_TIMEOUT);
+
+  it('schema of an unknown kind: one line naming the kinds, exit 1', async () => {
+    const r = await synapse(['schema', 'pipelines']);
+    expect(r).toEqual({ code: 1, stdout: '', stderr: "synapse schema: unknown schema 'pipelines': pipeline or test\n" });
+  }, CLI_TIMEOUT);
+});
+
+describe('a TypeScript plugin named by SYNAPSE_PLUGINS', () => {
+  it('is refused in one line that says how to load it (the command runs built JavaScript), exit 1', async () => {
+    const dir = await dirs.make();
+    await mkdir(join(dir, 'sinks'));
+    await writeFile(join(dir, 'sinks', 'echo.ts'), "const name: string = 'ts-echo';\nexport default { name, description: 'x', configSchema: { type: 'object' }, create() { return {}; } };\n");
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(process.execPath, [BIN, 'validate', FIXTURES + '/good', '--schemas', SCHEMAS], { cwd: ROOT, env: { ...process.env, SYNAPSE_PLUGINS: dir } }, (error, _stdout, stderr) => {
+        resolve({ code: error ? (error.code as number) : 0, stderr });
+      });
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`cannot load the TypeScript plugin ${join(dir, 'sinks', 'echo.ts')}: compile it to JavaScript, or run synapse under a TypeScript loader (node --import tsx node_modules/synapse/bin/synapse.mjs ...)\n`);
   }, CLI_TIMEOUT);
 });

@@ -153,3 +153,38 @@ describe('SourceDocument positions', () => {
     expect(d.value).toEqual({ base: { x: 1 }, child: { '<<': { x: 1 } } });
   });
 });
+
+describe('SourceDocument reads plain JSON without the YAML parser, with the same result', () => {
+  const schema = [
+    '{',
+    '  "$id": "https://synapse.dev/schemas/x.json",',
+    '  "type": "object",',
+    '  "properties": { "say \\"hi\\"": { "type": "string" }, "n": { "enum": [1, 2.5, -0, null, true] } },',
+    '  "items": [{ "a": 1 }, { "a": 2 }]',
+    '}',
+  ].join('\n');
+
+  it('the value and every position are those the YAML parser gives', () => {
+    const json = SourceDocument.parse('x.json', schema);
+    // The same text as YAML-only input: a leading comment line makes it invalid JSON.
+    const yaml = SourceDocument.parse('x.json', `# c\n${schema}`);
+    expect(json.value).toEqual(yaml.value);
+    expect(json.locate(['properties', 'n', 'enum', 1])).toEqual({ ...yaml.locate(['properties', 'n', 'enum', 1]), line: 4 });
+    expect(json.locate(['items', 1, 'a'], { key: true })).toEqual({ file: 'x.json', line: 5, col: 27 });
+  });
+
+  it('a key repeated in one object is refused with its position, as YAML refuses it', () => {
+    let err: unknown;
+    try {
+      SourceDocument.parse('x.json', '{\n  "a": 1,\n  "b": { "a": 2 },\n  "\\u0061": 3\n}');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigInvalidError);
+    expect((err as ConfigInvalidError).diagnostics).toEqual([expect.objectContaining({ line: 4, message: expect.stringMatching(/unique/i) })]);
+  });
+
+  it('the same key in sibling objects is not a repeat', () => {
+    expect(SourceDocument.parse('x.json', '[{ "a": 1 }, { "a": 2 }]').value).toEqual([{ a: 1 }, { a: 2 }]);
+  });
+});
