@@ -21,6 +21,12 @@ export interface TestCluster {
   client(): Cluster;
   /** The node serving `key`'s slot now (CLUSTER KEYSLOT + CLUSTER SLOTS). */
   nodeOf(key: string): Promise<OwnedRedis>;
+  /**
+   * Moves `key`'s slot, keys and all, to another master, as `redis-cli --cluster reshard` does
+   * (SETSLOT IMPORTING/MIGRATING, MIGRATE in batches, SETSLOT NODE): clients meanwhile get ASK and
+   * then MOVED redirections. `pauseMs` between batches stretches the migration out.
+   */
+  migrateSlotOf(key: string, opts?: { batch?: number; pauseMs?: number }): Promise<{ from: number; to: number; keys: number }>;
   close(): Promise<void>;
 }
 
@@ -100,7 +106,7 @@ export async function startTestCluster(opts: { masters?: number; replicas?: numb
     clients.push(c);
     return c;
   };
-  return {
+  const self: TestCluster = {
     url: nodes[0]!.url,
     nodes,
     client,
@@ -115,6 +121,47 @@ export async function startTestCluster(opts: { masters?: number; replicas?: numb
         probe.disconnect();
       }
     },
+    async migrateSlotOf(key, opts = {}) {
+      const batch = opts.batch ?? 1;
+      const connect = (n: OwnedRedis) => new Redis(n.url, { maxRetriesPerRequest: 1 });
+      const probe = connect(nodes[0]!);
+      try {
+        const slot = Number(await probe.cluster('KEYSLOT', key));
+        const from = await self.nodeOf(key);
+        const masters = String(await probe.cluster('NODES')).split('\n').filter((l) => l.includes('master') && !l.includes('fail'));
+        const idOf = (port: number) => masters.find((l) => l.includes(`:${port}@`))!.split(' ')[0]!;
+        const toLine = masters.find((l) => !l.includes(`:${from.port}@`))!;
+        const to = nodes.find((n) => toLine.includes(`:${n.port}@`))!;
+        const [src, dst] = [connect(from), connect(to)];
+        try {
+          await dst.cluster('SETSLOT', slot, 'IMPORTING', idOf(from.port));
+          await src.cluster('SETSLOT', slot, 'MIGRATING', idOf(to.port));
+          let moved = 0;
+          for (;;) {
+            const keys = (await src.cluster('GETKEYSINSLOT', slot, batch)) as string[];
+            if (keys.length === 0) break;
+            await src.call('MIGRATE', '127.0.0.1', to.port, '', 0, 10_000, 'KEYS', ...keys);
+            moved += keys.length;
+            if (opts.pauseMs) await new Promise((r) => setTimeout(r, opts.pauseMs));
+          }
+          for (const n of nodes) {
+            const c = connect(n);
+            try {
+              if (masters.some((l) => l.includes(`:${n.port}@`))) await c.cluster('SETSLOT', slot, 'NODE', idOf(to.port));
+            } finally {
+              c.disconnect();
+            }
+          }
+          return { from: from.port, to: to.port, keys: moved };
+        } finally {
+          src.disconnect();
+          dst.disconnect();
+        }
+      } finally {
+        probe.disconnect();
+      }
+    },
     close,
   };
+  return self;
 }
