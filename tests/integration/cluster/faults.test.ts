@@ -82,3 +82,42 @@ describe('faults on a Redis Cluster', () => {
     await stopCleanly(engine);
   }, 120_000);
 });
+
+describe('a master killed on a Redis Cluster with replicas', () => {
+  let withReplicas: TestCluster;
+  beforeAll(async () => {
+    withReplicas = await startTestCluster({ masters: 3, replicas: 1 });
+  }, 120_000);
+  afterAll(async () => {
+    await withReplicas?.close();
+  });
+
+  it('the replica is promoted and the engine goes on: every event written before and after is delivered', async () => {
+    const client = withReplicas.client();
+    const N = 2000;
+    const t = tag();
+    const stream = `${t}:in`;
+    const out = `${t}:out`;
+    const doc = ordersPipeline({ stream, out, source: { batch: 50 } });
+    const pipelines = await dirs.make([doc]);
+    const engine = await spawnEngine({ pipelines, schemas: FIXTURE_SCHEMAS, redisUrl: withReplicas.url, consumer: `cl-f-${randomUUID().slice(0, 8)}` });
+    // Written and replicated (WAIT) before the master goes: what the producer was told is stored.
+    await addEvents(client, stream, range(0, N / 2).map((i) => orderEvent(i)));
+    const master = await withReplicas.nodeOf(stream);
+    const direct = new (await import('ioredis')).Redis(master.url);
+    expect(await direct.wait(1, 5_000)).toBeGreaterThanOrEqual(1);
+    direct.disconnect();
+    await waitFor(async () => (await client.xlen(out)) >= 100, 'the engine mid-stream', 30_000, 10);
+    await master.kill();
+    // Once a replica has taken over the slot, the producer goes on.
+    await waitFor(async () => (await withReplicas.nodeOf(stream)).port !== master.port, 'a replica promoted', 60_000, 250);
+    await addEvents(client, stream, range(N / 2, N).map((i) => orderEvent(i)));
+    const seqs = await waitFor(async () => {
+      const s = (await readPayloads<{ seq: number }>(client, out)).map((p) => p.seq);
+      return new Set(s).size >= N && s;
+    }, `all ${N} events in the output`, 90_000, 250);
+    expect(new Set(seqs)).toEqual(new Set(range(0, N)));
+    await waitFor(async () => (await pendingSummary(client, stream, doc.name)).count === 0, 'nothing pending', 30_000);
+    await stopCleanly(engine);
+  }, 180_000);
+});
