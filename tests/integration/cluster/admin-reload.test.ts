@@ -70,4 +70,40 @@ describe('hot reload and the admin API on a Redis Cluster', () => {
     expect(await f.client.xlen(dlq)).toBe(0);
     expect((await entries(f.client, out)).map((e) => JSON.parse(e.fields.payload!))).toEqual([{ n: 1, version: 1 }, { n: 13, version: 2 }]);
   });
+
+  it('a replay runs a range of another stream through a pipeline: sinks act, a failure goes to its DLQ (in another slot)', async () => {
+    const name = key('p');
+    const [source, out, history] = [key('in'), key('out'), key('history')];
+    const f = await start({ pipelines: { [name]: pipelineYaml({ name, stream: source, out }) } });
+    const T0 = Date.parse('2026-01-01T00:00:00.000Z');
+    for (const [i, n] of [1, 2, 13].entries()) await f.client.xadd(history, `${T0 + i * 1000}-0`, 'payload', JSON.stringify(ping(n)));
+    const res = await f.inject({ method: 'POST', url: '/replay', payload: { stream: history, from: '-', to: '+', pipeline: name } });
+    expect(res.statusCode, res.body).toBe(202);
+    const job = await waitFor(async () => {
+      const j = JSON.parse((await f.inject({ method: 'GET', url: `/replay/${JSON.parse(res.body).id}` })).body);
+      return j.status !== 'running' && j;
+    }, 'the replay to finish');
+    expect(job).toMatchObject({ status: 'done', scanned: 3, written: 3 });
+    expect(await payloads(f.client, out)).toEqual([{ n: 1, version: 1 }, { n: 2, version: 1 }]);
+    expect((await entries(f.client, `${source}:dlq`)).map((e) => e.fields.stage)).toEqual(['transform']);
+  });
+
+  it('an aggregate sink keeps its windows (keys under the pipeline\'s hash tag) and GET /aggregates reads them', async () => {
+    const name = key('agg');
+    const stream = key('in');
+    const yaml = [
+      `name: ${name}`, 'source:', `  stream: ${stream}`, '  start: "0"', '  block_ms: 100',
+      'transform: \'{ "kind": data.kind, "v": data.n }\'',
+      'sink:', '  type: aggregate', '  with:', '    key: kind', '    window: 1h', '    measures: { v: [count, sum] }',
+    ].join('\n') + '\n';
+    const f = await start({ pipelines: { [name]: yaml } });
+    await publish(f.client, stream, [1, 2, 3, 4].map((n) => ping(n, { kind: n % 2 ? 'odd' : 'even' })));
+    const windows = await waitFor(async () => {
+      const body = JSON.parse((await f.inject({ method: 'GET', url: `/aggregates/${name}` })).body);
+      const all = JSON.stringify(body);
+      return all.includes('"odd"') && all.includes('"even"') && body;
+    }, 'two aggregate windows');
+    const figures = windows.sinks[0].windows.map((w: Record<string, unknown>) => [w.key, w.v_count, w.v_sum]).sort();
+    expect(figures).toEqual([['even', 2, 6], ['odd', 2, 4]]);
+  });
 });
