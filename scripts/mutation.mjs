@@ -87,7 +87,7 @@ for (const source of all) {
   for (const key of Object.keys(total)) total[key] += count[key];
   const score = (100 * count.detected) / Math.max(1, count.detected + count.undetected);
   rows.push([source, `${score.toFixed(2)}%  killed ${count.detected}, survived ${count.undetected}` +
-    (count.ignored ? `, not scored ${count.ignored}` : '')]);
+    (count.ignored ? `, not scored ${count.ignored}` : '') + (upToDate(source) ? '' : '  (stale: the source changed since)')]);
 }
 console.log('\nMutation score per file (mutation/):');
 for (const [source, text] of rows) console.log(`  ${basename(source).padEnd(22)} ${text}`);
