@@ -25,6 +25,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('lint pipelines, pipeline tests and schemas; exit 1 on any error')
     .argument('[paths...]', 'files or directories (default ./pipelines)')
     .option('--schemas <dir>', 'schema directory')
+    .option('--strict', 'count warnings (type hints from the input schema) as errors')
     .action(async (paths: string[], _o, cmd: Command) => setExit(await validateCommand(paths, common(cmd))));
 
   program.command('test')
