@@ -89,7 +89,13 @@ export function checkExpression(source: string, scope: ExpressionScope): Express
     // A shape of absurd depth (or a bug here) must never stop a pipeline from loading.
     if (!(err instanceof RangeError)) throw err;
   }
-  return { findings: walker.findings, output };
+  // `a ?? b` is parsed into a node that holds `a` twice: one finding per token and message.
+  const seen = new Set<string>();
+  const findings = walker.findings.filter((f) => {
+    const key = `${f.offset}\u0000${f.message}`;
+    return !seen.has(key) && Boolean(seen.add(key));
+  });
+  return { findings, output };
 }
 
 class Walker {

@@ -134,7 +134,7 @@ function lazy(make: () => Shape): Shape {
   const get = () => (made ??= make());
   return {
     kinds: () => get().kinds(),
-    property: (name) => get().property(name),
+    property: (name, within) => get().property(name, within),
     items: () => get().items(),
     names: () => get().names(),
   };

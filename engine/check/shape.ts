@@ -14,8 +14,12 @@ export const ALL_KINDS: readonly Kind[] = ['object', 'array', 'string', 'number'
 export interface Shape {
   /** The kinds the value may have; all of them when undefined. */
   kinds(): ReadonlySet<Kind> | undefined;
-  /** The shape of property `name` of the value when it is an object; `never()` where it cannot exist. */
-  property(name: string): Shape;
+  /**
+   * The shape of property `name` of the value when it is an object (of its items' property when
+   * it is an array: JSONata flattens); NEVER where it cannot exist. `within`: the kinds the
+   * value is known to have besides (an intersection's other parts may rule out an array).
+   */
+  property(name: string, within?: ReadonlySet<Kind>): Shape;
   /** The shape of an item when the value is an array. */
   items(): Shape;
   /**
@@ -63,11 +67,12 @@ export class LeafShape implements Shape {
     return this.kindSet;
   }
 
-  property(name: string): Shape {
+  property(name: string, within?: ReadonlySet<Kind>): Shape {
     const kinds = this.kindSet;
+    const may = (k: Kind) => (!kinds || kinds.has(k)) && (!within || within.has(k));
     const parts: Shape[] = [];
-    if (!kinds || kinds.has('object')) parts.push(this.objectProperty(name));
-    if (!kinds || kinds.has('array')) parts.push(this.items().property(name));
+    if (may('object')) parts.push(this.objectProperty(name));
+    if (may('array')) parts.push(this.items().property(name));
     return union(parts);
   }
 
@@ -139,8 +144,8 @@ class UnionShape implements Shape {
     }
     return out;
   }
-  property(name: string): Shape {
-    return union(this.parts.map((p) => p.property(name)));
+  property(name: string, within?: ReadonlySet<Kind>): Shape {
+    return union(this.parts.map((p) => p.property(name, within)));
   }
   items(): Shape {
     return union(this.parts.filter((p) => p.kinds()?.has('array') ?? true).map((p) => p.items()));
@@ -168,9 +173,11 @@ class IntersectionShape implements Shape {
     }
     return out;
   }
-  property(name: string): Shape {
-    if (isNever(this)) return NEVER;
-    return intersection(this.parts.map((p) => p.property(name)));
+  property(name: string, within?: ReadonlySet<Kind>): Shape {
+    const own = this.kinds();
+    const kinds = own && within ? new Set([...own].filter((k) => within.has(k))) : own ?? within;
+    if (kinds?.size === 0) return NEVER;
+    return intersection(this.parts.map((p) => p.property(name, kinds)));
   }
   items(): Shape {
     return intersection(this.parts.map((p) => p.items()));
