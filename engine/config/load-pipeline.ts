@@ -383,7 +383,7 @@ class PipelineCompiler {
         this.problems.push({ ...loc, message: `${spec.type} sink 'with.${pr.path.join('.')}': ${pr.message}` });
       }
       if (problems.length) continue;
-      for (const key of registered.definition.expressions ?? []) {
+      for (const key of Object.keys(registered.definition.expressions ?? {})) {
         const value = config[key];
         if (typeof value === 'string') this.sites.push({ path: [...path, 'with', key], source: value, over: 'output' });
       }

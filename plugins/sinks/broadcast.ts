@@ -27,7 +27,7 @@ export default defineSink<BroadcastConfig>({
     },
   },
   examples: [{ channel: 'platform' }, { channel: 'notifications', audience: 'userId' }],
-  expressions: ['audience'],
+  expressions: { audience: 'required' },
   check(config) {
     const problems: ConfigProblem[] = [];
     if (config.audience) {
