@@ -14,10 +14,10 @@ const CLI_TIMEOUT = 60_000;
 const dirs = tempDirs('synapse-checks-cli-');
 afterAll(() => dirs.cleanup());
 
-function synapse(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
+function synapse(args: string[], cwd: string, timeout = CLI_TIMEOUT): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SYNAPSE_') && k !== 'REDIS_URL'));
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [BIN, ...args], { cwd, env: { ...env, NO_COLOR: '1' }, timeout: CLI_TIMEOUT - 5_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [BIN, ...args], { cwd, env: { ...env, NO_COLOR: '1' }, timeout: timeout - 5_000 }, (error, stdout, stderr) => {
       if (error && typeof error.code !== 'number') reject(new Error(`synapse ${args.join(' ')}: ${error.message}\n${stderr}`));
       else resolve({ code: error ? (error.code as number) : 0, stdout, stderr });
     }).stdin!.end();
@@ -138,7 +138,7 @@ describe('synapse test --fuzz N', () => {
   }, CLI_TIMEOUT);
 
   it('the shipped catalog: tests and fuzzing pass', async () => {
-    const r = await synapse(['test', '--fuzz', '30', '--seed', '7'], ROOT);
+    const r = await synapse(['test', '--fuzz', '30', '--seed', '7'], ROOT, 2 * CLI_TIMEOUT);
     expect(r.stdout).not.toMatch(/✗/);
     expect(lines(r.stdout).at(-1)).toMatch(/^\d+ passed, 0 failed$/);
     expect(r.code).toBe(0);
