@@ -9,6 +9,13 @@ interface Part {
   base: string;
 }
 
+/**
+ * An internal keyword: values a property must not take (on an object schema: property name →
+ * values; on a value's schema: the values). How the "every `else`" alternative keeps clear of
+ * the `if`s it stands against (`if: {event: const X}` ⇒ the else side's event is not X).
+ */
+const EXCLUDE = '\u0000exclude';
+
 /** How many alternatives (anyOf/oneOf branches, if/then/else sides) one level may multiply into. */
 const MAX_ALTERNATIVES = 64;
 /** How deep generation nests objects and arrays (and follows recursive `$ref`s). */
@@ -26,7 +33,9 @@ const MAX_DEPTH = 8;
  * `uniqueItems` may reject).
  */
 export function schemaArbitrary(schema: unknown, id: string, lookup: SchemaLookup): fc.Arbitrary<unknown> {
-  return new Generator(lookup).arbitrary([{ schema: asSchema(schema), base: id }], 0);
+  // The schema's own `#/...` references resolve to itself, registered or not.
+  const withRoot: SchemaLookup = (docId) => (docId === id ? { schema } : lookup(docId));
+  return new Generator(withRoot).arbitrary([{ schema: asSchema(schema), base: id }], 0);
 }
 
 function asSchema(s: unknown): Schema {
@@ -85,7 +94,7 @@ class Generator {
       for (const c of conditionals) {
         if (c.then !== undefined) alternatives.push(...this.expand([{ schema: asSchema(c.if), base }, { schema: asSchema(c.then), base }], depth));
       }
-      alternatives.push(...this.expand(conditionals.map((c) => ({ schema: asSchema(c.else), base })), depth));
+      alternatives.push(...this.expand(conditionals.map((c) => ({ schema: { ...asSchema(c.else), [EXCLUDE]: excludedBy(c.if) }, base })), depth));
       lists.push(alternatives);
     }
     let out: Part[][] = [[]];
@@ -115,11 +124,13 @@ class Generator {
   /** One arbitrary for plain schemas (no combinators left) that must all hold. */
   private merged(leaves: Part[], depth: number): fc.Arbitrary<unknown> | undefined {
     const schemas = leaves.map((l) => l.schema);
+    const excluded = new Set(schemas.flatMap((s) => (Array.isArray(s[EXCLUDE]) ? (s[EXCLUDE] as unknown[]).map((v) => JSON.stringify(v)) : [])));
+    const allowed = (v: unknown) => !excluded.has(JSON.stringify(v));
     const withConst = schemas.find((s) => 'const' in s);
-    if (withConst) return fc.constant(withConst.const);
+    if (withConst) return allowed(withConst.const) ? fc.constant(withConst.const) : undefined;
     const enums = schemas.filter((s) => Array.isArray(s.enum)).map((s) => s.enum as unknown[]);
     if (enums.length) {
-      const values = enums.reduce((a, b) => a.filter((v) => b.some((w) => JSON.stringify(w) === JSON.stringify(v))));
+      const values = enums.reduce((a, b) => a.filter((v) => b.some((w) => JSON.stringify(w) === JSON.stringify(v)))).filter(allowed);
       return values.length ? fc.constantFrom(...values) : undefined;
     }
     let types: Set<string> | undefined;
@@ -134,7 +145,8 @@ class Generator {
     const kinds = types ? [...types] : [guessType(schemas)];
     const arbs = kinds.map((k) => this.ofType(k, leaves, depth)).filter((a): a is fc.Arbitrary<unknown> => a !== undefined);
     if (!arbs.length) return undefined;
-    return arbs.length === 1 ? arbs[0] : fc.oneof(...arbs);
+    const arb = arbs.length === 1 ? arbs[0]! : fc.oneof(...arbs);
+    return excluded.size ? arb.filter(allowed) : arb;
   }
 
   private ofType(type: string, leaves: Part[], depth: number): fc.Arbitrary<unknown> | undefined {
@@ -183,8 +195,15 @@ class Generator {
         for (const s of schemas) for (const k of Object.keys((s.properties as Schema | undefined) ?? {})) names.add(k);
         const record: Record<string, fc.Arbitrary<unknown>> = {};
         for (const name of names) {
+          // `name: false` somewhere: the property must be absent.
+          if (schemas.some((s) => (s.properties as Schema | undefined)?.[name] === false)) {
+            if (required.has(name)) return undefined;
+            continue;
+          }
           const parts = leaves.flatMap((l) => {
             const p = (l.schema.properties as Schema | undefined)?.[name];
+            const not = (l.schema[EXCLUDE] as Record<string, unknown[]> | undefined)?.[name];
+            if (not) return [...(p !== undefined ? [{ schema: asSchema(p), base: l.base }] : []), { schema: { [EXCLUDE]: not }, base: l.base }];
             if (p !== undefined) return [{ schema: asSchema(p), base: l.base }];
             const extra = l.schema.additionalProperties;
             return extra && typeof extra === 'object' ? [{ schema: asSchema(extra), base: l.base }] : [];
@@ -224,6 +243,18 @@ class Generator {
     }
     return fc.string({ minLength, maxLength: Math.max(maxLength, minLength) });
   }
+}
+
+/** Per property, the values an `if` of consts and enums matches (so its else side avoids them). */
+function excludedBy(cond: unknown): Record<string, unknown[]> {
+  const props = asSchema(cond).properties;
+  const out: Record<string, unknown[]> = {};
+  for (const [name, s] of Object.entries((props as Schema | undefined) ?? {})) {
+    const p = asSchema(s);
+    if ('const' in p) out[name] = [p.const];
+    else if (Array.isArray(p.enum)) out[name] = p.enum;
+  }
+  return out;
 }
 
 function guessType(schemas: Schema[]): string {

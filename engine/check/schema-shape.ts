@@ -19,7 +19,9 @@ const MAX_REF_DEPTH = 24;
  * `dependentSchemas`, `$dynamicRef`, anchors) only ever make it claim less, never more.
  */
 export function schemaShape(schema: unknown, id: string, lookup: SchemaLookup): Shape {
-  return build(schema, id, lookup, 0);
+  // The schema's own `#/...` references resolve to itself, registered or not.
+  const withRoot: SchemaLookup = (docId) => (docId === id ? { schema } : lookup(docId));
+  return build(schema, id, withRoot, 0);
 }
 
 function build(schema: unknown, base: string, lookup: SchemaLookup, depth: number): Shape {
