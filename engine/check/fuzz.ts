@@ -32,6 +32,8 @@ export interface FuzzResult {
 
 /** How many candidates are generated per valid event wanted, at most. */
 const ATTEMPTS_PER_EVENT = 4;
+/** How long shrinking one kind of failure to its smallest example may take. */
+const SHRINK_TIME_MS = 5_000;
 
 /**
  * Generates `runs` events that the pipeline's input schema accepts (from the schema, with
@@ -57,43 +59,80 @@ export async function fuzzPipeline(pipeline: CompiledPipeline, schemas: SchemaRe
   if (!events.length) return result;
 
   const groups = new Map<string, FuzzFailure>();
-  const fail = (event: unknown, f: Omit<FuzzFailure, 'count' | 'example'>) => {
-    // One group per kind of failure: the values a message quotes differ from event to event.
-    const key = `${f.stage}\u0000${f.sink ?? ''}\u0000${f.error.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|-?\d[\d.eE+-]*/g, '…')}`;
-    const known = groups.get(key);
-    if (!known) groups.set(key, { ...f, count: 1, example: event });
-    else {
-      known.count++;
-      if (JSON.stringify(event).length < JSON.stringify(known.example).length) {
-        known.example = event;
-        known.error = f.error;
+  const failuresOf = failureFinder(pipeline);
+  const failures = await failuresOf(events);
+  for (const [i, list] of failures.entries()) {
+    for (const f of list) {
+      const key = groupKey(f);
+      const known = groups.get(key);
+      if (!known) groups.set(key, { ...f, count: 1, example: events[i] });
+      else {
+        known.count++;
+        if (size(events[i]) < size(known.example)) Object.assign(known, { example: events[i], error: f.error });
       }
     }
-  };
-  const sinkExpressions = pipeline.sinks.flatMap((s) => Object.entries(s.definition.expressions ?? {}).flatMap(([key, need]) => {
-    const source = s.config[key];
-    return typeof source === 'string' ? [{ sink: s.id, key, need, expr: compileExpression(source, { timeoutMs: pipeline.expressionTimeoutMs }) }] : [];
-  }));
-  const { outcomes } = await dryRun(pipeline, events);
-  for (const [i, o] of outcomes.entries()) {
-    const event = events[i];
-    if (o.kind === 'dlq') fail(event, { stage: o.stage, sink: o.sink, error: o.error });
-    if (o.kind !== 'sunk') continue;
-    for (const e of sinkExpressions) {
-      if (!o.sinks.includes(e.sink)) continue;
-      try {
-        const evaluated = e.expr.evaluate(o.value, { input: o.event });
-        const value = e.expr.sync ? evaluated : await evaluated;
-        if (e.need === 'required' && !givesKey(value)) {
-          fail(event, { stage: 'sink', sink: e.sink, error: `${e.key} '${e.expr.source}' gave ${JSON.stringify(value) ?? 'nothing'}; it must give a string or number` });
-        }
-      } catch (err) {
-        fail(event, { stage: 'sink', sink: e.sink, error: `${e.key}: ${errorMessage(err)}` });
-      }
+  }
+  // Then the smallest example of each: fast-check shrinks a failing event of that kind (within
+  // a time bound; what sampling found stands when shrinking finds nothing smaller).
+  for (const [key, group] of groups) {
+    const property = fc.asyncProperty(arb, async (event) => {
+      if (!acceptedAsValid(pipeline, event)) return true;
+      return !(await failuresOf([event]))[0]!.some((f) => groupKey(f) === key);
+    });
+    const run = await fc.check(property, { seed: opts.seed, numRuns: candidates.length, interruptAfterTimeLimit: SHRINK_TIME_MS, markInterruptAsFailure: false });
+    const found = run.failed ? run.counterexample?.[0] : undefined;
+    if (found !== undefined && size(found) <= size(group.example)) {
+      const f = (await failuresOf([found]))[0]!.find((x) => groupKey(x) === key);
+      if (f) Object.assign(group, { example: found, error: f.error });
     }
   }
   result.failures = [...groups.values()].sort((a, b) => b.count - a.count);
   return result;
+}
+
+type Failure = Omit<FuzzFailure, 'count' | 'example'>;
+
+/** One group per kind of failure: the values a message quotes differ from event to event. */
+function groupKey(f: Failure): string {
+  return `${f.stage}\u0000${f.sink ?? ''}\u0000${f.error.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|-?\d[\d.eE+-]*/g, '…')}`;
+}
+
+function size(v: unknown): number {
+  return JSON.stringify(v)?.length ?? 0;
+}
+
+/**
+ * Runs events through the pipeline (sinks replaced by recorders) and says, per event, how the
+ * pipeline dead-lettered it: a DLQ outcome, or a sink expression that failed or gave no key.
+ */
+function failureFinder(pipeline: CompiledPipeline): (events: unknown[]) => Promise<Failure[][]> {
+  const sinkExpressions = pipeline.sinks.flatMap((s) => Object.entries(s.definition.expressions ?? {}).flatMap(([key, need]) => {
+    const source = s.config[key];
+    return typeof source === 'string' ? [{ sink: s.id, key, need, expr: compileExpression(source, { timeoutMs: pipeline.expressionTimeoutMs }) }] : [];
+  }));
+  return async (events) => {
+    const { outcomes } = await dryRun(pipeline, events);
+    const out: Failure[][] = [];
+    for (const o of outcomes) {
+      const list: Failure[] = [];
+      out.push(list);
+      if (o.kind === 'dlq') list.push({ stage: o.stage, sink: o.sink, error: o.error });
+      if (o.kind !== 'sunk') continue;
+      for (const e of sinkExpressions) {
+        if (!o.sinks.includes(e.sink)) continue;
+        try {
+          const evaluated = e.expr.evaluate(o.value, { input: o.event });
+          const value = e.expr.sync ? evaluated : await evaluated;
+          if (e.need === 'required' && !givesKey(value)) {
+            list.push({ stage: 'sink', sink: e.sink, error: `${e.key} '${e.expr.source}' gave ${JSON.stringify(value) ?? 'nothing'}; it must give a string or number` });
+          }
+        } catch (err) {
+          list.push({ stage: 'sink', sink: e.sink, error: `${e.key}: ${errorMessage(err)}` });
+        }
+      }
+    }
+    return out;
+  };
 }
 
 /** Whether the pipeline's own decoding, shaping and validation accept an event (as the runner would). */
