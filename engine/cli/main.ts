@@ -42,12 +42,15 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('lint pipelines, pipeline tests and schemas; exit 1 on any error')
     .argument('[paths...]', 'files or directories (default ./pipelines)')
     .option('--schemas <dir>', 'schema directory')
+    .option('--strict', 'count warnings (type hints from the input schema) as errors')
     .action(async (paths: string[], _o, cmd: Command) => setExit(await validateCommand(paths, common(cmd))));
 
   program.command('test')
     .description('run pipeline test files (*.test.yaml); exit 1 on a failure')
     .argument('[paths...]', 'test files or directories (default ./pipelines)')
     .option('--schemas <dir>', 'schema directory')
+    .option('--fuzz <n>', 'also feed N valid events generated from each pipeline\'s input schema through it')
+    .option('--seed <n>', 'the fuzz seed, to replay a run (default: random, printed)')
     .action(async (paths: string[], _o, cmd: Command) => setExit(await testCommand(paths, common(cmd))));
 
   program.command('dry-run')

@@ -7,6 +7,7 @@ import { ConfigInvalidError, PipelineInvalidError, type Diagnostic } from '../er
 import { compileExpression, ExpressionSyntaxError, DEFAULT_EXPRESSION_TIMEOUT_MS, type CompiledExpression } from '../expr/compile-expression.ts';
 import type { SinkDefinition } from '../plugins/define-sink.ts';
 import type { SinkRegistry } from '../plugins/sink-registry.ts';
+import { checkPipelineSchema, type ExpressionSite } from '../check/check-pipeline.ts';
 import { ajvDiagnostics, splitPointer } from './ajv-diagnostics.ts';
 import { parseDuration } from './duration.ts';
 import { interpolate, type InterpolationProblem } from './interpolate.ts';
@@ -77,6 +78,11 @@ export interface CompiledPipeline {
   dlq: string;
   expressionTimeoutMs: number;
   maxEventBytes: number;
+  /**
+   * Hints that do not stop the pipeline from loading (a string function on a number field):
+   * `synapse validate` prints them, `synapse validate --strict` counts them as errors.
+   */
+  warnings: Diagnostic[];
 }
 
 /** What loading needs: the schemas pipelines refer to and the sink plugins they name. */
@@ -147,6 +153,11 @@ export async function compilePipelineText(file: string, text: string, ctx: LoadC
 
 class PipelineCompiler {
   private readonly problems: Diagnostic[] = [];
+  private readonly warnings: Diagnostic[] = [];
+  /** Every expression of the file, for the schema-aware checks (engine/check). */
+  private readonly sites: ExpressionSite[] = [];
+  /** The registry `validate.schema` was found in (a copy when it was named by file path). */
+  private validateSchemas?: SchemaRegistry;
 
   constructor(private readonly doc: SourceDocument, private readonly ctx: LoadContext) {}
 
@@ -184,6 +195,9 @@ class PipelineCompiler {
     const transform = ok('transform') ? this.compileExpr(raw.transform, ['transform'], timeoutMs) : undefined;
     const sinks = ok('sink') && ok('sinks') ? this.compileSinks(raw, timeoutMs) : [];
     if (source?.kind === 'schedule' && validate) this.fail(['validate'], 'a schedule source produces tick events; validate: does not apply');
+    // Expressions are checked against the schema only once everything else holds: a finding
+    // about a file that does not even compile would only add noise.
+    if (!this.problems.length) this.checkAgainstSchema(validate?.schemaId);
 
     if (this.problems.length || !source) throw new PipelineInvalidError(sortDiagnostics(this.problems));
 
@@ -210,7 +224,17 @@ class PipelineCompiler {
       dlq: raw.dlq ?? `${source.kind === 'stream' ? source.stream : `schedule:${name}`}:dlq`,
       expressionTimeoutMs: timeoutMs,
       maxEventBytes: raw.max_event_bytes ?? PIPELINE_DEFAULTS.maxEventBytes,
+      warnings: sortDiagnostics(this.warnings),
     };
+  }
+
+  private checkAgainstSchema(schemaId: string | undefined): void {
+    const schemas = this.validateSchemas;
+    const findings = checkPipelineSchema(schemaId && schemas ? { id: schemaId, lookup: (id) => schemas.get(id) } : undefined, this.sites);
+    for (const f of findings) {
+      const d = { ...this.doc.locateInScalar(f.path, f.offset), message: f.message };
+      (f.severity === 'error' ? this.problems : this.warnings).push(d);
+    }
   }
 
   private compileSource(src: Record<string, any>, name: string): SourceSpec | undefined {
@@ -280,6 +304,7 @@ class PipelineCompiler {
         return undefined;
       }
     }
+    this.validateSchemas = schemas;
     return {
       schemaId,
       schemaFile: schemas.get(schemaId)?.file,
@@ -309,7 +334,9 @@ class PipelineCompiler {
   private compileExpr(source: string | undefined, path: DocPath, timeoutMs: number): CompiledExpression | undefined {
     if (source === undefined) return undefined;
     try {
-      return compileExpression(source, { timeoutMs });
+      const compiled = compileExpression(source, { timeoutMs });
+      this.sites.push({ path, source, over: path[0] === 'filter' || path[0] === 'transform' ? 'event' : 'output' });
+      return compiled;
     } catch (err) {
       if (!(err instanceof ExpressionSyntaxError)) throw err;
       this.problems.push({ ...this.doc.locateInScalar(path, err.offset), message: `${path.join('.')}: ${err.message}` });
@@ -358,6 +385,10 @@ class PipelineCompiler {
         this.problems.push({ ...loc, message: `${spec.type} sink 'with.${pr.path.join('.')}': ${pr.message}` });
       }
       if (problems.length) continue;
+      for (const key of Object.keys(registered.definition.expressions ?? {})) {
+        const value = config[key];
+        if (typeof value === 'string') this.sites.push({ path: [...path, 'with', key], source: value, over: 'output' });
+      }
       out.push({ id, type: spec.type, config, definition: registered.definition,
         when: this.compileExpr(spec.when, [...path, 'when'], timeoutMs) });
     }

@@ -86,6 +86,14 @@ export interface SinkDefinition<Config = Record<string, unknown>> {
    * the problems are reported as FILE:LINE:COL. Optional.
    */
   check?(config: Config): ConfigProblem[];
+  /**
+   * Keys of `with:` whose value is JSONata over the transformed event (`$input` the source
+   * event), such as a broadcast's `audience`: `required` when an event for which it gives no
+   * string or number goes to the DLQ, else `optional`. Listed, they are checked against the
+   * transform's inferred output at load, and `synapse test --fuzz` evaluates them on what
+   * reaches the sink.
+   */
+  expressions?: Readonly<Partial<Record<keyof Config & string, 'required' | 'optional'>>>;
   /** Validates and wires; no I/O here (that belongs in `connect()` and `write()`). */
   create(config: Config, ctx: SinkContext): Sink;
 }

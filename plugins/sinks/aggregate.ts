@@ -252,6 +252,7 @@ export default defineSink<AggregateConfig>({
       alerts: [{ when: 'error_rate > 0.1 or latency_ms_avg > 5000', publish: { stream: 'platform-events', event: 'model-health-alert' } }],
     },
   ],
+  expressions: { key: 'required', time: 'optional' },
   check(config) {
     const problems: ConfigProblem[] = [];
     compileChecked(config.key, ['key'], problems);

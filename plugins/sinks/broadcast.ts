@@ -27,6 +27,7 @@ export default defineSink<BroadcastConfig>({
     },
   },
   examples: [{ channel: 'platform' }, { channel: 'notifications', audience: 'userId' }],
+  expressions: { audience: 'required' },
   check(config) {
     const problems: ConfigProblem[] = [];
     if (config.audience) {

@@ -1,18 +1,78 @@
-import { resolve } from 'node:path';
-import { expandTestFiles, formatTestResults, runTestFiles } from '../../testing/run-test-file.ts';
+import { randomInt } from 'node:crypto';
+import { dirname, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { expandTestFiles, formatTestResults, loadTestFile, runTestFiles } from '../../testing/run-test-file.ts';
+import { formatFuzzResults, fuzzPipelines } from '../../check/fuzz-command.ts';
 import { loadContext, pipelinesDir, type CommonOptions } from '../context.ts';
 
-/** `synapse test [PATH...]`: runs pipeline test files; last line `N passed, N failed`. */
-export async function testCommand(paths: string[], opts: CommonOptions): Promise<number> {
+/** Options of `synapse test`. */
+export interface TestOptions extends CommonOptions {
+  /** Also feed this many schema-generated valid events through each pipeline (`--fuzz N`). */
+  fuzz?: string | number;
+  /** The fuzz seed, to replay a run (default: a random one, printed). */
+  seed?: string | number;
+}
+
+/**
+ * `synapse test [PATH...]`: runs pipeline test files, and with `--fuzz N` also fuzzes each
+ * pipeline from its input schema; last line `N passed, N failed`.
+ */
+export async function testCommand(paths: string[], opts: TestOptions): Promise<number> {
   const targets = paths.length ? paths.map((p) => resolve(p)) : [pipelinesDir()];
+  const fuzz = opts.fuzz === undefined ? undefined : Number(opts.fuzz);
+  if (fuzz !== undefined && (!Number.isInteger(fuzz) || fuzz < 1)) {
+    process.stderr.write(`--fuzz takes a number of events (a positive integer), not '${opts.fuzz}'\n`);
+    return 2;
+  }
+  const seed = opts.seed === undefined ? randomInt(2 ** 31) : Number(opts.seed);
+  if (!Number.isInteger(seed)) {
+    process.stderr.write(`--seed takes an integer, not '${opts.seed}'\n`);
+    return 2;
+  }
   const files = await expandTestFiles(targets);
-  if (files.length === 0) {
+  if (files.length === 0 && fuzz === undefined) {
     process.stdout.write(`no test files (*.test.yaml) in ${targets.join(', ')}\n0 passed, 0 failed\n`);
     return 1;
   }
   const ctx = await loadContext(opts);
   const results = await runTestFiles(files, ctx);
   const { text, passed, failed } = formatTestResults(results);
-  process.stdout.write(`${text}\n\n${passed} passed, ${failed} failed\n`);
-  return failed > 0 ? 1 : 0;
+  const out = [text];
+  let fuzzPassed = 0;
+  let fuzzFailed = 0;
+  if (fuzz !== undefined) {
+    const fuzzed = await fuzzPipelines(await fuzzTargets(targets), ctx, { runs: fuzz, seed });
+    const report = formatFuzzResults(fuzzed, { runs: fuzz, seed });
+    out.push(report.text);
+    fuzzPassed = report.passed;
+    fuzzFailed = report.failed;
+  }
+  const total = { passed: passed + fuzzPassed, failed: failed + fuzzFailed };
+  process.stdout.write(`${out.filter(Boolean).join('\n\n')}\n\n${total.passed} passed, ${total.failed} failed\n`);
+  return total.failed > 0 ? 1 : 0;
+}
+
+/**
+ * What `--fuzz` covers: every pipeline of a directory given, and the pipeline a given test file
+ * names (or a given pipeline file).
+ */
+async function fuzzTargets(targets: string[]): Promise<{ dir: string; only?: string; file?: string }[]> {
+  const out: { dir: string; only?: string; file?: string }[] = [];
+  for (const target of targets) {
+    let isDir = false;
+    try {
+      isDir = (await stat(target)).isDirectory();
+    } catch {
+      continue;
+    }
+    if (isDir) out.push({ dir: target });
+    else if (/\.test\.ya?ml$/.test(target)) {
+      try {
+        out.push({ dir: dirname(target), only: (await loadTestFile(target)).spec.pipeline });
+      } catch {
+        // An invalid test file is reported by the test run itself.
+      }
+    } else out.push({ dir: dirname(target), file: target });
+  }
+  return out;
 }

@@ -14,6 +14,8 @@ export interface ValidateReport {
   testFiles: number;
   schemas: number;
   diagnostics: Diagnostic[];
+  /** Hints that do not reject a file (engine/check's type hints); errors with --strict. */
+  warnings: Diagnostic[];
 }
 
 /**
@@ -93,14 +95,24 @@ export async function validatePaths(paths: string[], opts: CommonOptions): Promi
       diagnostics.push(...err.diagnostics);
     }
   }
-  return { pipelines: pipelineFiles.length, testFiles: testFiles.length, schemas: schemas.list().length, diagnostics };
+  const warnings = loaded.pipelines.flatMap((p) => p.warnings);
+  return { pipelines: pipelineFiles.length, testFiles: testFiles.length, schemas: schemas.list().length, diagnostics, warnings };
 }
 
-/** `synapse validate`: prints every problem as FILE:LINE:COL message; exit code 1 on any. */
-export async function validateCommand(paths: string[], opts: CommonOptions): Promise<number> {
+/**
+ * `synapse validate`: prints every problem as FILE:LINE:COL message, and every warning as
+ * FILE:LINE:COL warning: message; exit code 1 on any error (on any warning too with `strict`).
+ */
+export async function validateCommand(paths: string[], opts: CommonOptions & { strict?: boolean }): Promise<number> {
   const report = await validatePaths(paths, opts);
-  for (const d of report.diagnostics) process.stdout.write(`${formatDiagnostic(d)}\n`);
-  const summary = `${report.pipelines} pipeline(s), ${report.testFiles} test file(s), ${report.schemas} schema(s): ${report.diagnostics.length} error(s)`;
+  const errors = opts.strict ? [...report.diagnostics, ...report.warnings] : report.diagnostics;
+  const lines = [
+    ...report.diagnostics.map((d) => ({ d, text: formatDiagnostic(d) })),
+    ...report.warnings.map((d) => ({ d, text: formatDiagnostic({ ...d, message: `${opts.strict ? 'error' : 'warning'}: ${d.message}` }) })),
+  ].sort((a, b) => a.d.file.localeCompare(b.d.file) || a.d.line - b.d.line || a.d.col - b.d.col);
+  for (const l of lines) process.stdout.write(`${l.text}\n`);
+  const warned = !opts.strict && report.warnings.length ? `, ${report.warnings.length} warning(s)` : '';
+  const summary = `${report.pipelines} pipeline(s), ${report.testFiles} test file(s), ${report.schemas} schema(s): ${errors.length} error(s)${warned}`;
   process.stdout.write(`${summary}\n`);
-  return report.diagnostics.length ? 1 : 0;
+  return errors.length ? 1 : 0;
 }
