@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { copyCatalog } from '../../../scripts/catalog.ts';
 import { tempDirs } from '../support/temp-dir.ts';
 
 // The real `synapse` bin, run as a child process from the repository root so that paths print
@@ -21,11 +22,11 @@ interface CliResult {
   stderr: string;
 }
 
-function synapse(args: string[], opts: { stdin?: string } = {}): Promise<CliResult> {
+function synapse(args: string[], opts: { stdin?: string; cwd?: string } = {}): Promise<CliResult> {
   // Nothing from the caller's environment may steer the CLI (SYNAPSE_SCHEMAS, SYNAPSE_PLUGINS, ...).
   const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SYNAPSE_') && k !== 'REDIS_URL'));
   return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...env, NO_COLOR: '1' }, timeout: CLI_TIMEOUT - 2_000 }, (error, stdout, stderr) => {
+    const child = execFile(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? ROOT, env: { ...env, NO_COLOR: '1' }, timeout: CLI_TIMEOUT - 2_000 }, (error, stdout, stderr) => {
       if (error && typeof error.code !== 'number') {
         reject(new Error(`synapse ${args.join(' ')} did not exit normally (${error.signal ?? error.code ?? error.message})\n${stderr}`));
         return;
@@ -83,8 +84,10 @@ describe('synapse validate', () => {
     expect(r.code).toBe(1);
   }, CLI_TIMEOUT);
 
-  it('the shipped pipelines/ directory (the default) validates', async () => {
-    const r = await synapse(['validate']);
+  it('the catalog\'s pipelines/ directory (the default) validates', async () => {
+    // The catalog's own files (catalog.json), not whatever else a user keeps in pipelines/.
+    const catalog = await copyCatalog();
+    const r = await synapse(['validate'], { cwd: catalog.dir }).finally(() => catalog.remove());
     expect(r.stderr).toBe('');
     expect(lines(r.stdout).at(-1)).toMatch(/^\d+ pipeline\(s\), \d+ test file\(s\), \d+ schema\(s\): 0 error\(s\)$/);
     expect(r.code).toBe(0);
@@ -146,8 +149,9 @@ describe('synapse test', () => {
     expect(r.code).toBe(1);
   }, CLI_TIMEOUT);
 
-  it('the shipped pipelines/ tests pass', async () => {
-    const r = await synapse(['test', 'pipelines']);
+  it('the catalog\'s pipeline tests pass', async () => {
+    const catalog = await copyCatalog();
+    const r = await synapse(['test', 'pipelines'], { cwd: catalog.dir }).finally(() => catalog.remove());
     expect(r.stderr).toBe('');
     expect(lines(r.stdout).at(-1)).toMatch(/^[1-9]\d* passed, 0 failed$/);
     expect(r.code).toBe(0);
