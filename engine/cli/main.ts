@@ -71,9 +71,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(async (stream: string, json: string | undefined, _o, cmd: Command) => setExit(await publishCommand(stream, json, common(cmd))));
 
   program.command('tail')
-    .description('print new entries of a stream as JSON lines')
+    .description('print the last entries of a stream, then each new one, as JSON lines (like tail -f)')
     .argument('<stream>', 'stream key')
-    .option('--from <id>', 'start after this entry id (default: only new entries)')
+    .option('--last <n>', 'how many of the latest entries to show first (default 10; 0: only new ones)')
+    .option('--from <id>', 'start after this entry id instead')
     .option('--schemas <dir>', 'schema directory (accepted by every command)')
     .option('--redis <url>', 'Redis URL')
     .action(async (stream: string, _o, cmd: Command) => setExit(await tailCommand(stream, common(cmd))));

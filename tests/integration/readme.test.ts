@@ -78,8 +78,10 @@ describe('the README', () => {
     for (const command of commands) {
       const isTail = command.startsWith('npx synapse tail');
       const run = command.replace('localhost:8080', `localhost:${port}`);
-      const { code, out } = await sh(isTail ? `timeout 3 ${run}; test $? -eq 124` : run, env);
+      // tail follows until stopped; what it shows first are the latest entries (the walkthrough's).
+      const { code, out } = await sh(isTail ? `timeout 10 ${run}; test $? -eq 124` : run, env);
       expect({ command, code, out: code === 0 ? '' : out }).toEqual({ command, code: 0, out: '' });
+      if (isTail) expect(out, `${command} shows nothing`).toMatch(/^\{"id":"\d+-\d+"/m);
     }
   }, 400_000); // a dozen CLI starts (seconds each) beside the rest of the suite on two cores
 });
