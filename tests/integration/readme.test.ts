@@ -42,7 +42,7 @@ describe('the README', () => {
     port = await freePort();
   });
   afterAll(async () => {
-    // npm does not pass signals on to the engine it started: stop the whole process group.
+    // Stop the whole process group: what a failed run left behind goes too.
     if (engine?.pid) {
       const group = -engine.pid;
       const alive = () => {
