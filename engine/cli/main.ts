@@ -66,6 +66,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--no-validate', 'skip schema validation')
     .option('--maxlen <n>', 'cap the stream near this length')
     .option('--fields', 'write flat field maps (for codec: fields pipelines) instead of a payload field')
+    .option('--source <name>', 'source of events that name none (default synapse-cli); a missing timestamp is now')
     .option('--redis <url>', 'Redis URL')
     .option('--schemas <dir>', 'schema directory')
     .action(async (stream: string, json: string | undefined, _o, cmd: Command) => setExit(await publishCommand(stream, json, common(cmd))));
@@ -95,14 +96,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('re-feed a time range of a stream into another stream, or through a pipeline of the running engine')
     .argument('<stream>', 'stream key')
     .requiredOption('--from <time>', 'stream id or ISO 8601 time')
-    .requiredOption('--to <time>', 'stream id or ISO 8601 time')
+    .option('--to <time>', 'stream id or ISO 8601 time (default: now)')
     .option('--types <types>', 'only these event types (comma-separated)')
     .option('--to-stream <stream>', 'copy into this stream')
     .option('--pipeline <name>', 'run through this pipeline of the running engine (via its admin API)')
     .option('--admin <url>', 'admin API of the running engine (default SYNAPSE_ADMIN_URL or http://127.0.0.1:8080)')
     .option('--schemas <dir>', 'schema directory (accepted by every command)')
     .option('--redis <url>', 'Redis URL')
-    .action(async (stream: string, _o, cmd: Command) => setExit(await replayCommand(stream, common(cmd) as { from: string; to: string })));
+    .action(async (stream: string, _o, cmd: Command) => setExit(await replayCommand(stream, common(cmd) as { from: string; to?: string })));
 
   return program;
 }

@@ -18,7 +18,7 @@ export interface RegisteredSink {
  */
 export class SinkRegistry {
   private readonly sinks = new Map<string, RegisteredSink>();
-  private readonly ajv = new Ajv2020({ allErrors: true, useDefaults: true, strict: false });
+  private readonly ajv = new Ajv2020({ allErrors: true, useDefaults: true, strict: false, verbose: true });
 
   /** A registry with the built-in sinks. */
   static withBuiltins(): SinkRegistry {

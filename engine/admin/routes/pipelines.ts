@@ -11,6 +11,7 @@ import { describeOutcome, dryRun } from '../../testing/dry-run.ts';
 import { describeHandle, pipelineViewSchema } from '../pipeline-view.ts';
 import { anyObject, errorReply, nameParam } from '../schemas.ts';
 import { PIPELINE_BODY_TYPES, wantsYaml } from '../body-types.ts';
+import { didYouMean } from '../../config/did-you-mean.ts';
 import type { AdminDeps } from '../server.ts';
 
 const MAX_DRY_RUN_EVENTS = 1000;
@@ -115,7 +116,7 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
   }, async (req, reply) => {
     const { name } = req.params;
     const { file, running, rejected } = fileOf(name);
-    if (!running && !rejected) return reply.code(404).send({ error: 'not_found', message: `no pipeline '${name}'` });
+    if (!running && !rejected) return reply.code(404).send({ error: 'not_found', message: `no pipeline '${name}'${didYouMean(name, engine.handles.keys())}` });
     const text = await readFile(file, 'utf8').catch(() => undefined);
     if (text !== undefined) void reply.header('etag', `"${sha256(text)}"`).header('vary', 'Accept');
     if (wantsYaml(req.headers.accept)) {
@@ -141,7 +142,7 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
     const { name } = req.params;
     const { file, running, rejected } = fileOf(name);
     const current = running || rejected ? await readFile(file, 'utf8').catch(() => undefined) : undefined;
-    if (current === undefined) return reply.code(404).send({ error: 'not_found', message: `no pipeline '${name}'` });
+    if (current === undefined) return reply.code(404).send({ error: 'not_found', message: `no pipeline '${name}'${didYouMean(name, engine.handles.keys())}` });
     const ifMatch = (req.headers['if-match'] ?? '').replace(/^W\//, '').replace(/"/g, '');
     if (!ifMatch) {
       return reply.code(428).send({ error: 'precondition_required', message: `send the hash of the file you mean to delete in If-Match (current: ${sha256(current)})` });
@@ -220,7 +221,7 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
       },
     }, async (req, reply) => {
       const ok = action === 'pause' ? engine.pause(req.params.name) : engine.resume(req.params.name);
-      if (!ok) return reply.code(404).send({ error: 'not_found', message: `no running pipeline '${req.params.name}'` });
+      if (!ok) return reply.code(404).send({ error: 'not_found', message: `no running pipeline '${req.params.name}'${didYouMean(req.params.name, engine.handles.keys())}` });
       return { name: req.params.name, status: engine.handles.get(req.params.name)!.status };
     });
   }
@@ -254,7 +255,7 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
     const h = engine.handles.get(req.params.name);
     // A YAML body brings no range of its own: the query string's, over the body's defaults.
     const range = { ...req.body, ...req.query };
-    if (!h && !req.body.yaml) return reply.code(404).send({ error: 'not_found', message: `no pipeline '${req.params.name}'` });
+    if (!h && !req.body.yaml) return reply.code(404).send({ error: 'not_found', message: `no pipeline '${req.params.name}'${didYouMean(req.params.name, engine.handles.keys())}` });
     let pipeline = h?.pipeline;
     if (req.body.yaml) {
       try {

@@ -88,8 +88,9 @@ export async function dlqCommand(action: string, stream: string, opts: { redis?:
  * (optionally some event types) to another stream, with a progress bar on stderr. Replaying
  * into a pipeline needs the running engine: use POST /replay of the admin API.
  */
-export async function replayCommand(stream: string, opts: { redis?: string; from: string; to: string; types?: string; toStream?: string; pipeline?: string; admin?: string }): Promise<number> {
-  const req: ReplayRequest = { stream, from: opts.from, to: opts.to, types: opts.types?.split(',').filter(Boolean), toStream: opts.toStream, pipeline: opts.pipeline };
+export async function replayCommand(stream: string, opts: { redis?: string; from: string; to?: string; types?: string; toStream?: string; pipeline?: string; admin?: string }): Promise<number> {
+  // Without --to, up to now: what is in the stream when the replay starts.
+  const req: ReplayRequest = { stream, from: opts.from, to: opts.to ?? new Date().toISOString(), types: opts.types?.split(',').filter(Boolean), toStream: opts.toStream, pipeline: opts.pipeline };
   if (opts.pipeline) return replayThroughAdmin(req, opts.admin ?? process.env.SYNAPSE_ADMIN_URL ?? 'http://127.0.0.1:8080');
   const redis = connect(opts);
   try {
