@@ -9,6 +9,8 @@ const runCommand: typeof import('./commands/run.ts').runCommand = async (...a) =
 const dlqCommand: typeof import('./commands/streams.ts').dlqCommand = async (...a) => (await import('./commands/streams.ts')).dlqCommand(...a);
 const replayCommand: typeof import('./commands/streams.ts').replayCommand = async (...a) => (await import('./commands/streams.ts')).replayCommand(...a);
 const tailCommand: typeof import('./commands/streams.ts').tailCommand = async (...a) => (await import('./commands/streams.ts')).tailCommand(...a);
+const tapCommand: typeof import('./commands/tap.ts').tapCommand = async (...a) => (await import('./commands/tap.ts')).tapCommand(...a);
+const topCommand: typeof import('./commands/top.ts').topCommand = async (...a) => (await import('./commands/top.ts')).topCommand(...a);
 const testCommand: typeof import('./commands/test.ts').testCommand = async (...a) => (await import('./commands/test.ts')).testCommand(...a);
 const validateCommand: typeof import('./commands/validate.ts').validateCommand = async (...a) => (await import('./commands/validate.ts')).validateCommand(...a);
 
@@ -104,6 +106,24 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--schemas <dir>', 'schema directory (accepted by every command)')
     .option('--redis <url>', 'Redis URL')
     .action(async (stream: string, _o, cmd: Command) => setExit(await replayCommand(stream, common(cmd) as { from: string; to?: string })));
+
+  program.command('top')
+    .description('live per-pipeline view of the running engine: rate in/out, filtered, DLQ, lag, p99 stage time, generation')
+    .option('--admin <url>', 'admin API of the running engine (default SYNAPSE_ADMIN_URL or http://127.0.0.1:8080)')
+    .option('--interval <s>', 'seconds between refreshes (default 2)')
+    .option('--once', 'print one table (rates over one interval) and exit')
+    .option('--json', 'print each refresh as one JSON line')
+    .option('--schemas <dir>', 'schema directory (accepted by every command)')
+    .action(async (_o, cmd: Command) => setExit(await topCommand(common(cmd))));
+
+  program.command('tap')
+    .description("follow a pipeline of the running engine: one line per event with its path through the stages")
+    .argument('<pipeline>', 'pipeline name')
+    .option('--admin <url>', 'admin API of the running engine (default SYNAPSE_ADMIN_URL or http://127.0.0.1:8080)')
+    .option('--count <n>', 'exit after N events')
+    .option('--json', 'print each trace as JSON')
+    .option('--schemas <dir>', 'schema directory (accepted by every command)')
+    .action(async (pipeline: string, _o, cmd: Command) => setExit(await tapCommand(pipeline, common(cmd))));
 
   return program;
 }
