@@ -18,17 +18,17 @@ export interface RunOptions extends CommonOptions {
 }
 
 /**
- * A repeat of the first signal within this time is the same request delivered twice, not a second
- * one: Ctrl-C under `npm start` reaches the engine from the terminal and again from npm, which
- * forwards SIGINT and SIGTERM to the script it runs.
+ * A SIGINT repeating the first one within this time is the same Ctrl-C delivered twice, not a
+ * second request: under `npm start` it reaches the engine from the terminal and again from npm,
+ * which forwards it. (SIGTERM is sent to a process, not a terminal's group: a second one is meant.)
  */
-const SAME_SIGNAL_MS = 1000;
+const SAME_CTRL_C_MS = 500;
 
 /**
  * `synapse run`: every pipeline against Redis, the admin API and hot reload, until SIGINT or
  * SIGTERM; then it stops reading, settles and acknowledges what is in hand, and exits 0 — after
  * SYNAPSE_SHUTDOWN_TIMEOUT_MS (10 s) regardless, leaving what was not settled pending. A second
- * signal (not the first one repeated within a second) exits at once (code 1).
+ * signal (not a Ctrl-C delivered twice, see SAME_CTRL_C_MS) exits at once (code 1).
  */
 export async function runCommand(opts: RunOptions): Promise<number> {
   const logger = createLogger({ fd: 1 });
@@ -83,7 +83,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   let first: { signal: NodeJS.Signals; at: number } | undefined;
   const done = new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
-      if (first && first.signal === signal && Date.now() - first.at < SAME_SIGNAL_MS) return;
+      if (signal === 'SIGINT' && first?.signal === 'SIGINT' && Date.now() - first.at < SAME_CTRL_C_MS) return;
       if (stopping) {
         logger.warn({ signal }, 'second signal: exiting now');
         process.exit(1);

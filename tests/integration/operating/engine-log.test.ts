@@ -51,6 +51,7 @@ describe('the engine says what it does', () => {
       pipelines: await dirs.make([doc]), schemas: FIXTURE_SCHEMAS, redisUrl: server.url, consumer: `it-log-${randomUUID().slice(0, 8)}`,
       env: { SYNAPSE_DLQ_LOG_INTERVAL_MS: '60000' },
     });
+    await engine.waitForLog((l) => l.msg === 'admin API listening', 'the admin API');
     const dlqLines = () => engine.logs.filter((l) => l.level === WARN && l.pipeline === doc.name && String(l.msg).includes('dead-lettered'));
 
     const [first] = await addEvents(redis, stream, [orderEvent(1)]);
