@@ -106,14 +106,15 @@ describe('the engine says what it does', () => {
     let mark = engine.logs.length;
     await writeFile(join(schemas, 'unrelated.json'), JSON.stringify({ $id: 'https://synapse.test/schemas/unrelated.json', type: 'object' }));
     const noop = await engine.waitForLog((l) => engine.logs.indexOf(l) >= mark && String(l.msg).startsWith('schemas reloaded'), 'the schema reload');
-    expect(noop).toMatchObject({ cause: 'schema file unrelated.json added', reloading: [], untouched: 3 });
+    // A write may be seen as an add and then a change; both are named.
+    expect(noop).toMatchObject({ cause: expect.stringMatching(/^schema file unrelated\.json added/), reloading: [], untouched: 3 });
     expect(await generations()).toEqual({ [orders.name]: 1, [tickets.name]: 1, [plain.name]: 1 });
 
     // A schema the ticket pipeline's schema refers to.
     mark = engine.logs.length;
     await writeFile(join(schemas, 'it-common.json'), JSON.stringify({ ...common, $defs: { seq: { type: 'integer', minimum: 0 } } }));
     const line = await engine.waitForLog((l) => engine.logs.indexOf(l) >= mark && l.msg === 'pipeline reloaded', 'the ticket pipeline reloaded');
-    expect(line).toMatchObject({ pipeline: tickets.name, generation: 2, cause: 'schema file it-common.json changed' });
+    expect(line).toMatchObject({ pipeline: tickets.name, generation: 2, cause: expect.stringMatching(/^schema file it-common\.json changed/) });
     expect(await generations()).toEqual({ [orders.name]: 1, [tickets.name]: 2, [plain.name]: 1 });
     expect(reloaded(mark)).toHaveLength(1);
 
