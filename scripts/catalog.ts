@@ -1,9 +1,13 @@
 /**
- * Generates docs/catalog.md from schemas/ and pipelines/, so the catalog cannot drift from the
- * files: `npm run catalog` writes it, and a test fails when the committed copy is stale.
+ * Generates docs/catalog.md from the catalog's own files — the pipelines and schemas that
+ * catalog.json lists — so the catalog cannot drift from them: `npm run catalog` writes it,
+ * `npm run catalog -- --check` exits 1 when the committed copy is stale (a test does the same).
+ * Pipelines and schemas a user adds to pipelines/ and schemas/ are not the catalog's, so they
+ * change neither the page nor the check.
  */
-import { writeFile } from 'node:fs/promises';
-import { basename, relative, resolve } from 'node:path';
+import { access, cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPipelines, type CompiledPipeline } from '../engine/config/load-pipeline.ts';
 import { SchemaRegistry, type SchemaEntry } from '../engine/config/schema-registry.ts';
@@ -46,12 +50,57 @@ const CONVENTIONS = [
   '',
 ];
 
-/** The catalog as Markdown. */
-export async function renderCatalog(pipelinesDir = resolve(root, 'pipelines'), schemasDir = resolve(root, 'schemas')): Promise<string> {
+/** What catalog.json lists: the catalog's pipelines (by name) and schemas (by file name). */
+export interface CatalogManifest {
+  pipelines: string[];
+  schemas: string[];
+}
+
+/** Reads `<dir>/catalog.json`. */
+export async function readManifest(dir = root): Promise<CatalogManifest> {
+  return JSON.parse(await readFile(join(dir, 'catalog.json'), 'utf8')) as CatalogManifest;
+}
+
+/**
+ * Copies the catalog's own files of `dir` — its listed pipelines with their test files, and its
+ * listed schemas — into a new temporary directory (`pipelines/`, `schemas/`). Whatever else
+ * `dir/pipelines` and `dir/schemas` hold is left behind. Fails when a listed file is missing.
+ */
+export async function copyCatalog(dir = root): Promise<{ dir: string; pipelines: string; schemas: string; remove(): Promise<void> }> {
+  const manifest = await readManifest(dir);
+  const out = await mkdtemp(join(tmpdir(), 'synapse-catalog-'));
+  const pipelines = join(out, 'pipelines');
+  const schemas = join(out, 'schemas');
+  try {
+    for (const name of manifest.pipelines) {
+      await cp(join(dir, 'pipelines', `${name}.yaml`), join(pipelines, `${name}.yaml`));
+      const test = join(dir, 'pipelines', `${name}.test.yaml`);
+      if (await access(test).then(() => true, () => false)) await cp(test, join(pipelines, `${name}.test.yaml`));
+    }
+    for (const file of manifest.schemas) await cp(join(dir, 'schemas', file), join(schemas, file));
+  } catch (err) {
+    await rm(out, { recursive: true, force: true });
+    throw new Error(`catalog.json lists a file that is missing: ${(err as Error).message}`);
+  }
+  return { dir: out, pipelines, schemas, remove: () => rm(out, { recursive: true, force: true }) };
+}
+
+/** The catalog of `dir` (default: this repository) as Markdown: its catalog.json's files only. */
+export async function renderCatalog(dir = root): Promise<string> {
+  const copy = await copyCatalog(dir);
+  try {
+    return await renderFrom(copy.pipelines, copy.schemas);
+  } finally {
+    await copy.remove();
+  }
+}
+
+async function renderFrom(pipelinesDir: string, schemasDir: string): Promise<string> {
   const schemas = await SchemaRegistry.load(schemasDir);
   const { pipelines, errors } = await loadPipelines([pipelinesDir], { schemas, sinks: SinkRegistry.withBuiltins() });
   if (errors.length) throw new Error(`pipelines with errors: run synapse validate (${errors.length} problem(s))`);
-  const rel = (f: string) => relative(root, f);
+  // Links point into the repository, wherever the files were read from.
+  const rel = (f: string) => `${f.startsWith(schemasDir) ? 'schemas' : 'pipelines'}/${basename(f)}`;
   const out: string[] = [
     '# The platform event catalog',
     '',
@@ -90,8 +139,32 @@ export async function renderCatalog(pipelinesDir = resolve(root, 'pipelines'), s
   return out.join('\n');
 }
 
+/** Files of pipelines/ and schemas/ that catalog.json does not list: the user's own. */
+export async function filesOutsideCatalog(dir = root): Promise<string[]> {
+  const manifest = await readManifest(dir);
+  const listed = new Set([...manifest.pipelines.flatMap((n) => [`pipelines/${n}.yaml`, `pipelines/${n}.test.yaml`]), ...manifest.schemas.map((f) => `schemas/${f}`)]);
+  const found: string[] = [];
+  for (const sub of ['pipelines', 'schemas']) {
+    const names = await readdir(join(dir, sub)).catch(() => [] as string[]);
+    for (const n of names.sort()) if (/\.(ya?ml|json)$/.test(n) && !listed.has(`${sub}/${n}`)) found.push(`${sub}/${n}`);
+  }
+  return found;
+}
+
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const file = resolve(root, 'docs/catalog.md');
-  await writeFile(file, await renderCatalog());
-  console.log(`wrote ${relative(process.cwd(), file)}`);
+  const rendered = await renderCatalog();
+  const own = await filesOutsideCatalog();
+  if (own.length) console.log(`not in the catalog (yours; list them in catalog.json to ship them): ${own.join(', ')}`);
+  if (process.argv.includes('--check')) {
+    const committed = await readFile(file, 'utf8').catch(() => '');
+    if (committed !== rendered) {
+      console.error(`${relative(process.cwd(), file)} is stale: run npm run catalog`);
+      process.exit(1);
+    }
+    console.log(`${relative(process.cwd(), file)} is up to date`);
+  } else {
+    await writeFile(file, rendered);
+    console.log(`wrote ${relative(process.cwd(), file)}`);
+  }
 }

@@ -47,6 +47,7 @@ export async function describeHandle(h: PipelineHandle, redis: RedisConnection |
     lag: figures.lag,
     pending: figures.pending,
     lastError: h.consumer?.lastError ?? null,
+    lastDlq: h.lastDlq ?? null,
     stalled: h.consumer?.stalled ?? null,
     lastReloadError: h.lastReloadError ?? null,
   };
@@ -76,6 +77,10 @@ export const pipelineViewSchema = {
     pending: { type: ['integer', 'null'] },
     lastError: { type: ['object', 'null'], additionalProperties: true },
     lastReloadError: { type: ['string', 'null'] },
+    lastDlq: {
+      type: ['object', 'null'], description: 'The latest event this engine sent to the DLQ: reason, stage (and sink), source entry id, attempts, time.',
+      properties: { reason: { type: 'string' }, stage: { type: 'string' }, sink: { type: 'string' }, id: { type: 'string' }, attempts: { type: 'integer' }, at: { type: 'string' } },
+    },
     stalled: { type: ['object', 'null'], additionalProperties: true, description: 'Set while the pipeline cannot settle what it read (Redis refuses its DLQ writes): reason and since when.' },
   },
 } as const;

@@ -6,6 +6,7 @@ import { SynapseError } from '../errors.ts';
 import type { Engine } from '../runtime/engine.ts';
 import { bearerAuth, isLoopback } from './auth.ts';
 import { browserGuard } from './browser-guard.ts';
+import { YAML_TYPES, mediaType, normaliseBody, unsupportedMediaType } from './body-types.ts';
 import type { RefusalLog } from '../refusal-log.ts';
 import type { WsLimits } from './ws-hub.ts';
 import { AdminSandbox, sandboxLimitsFromEnv, type SandboxLimits } from './sandbox.ts';
@@ -16,6 +17,7 @@ import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
 import { pipelineRoutes } from './routes/pipelines.ts';
 import { replayRoutes } from './routes/replay.ts';
+import { rootRoutes } from './routes/root.ts';
 import { serviceRoutes } from './routes/services.ts';
 import { streamRoutes } from './routes/streams.ts';
 import { tapRoutes } from './routes/tap.ts';
@@ -70,10 +72,12 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true } },
   });
 
-  // PUT /pipelines/:name takes YAML as it is on disk.
-  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml', 'text/plain'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  // Routes that take a pipeline take it as YAML, as it is on disk (config.accepts); others get 415.
+  app.addContentTypeParser([...YAML_TYPES], { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  app.addHook('preValidation', normaliseBody);
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; code?: string }, req, reply) => {
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return unsupportedMediaType(req, reply, mediaType(req.headers['content-type']));
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (status >= 500) req.log.error({ err }, 'admin request failed');
     const message = status >= 500 && !(err instanceof SynapseError) ? 'internal error; see the engine log' : err.message;
@@ -125,7 +129,7 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
   // Before the server waits for requests in flight: a dry-run running or waiting is answered 503.
   app.addHook('preClose', async () => sandbox.close());
   const deps: AdminDeps = { engine: opts.engine, envAllow, refusals, publishStreams, sandbox };
-  for (const routes of [healthRoutes, pipelineRoutes, streamRoutes, eventRoutes, dlqRoutes, replayRoutes, serviceRoutes, tapRoutes, aggregateRoutes]) {
+  for (const routes of [rootRoutes, healthRoutes, pipelineRoutes, streamRoutes, eventRoutes, dlqRoutes, replayRoutes, serviceRoutes, tapRoutes, aggregateRoutes]) {
     await app.register(routes, deps);
   }
   await app.register(wsRoutes, { ...deps, wsSecret: opts.wsSecret, adminToken: opts.token, wsLimits: opts.wsLimits });

@@ -11,6 +11,8 @@ const runCommand: typeof import('./commands/run.ts').runCommand = async (...a) =
 const dlqCommand: typeof import('./commands/streams.ts').dlqCommand = async (...a) => (await import('./commands/streams.ts')).dlqCommand(...a);
 const replayCommand: typeof import('./commands/streams.ts').replayCommand = async (...a) => (await import('./commands/streams.ts')).replayCommand(...a);
 const tailCommand: typeof import('./commands/streams.ts').tailCommand = async (...a) => (await import('./commands/streams.ts')).tailCommand(...a);
+const tapCommand: typeof import('./commands/tap.ts').tapCommand = async (...a) => (await import('./commands/tap.ts')).tapCommand(...a);
+const topCommand: typeof import('./commands/top.ts').topCommand = async (...a) => (await import('./commands/top.ts')).topCommand(...a);
 const testCommand: typeof import('./commands/test.ts').testCommand = async (...a) => (await import('./commands/test.ts')).testCommand(...a);
 const validateCommand: typeof import('./commands/validate.ts').validateCommand = async (...a) => (await import('./commands/validate.ts')).validateCommand(...a);
 
@@ -86,14 +88,16 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--no-validate', 'skip schema validation')
     .option('--maxlen <n>', 'cap the stream near this length')
     .option('--fields', 'write flat field maps (for codec: fields pipelines) instead of a payload field')
+    .option('--source <name>', 'source of events that name none (default synapse-cli); a missing timestamp is now')
     .option('--redis <url>', 'Redis URL')
     .option('--schemas <dir>', 'schema directory')
     .action(async (stream: string, json: string | undefined, _o, cmd: Command) => setExit(await publishCommand(stream, json, common(cmd))));
 
   program.command('tail')
-    .description('print new entries of a stream as JSON lines')
+    .description('print the last entries of a stream, then each new one, as JSON lines (like tail -f)')
     .argument('<stream>', 'stream key')
-    .option('--from <id>', 'start after this entry id (default: only new entries)')
+    .option('--last <n>', 'how many of the latest entries to show first (default 10; 0: only new ones)')
+    .option('--from <id>', 'start after this entry id instead')
     .option('--schemas <dir>', 'schema directory (accepted by every command)')
     .option('--redis <url>', 'Redis URL')
     .action(async (stream: string, _o, cmd: Command) => setExit(await tailCommand(stream, common(cmd))));
@@ -114,14 +118,32 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('re-feed a time range of a stream into another stream, or through a pipeline of the running engine')
     .argument('<stream>', 'stream key')
     .requiredOption('--from <time>', 'stream id or ISO 8601 time')
-    .requiredOption('--to <time>', 'stream id or ISO 8601 time')
+    .option('--to <time>', 'stream id or ISO 8601 time (default: now)')
     .option('--types <types>', 'only these event types (comma-separated)')
     .option('--to-stream <stream>', 'copy into this stream')
     .option('--pipeline <name>', 'run through this pipeline of the running engine (via its admin API)')
     .option('--admin <url>', 'admin API of the running engine (default SYNAPSE_ADMIN_URL or http://127.0.0.1:8080)')
     .option('--schemas <dir>', 'schema directory (accepted by every command)')
     .option('--redis <url>', 'Redis URL')
-    .action(async (stream: string, _o, cmd: Command) => setExit(await replayCommand(stream, common(cmd) as { from: string; to: string })));
+    .action(async (stream: string, _o, cmd: Command) => setExit(await replayCommand(stream, common(cmd) as { from: string; to?: string })));
+
+  program.command('top')
+    .description('live per-pipeline view of the running engine: rate in/out, filtered, DLQ, lag, p99 stage time, generation')
+    .option('--admin <url>', 'admin API of the running engine (default SYNAPSE_ADMIN_URL or http://127.0.0.1:8080)')
+    .option('--interval <s>', 'seconds between refreshes (default 2)')
+    .option('--once', 'print one table (rates over one interval) and exit')
+    .option('--json', 'print each refresh as one JSON line')
+    .option('--schemas <dir>', 'schema directory (accepted by every command)')
+    .action(async (_o, cmd: Command) => setExit(await topCommand(common(cmd))));
+
+  program.command('tap')
+    .description("follow a pipeline of the running engine: one line per event with its path through the stages")
+    .argument('<pipeline>', 'pipeline name')
+    .option('--admin <url>', 'admin API of the running engine (default SYNAPSE_ADMIN_URL or http://127.0.0.1:8080)')
+    .option('--count <n>', 'exit after N events')
+    .option('--json', 'print each trace as JSON')
+    .option('--schemas <dir>', 'schema directory (accepted by every command)')
+    .action(async (pipeline: string, _o, cmd: Command) => setExit(await tapCommand(pipeline, common(cmd))));
 
   program.command('schema')
     .description('print the JSON Schema (draft-07) of a pipeline file or a pipeline test file, for editors (docs/editing.md)')

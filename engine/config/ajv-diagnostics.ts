@@ -1,5 +1,6 @@
 import type { ErrorObject } from 'ajv';
 import type { Diagnostic } from '../errors.ts';
+import { didYouMean } from './did-you-mean.ts';
 import type { DocPath, SourceDocument } from './source-document.ts';
 
 /** Splits an ajv instancePath (`/sinks/0/with`) into a document path. */
@@ -16,7 +17,11 @@ export function describeAjvError(e: ErrorObject, subject = ''): string {
   const where = subject || (e.instancePath ? `'${splitPointer(e.instancePath).join('.')}'` : 'the document');
   const p = e.params as Record<string, unknown>;
   switch (e.keyword) {
-    case 'additionalProperties': return `unknown key '${String(p.additionalProperty)}' in ${where}`;
+    case 'additionalProperties': {
+      // With ajv's `verbose`, the schema that refused the key names the keys it knows.
+      const known = Object.keys((e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties ?? {});
+      return `unknown key '${String(p.additionalProperty)}' in ${where}${didYouMean(String(p.additionalProperty), known)}`;
+    }
     case 'required': return `${where} is missing required key '${String(p.missingProperty)}'`;
     case 'enum': return `${where} must be one of: ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
     case 'const': return `${where} must be ${JSON.stringify(p.allowedValue)}`;

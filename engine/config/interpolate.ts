@@ -3,6 +3,8 @@ import type { DocPath } from './source-document.ts';
 /** One `${VAR}` that could not be resolved. */
 export interface InterpolationProblem {
   path: DocPath;
+  /** The variable's name. */
+  variable: string;
   message: string;
 }
 
@@ -26,13 +28,13 @@ export function interpolate(
     return value.replace(PATTERN, (match, name: string | undefined, fallback: string | undefined) => {
       if (match === '$${') return '${';
       if (allow && !allow.has(name!)) {
-        problems.push({ path: [...path], message: `environment variable ${name} is not available to pipeline YAML sent over HTTP (the operator may allow it in SYNAPSE_ADMIN_ENV_ALLOW)` });
+        problems.push({ path: [...path], variable: name!, message: `environment variable ${name} is not available to pipeline YAML sent over HTTP (the operator may allow it in SYNAPSE_ADMIN_ENV_ALLOW)` });
         return match;
       }
       const set = env[name!];
       if (set !== undefined && set !== '') return set;
       if (fallback !== undefined) return fallback;
-      problems.push({ path: [...path], message: `environment variable ${name} is not set (write \${${name}:-default} to give a default)` });
+      problems.push({ path: [...path], variable: name!, message: `environment variable ${name} is not set (write \${${name}:-default} to give a default)` });
       // Keep the text as written, so later checks do not report a second, derived error.
       return match;
     });

@@ -11,6 +11,7 @@ import { checkPipelineSchema, type ExpressionSite } from '../check/check-pipelin
 import { ajvDiagnostics, splitPointer } from './ajv-diagnostics.ts';
 import { parseDuration } from './duration.ts';
 import { interpolate, type InterpolationProblem } from './interpolate.ts';
+import { nearest } from './did-you-mean.ts';
 import { pipelineFileSchema } from './pipeline-file-schema.ts';
 import { SchemaRegistry } from './schema-registry.ts';
 import { SourceDocument, readConfigText, type DocPath } from './source-document.ts';
@@ -119,7 +120,8 @@ export const PIPELINE_DEFAULTS = {
 // coerceTypes: `batch: ${BATCH:-100}` is a string after interpolation, and means the number.
 // validateSchema off: the schema is this module's own constant (tests check it); compiling the
 // 2020-12 meta-schema to check it would cost every command start tens of milliseconds.
-const fileAjv = new Ajv2020({ allErrors: true, strict: false, coerceTypes: true, validateSchema: false });
+// verbose: an unknown key's error carries the schema, whose known keys give a "did you mean".
+const fileAjv = new Ajv2020({ allErrors: true, strict: false, coerceTypes: true, validateSchema: false, verbose: true });
 const validateFile: ValidateFunction = fileAjv.compile(pipelineFileSchema);
 
 /** Whether a file name is a pipeline (not its test file). */
@@ -172,7 +174,19 @@ class PipelineCompiler {
     }
     const envProblems: InterpolationProblem[] = [];
     const raw = interpolate(doc.value, this.ctx.env ?? process.env, envProblems, [], this.ctx.envAllow) as Record<string, any>;
-    for (const p of envProblems) this.fail(p.path, p.message);
+    // One diagnostic per variable, at its first use; a value still holding `${VAR}` then fails
+    // other checks (a type, a URL pattern) only because of it, so those are left out below.
+    const envSpots = new Set<string>();
+    const byVariable = new Map<string, { first: InterpolationProblem; more: string[] }>();
+    for (const p of envProblems) {
+      const loc = doc.locate(p.path);
+      envSpots.add(`${loc.line}:${loc.col}`);
+      const seen = byVariable.get(p.variable);
+      if (seen) seen.more.push(`${loc.line}:${loc.col}`);
+      else byVariable.set(p.variable, { first: p, more: [] });
+    }
+    for (const { first, more } of byVariable.values()) this.fail(first.path, more.length ? `${first.message}; also used at ${more.join(', ')}` : first.message);
+    const envCount = this.problems.length;
 
     // Schema errors are reported, and every part of the file they do not touch is still
     // compiled, so one run shows every problem.
@@ -199,6 +213,11 @@ class PipelineCompiler {
     // about a file that does not even compile would only add noise.
     if (!this.problems.length) this.checkAgainstSchema(validate?.schemaId);
 
+    if (envSpots.size) {
+      const derived = (d: Diagnostic, i: number) => i >= envCount && envSpots.has(`${d.line}:${d.col}`);
+      const kept = this.problems.filter((d, i) => !derived(d, i));
+      this.problems.splice(0, this.problems.length, ...kept);
+    }
     if (this.problems.length || !source) throw new PipelineInvalidError(sortDiagnostics(this.problems));
 
     const retry = raw.retry ?? {};
@@ -299,7 +318,11 @@ class PipelineCompiler {
         schemaId = added.id;
       } else {
         const ids = this.ctx.schemas.list().map((s) => s.id);
-        const hint = ids.length ? ` (known: ${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', ...' : ''})` : ' (the schema directory is empty)';
+        // A typo in the $id, or in its last segment (`ordr.json` for https://…/order.json).
+        const byLast = new Map(ids.map((id) => [id.split('/').pop()!, id]));
+        const nearLast = nearest(v.schema.split('/').pop()!, byLast.keys());
+        const near = nearest(v.schema, ids) ?? (nearLast === undefined ? undefined : byLast.get(nearLast));
+        const hint = near ? ` (did you mean '${near}'?)` : ids.length ? ` (known: ${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', ...' : ''})` : ' (the schema directory is empty)';
         this.fail(['validate', 'schema'], `unknown schema '${v.schema}': not a $id in the schema directory nor a file in the schema or pipeline directory${hint}`);
         return undefined;
       }
@@ -362,7 +385,8 @@ class PipelineCompiler {
     for (const { spec, path } of list) {
       const registered = this.ctx.sinks.get(spec.type);
       if (!registered) {
-        this.fail([...path, 'type'], `unknown sink type '${spec.type}' (known: ${this.ctx.sinks.names().join(', ')})`);
+        const near = nearest(String(spec.type), this.ctx.sinks.names());
+        this.fail([...path, 'type'], `unknown sink type '${spec.type}' (${near ? `did you mean '${near}'? ` : ''}known: ${this.ctx.sinks.names().join(', ')})`);
         continue;
       }
       const n = (typeCount.get(spec.type) ?? 0) + 1;

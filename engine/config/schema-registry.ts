@@ -187,6 +187,31 @@ export class SchemaRegistry {
     return undefined;
   }
 
+  /**
+   * What validating against schema `id` depends on, as one string: the schema and every schema it
+   * reaches through `$ref` / `$dynamicRef` (resolved against the referring schema's `$id`),
+   * each with its content. Two registries give the same fingerprint for `id` exactly when its
+   * validation is built from the same schemas; a reference to no registered schema counts as
+   * `missing`. Undefined when `id` is not registered.
+   */
+  fingerprint(id: string): string | undefined {
+    if (!this.entries.has(id)) return undefined;
+    const seen = new Map<string, string>();
+    const queue = [id];
+    while (queue.length) {
+      const current = queue.pop()!;
+      if (seen.has(current)) continue;
+      const entry = this.entries.get(current);
+      seen.set(current, entry ? JSON.stringify(entry.schema) : 'missing');
+      if (!entry) continue;
+      for (const ref of referencesOf(entry.schema)) {
+        const target = resolveReference(ref, current);
+        if (target !== undefined && target !== current) queue.push(target);
+      }
+    }
+    return [...seen.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}\n${v}`).join('\n');
+  }
+
   /** The compiled validator of schema `id` (compiled once, then cached). */
   compile(id: string): ValidateFunction {
     let fn = this.compiled.get(id);
@@ -220,6 +245,30 @@ export class SchemaRegistry {
       if (path) return doc.locate(path);
     }
     return doc.locate([]);
+  }
+}
+
+/** Every `$ref` and `$dynamicRef` value in a schema, at any depth. */
+function referencesOf(value: unknown, out: string[] = []): string[] {
+  if (Array.isArray(value)) for (const v of value) referencesOf(v, out);
+  else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if ((k === '$ref' || k === '$dynamicRef') && typeof v === 'string') out.push(v);
+      else referencesOf(v, out);
+    }
+  }
+  return out;
+}
+
+/** The `$id` a reference made in schema `base` points into (without its fragment); undefined for one into `base` itself. */
+function resolveReference(ref: string, base: string): string | undefined {
+  if (ref.startsWith('#')) return undefined;
+  try {
+    const url = new URL(ref, base);
+    url.hash = '';
+    return url.href;
+  } catch {
+    return ref.split('#')[0];
   }
 }
 

@@ -19,12 +19,12 @@ export interface RegisteredSink {
  */
 export class SinkRegistry {
   private readonly sinks = new Map<string, RegisteredSink>();
-  private readonly ajv = new Ajv2020({ allErrors: true, useDefaults: true, strict: false });
+  private readonly ajv = new Ajv2020({ allErrors: true, useDefaults: true, strict: false, verbose: true });
   /**
    * The built-in sinks' schemas are this repository's (tests check them against the meta-schema):
    * compiled without checking them, which spares every command start the meta-schema's compilation.
    */
-  private readonly builtinAjv = new Ajv2020({ allErrors: true, useDefaults: true, strict: false, validateSchema: false });
+  private readonly builtinAjv = new Ajv2020({ allErrors: true, useDefaults: true, strict: false, validateSchema: false, verbose: true });
 
   /** A registry with the built-in sinks. */
   static withBuiltins(): SinkRegistry {

@@ -42,6 +42,20 @@ export interface PublisherOptions {
 }
 
 /**
+ * An event as a publisher writes it: `timestamp` (now, ISO 8601) and `source` (the publisher's
+ * name) filled in when missing. Anything that is not an object is returned as it is.
+ */
+export function completeEvent<T>(event: T, source: string | undefined, now = new Date()): T {
+  if (!event || typeof event !== 'object' || Array.isArray(event)) return event;
+  const e = event as Record<string, unknown>;
+  return {
+    ...e,
+    ...(e.source === undefined && source !== undefined ? { source } : {}),
+    ...(e.timestamp === undefined ? { timestamp: now.toISOString() } : {}),
+  } as T;
+}
+
+/**
  * Publishes events from a service: each is validated against its schema (chosen by its `event`
  * type) before it is written, so an invalid event is refused with the schema's errors and never
  * reaches the stream. Redis failures are retried with back-off.
@@ -82,11 +96,7 @@ export class Publisher<Events extends { event: string } = EventEnvelope> {
    * written. Throws EventInvalidError.
    */
   prepare(event: Partial<EventEnvelope> & { event: string }): EventEnvelope {
-    const full = {
-      ...event,
-      source: event.source ?? this.opts.source,
-      timestamp: event.timestamp ?? new Date().toISOString(),
-    } as EventEnvelope;
+    const full = completeEvent(event, this.opts.source) as EventEnvelope;
     const why = checkEvent(full, this.schemas);
     if (why) throw new EventInvalidError(`event '${event.event}' refused: ${why}`);
     return full;

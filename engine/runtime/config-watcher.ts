@@ -1,4 +1,4 @@
-import { extname, resolve } from 'node:path';
+import { basename, extname, resolve } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from 'pino';
 import { isPipelineFile } from '../config/load-pipeline.ts';
@@ -18,6 +18,8 @@ export class ConfigWatcher {
   private watcher?: FSWatcher;
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private ready?: Promise<void>;
+  /** Schema files changed since the last schema reload was scheduled to run: its cause. */
+  private readonly changedSchemas = new Set<string>();
 
   constructor(private readonly engine: Engine, private readonly logger: Logger, private readonly debounceMs = RELOAD_DEBOUNCE_MS) {}
 
@@ -25,8 +27,10 @@ export class ConfigWatcher {
   start(): Promise<void> {
     const { pipelinesDir, schemasDir } = this.engine.options;
     this.watcher = watch([resolve(pipelinesDir), resolve(schemasDir)], { ignoreInitial: true, depth: 0 });
-    const onEvent = (path: string) => this.notice(path);
-    this.watcher.on('add', onEvent).on('change', onEvent).on('unlink', onEvent);
+    this.watcher
+      .on('add', (path) => this.notice(path, 'added'))
+      .on('change', (path) => this.notice(path, 'changed'))
+      .on('unlink', (path) => this.notice(path, 'removed'));
     this.watcher.on('error', (err) => this.logger.warn({ err: String(err) }, 'file watcher error'));
     this.ready = new Promise((r) => this.watcher!.once('ready', () => r()));
     return this.ready;
@@ -36,12 +40,20 @@ export class ConfigWatcher {
    * A file was added, changed or removed: schedules its reload once it has been quiet for the
    * debounce time (a schema: the schemas together). Files of no interest are ignored.
    */
-  notice(path: string): void {
+  notice(path: string, change: 'added' | 'changed' | 'removed' = 'changed'): void {
     const abs = resolve(path);
     const pipelines = resolve(this.engine.options.pipelinesDir);
     const schemas = resolve(this.engine.options.schemasDir);
-    if (abs.startsWith(schemas + '/') && SCHEMA_EXTENSIONS.has(extname(abs))) this.schedule('schemas', () => this.engine.reloadSchemas());
-    else if (abs.startsWith(pipelines + '/') && isPipelineFile(abs)) this.schedule(abs, () => this.engine.reloadFile(abs));
+    if (abs.startsWith(schemas + '/') && SCHEMA_EXTENSIONS.has(extname(abs))) {
+      this.changedSchemas.add(`${basename(abs)} ${change}`);
+      this.schedule('schemas', () => {
+        const cause = `schema file ${[...this.changedSchemas].join(', ')}`;
+        this.changedSchemas.clear();
+        return this.engine.reloadSchemas({ cause });
+      });
+    } else if (abs.startsWith(pipelines + '/') && isPipelineFile(abs)) {
+      this.schedule(abs, () => this.engine.reloadFile(abs, { cause: `file ${change}` }));
+    }
   }
 
   private schedule(key: string, reload: () => Promise<unknown>): void {

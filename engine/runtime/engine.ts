@@ -15,10 +15,11 @@ import { PipelineRunner, type Outcome } from '../runner/pipeline-runner.ts';
 import { bullmqConnection, connectRedis, duplicateConnection, type BullmqConnection } from './redis-client.ts';
 import { createSinkContext, type SinkServices } from './sink-context.ts';
 import { StreamConsumer } from './stream-consumer.ts';
-import { Reloader } from './reloader.ts';
+import { Reloader, type ReloadOptions } from './reloader.ts';
 import { settleBatch } from './settle.ts';
 import { dlqLimitsFromEnv } from './dlq-limits.ts';
 import { RefusalLog } from '../refusal-log.ts';
+import { DLQ_LOG_INTERVAL_MS, DlqLog, type DlqNote } from './dlq-log.ts';
 import type { Source } from '../plugins/define-source.ts';
 import scheduleSource from '../../plugins/sources/schedule.ts';
 
@@ -31,6 +32,8 @@ export interface EngineOptions {
   /** Consumer name; default SYNAPSE_CONSUMER, else `<host>-<pid>` (unique per process). */
   consumer?: string;
   metrics?: EngineMetrics;
+  /** At most one DLQ log line per pipeline per this many ms; default SYNAPSE_DLQ_LOG_INTERVAL_MS, else 10 s. */
+  dlqLogIntervalMs?: number;
 }
 
 /** One running pipeline and the parts it runs on. */
@@ -51,6 +54,8 @@ export interface PipelineHandle {
   loadedAt: string;
   /** Entries settled by this process since the pipeline started, by outcome. */
   counters: { sunk: number; filtered: number; dlq: number; dropped: number };
+  /** The latest event this process dead-lettered for the pipeline: why, where and when. */
+  lastDlq?: DlqNote;
 }
 
 /** The result of a reload. */
@@ -84,12 +89,26 @@ export class Engine extends EventEmitter {
   private readonly dlqTrims = new Map<string, NodeJS.Timeout>();
   /** Where limits report what they refused or cut (logged bounded, counted in synapse_refused_total). */
   readonly refusals: RefusalLog;
+  /** Logs dead-lettered events, one line per pipeline per interval. */
+  private readonly dlqLog: DlqLog;
 
   constructor(readonly options: EngineOptions) {
     super();
     this.metrics = options.metrics ?? new EngineMetrics();
     this.consumerName = options.consumer ?? defaultConsumerName();
     this.refusals = new RefusalLog(options.logger, this.metrics);
+    this.dlqLog = new DlqLog(options.logger, options.dlqLogIntervalMs ?? (Number(process.env.SYNAPSE_DLQ_LOG_INTERVAL_MS) || DLQ_LOG_INTERVAL_MS));
+  }
+
+  /** Counts a settled batch of a pipeline, logs and notes what went to its DLQ, and emits `settled`. */
+  private settled(handle: PipelineHandle, pipeline: CompiledPipeline, outcomes: Outcome[]): void {
+    for (const o of outcomes) if (o.kind !== 'deferred') handle.counters[o.kind]++;
+    const dead = this.dlqLog.record(pipeline.name, pipeline.dlq, outcomes);
+    if (dead) {
+      handle.lastDlq = dead;
+      this.trimDlqSoon(pipeline.dlq);
+    }
+    this.emit('settled', pipeline.name, outcomes, pipeline);
   }
 
   /**
@@ -177,11 +196,7 @@ export class Engine extends EventEmitter {
       logger: this.logger.child({ pipeline: pipeline.name }),
       metrics: this.metrics,
     });
-    consumer.on('settled', (outcomes: Outcome[]) => {
-      for (const o of outcomes) if (o.kind !== 'deferred') handle.counters[o.kind]++;
-      if (outcomes.some((o) => o.kind === 'dlq')) this.trimDlqSoon(handle.pipeline.dlq);
-      this.emit('settled', handle.pipeline.name, outcomes, handle.pipeline);
-    });
+    consumer.on('settled', (outcomes: Outcome[]) => this.settled(handle, handle.pipeline, outcomes));
     handle.consumer = consumer;
     consumer.start();
     return handle;
@@ -199,9 +214,7 @@ export class Engine extends EventEmitter {
       const result = await this.runnerFor(p, handle.sinks).process(entries);
       await settleBatch(this.redis!, { pipeline: name, stream: `schedule:${name}`, group: '', dlq: p.dlq }, result.outcomes, [], { ack: false });
       this.metrics.recordBatch(name, result);
-      for (const o of result.outcomes) if (o.kind !== 'deferred') handle.counters[o.kind]++;
-      if (result.outcomes.some((o) => o.kind === 'dlq')) this.trimDlqSoon(p.dlq);
-      this.emit('settled', name, result.outcomes, p);
+      this.settled(handle, p, result.outcomes);
     });
     this.metrics.up.set({ pipeline: name }, 1);
   }
@@ -224,15 +237,16 @@ export class Engine extends EventEmitter {
   }
 
   /**
-   * Reloads one pipeline file (SPEC §5); see Reloader. Reloads are serialised.
+   * Reloads one pipeline file (SPEC §5); see Reloader. Reloads of one file are serialised,
+   * reloads of different files run side by side.
    */
-  reloadFile(file: string, opts: { force?: boolean } = {}): Promise<ReloadResult> {
+  reloadFile(file: string, opts: ReloadOptions = {}): Promise<ReloadResult> {
     return this.reloader.reloadFile(file, opts);
   }
 
-  /** Reloads the schema directory and the pipelines that validate; see Reloader. */
-  reloadSchemas(): Promise<ReloadResult[]> {
-    return this.reloader.reloadSchemas();
+  /** Reloads the schema directory and the pipelines whose validation a changed schema affects; see Reloader. */
+  reloadSchemas(opts: { cause?: string } = {}): Promise<ReloadResult[]> {
+    return this.reloader.reloadSchemas(opts);
   }
 
   /** Whether stop() has been called. */
@@ -261,6 +275,7 @@ export class Engine extends EventEmitter {
       const paused = existing.status === 'paused';
       await this.removePipeline(prev.name);
       const handle = await this.startPipeline(next, existing.generation + 1);
+      handle.lastDlq = existing.lastDlq;
       if (paused) this.pause(next.name);
       return handle;
     }
@@ -372,6 +387,7 @@ export class Engine extends EventEmitter {
     ]);
     clearTimeout(timer);
     if (timedOut) this.logger.warn({ timeoutMs }, 'shutdown timed out; closing connections, unacknowledged entries stay pending');
+    this.dlqLog.flush();
     for (const h of this.handles.values()) h.blocking?.disconnect();
     if (this.redis) {
       if (timedOut) this.redis.disconnect();

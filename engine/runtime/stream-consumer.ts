@@ -37,6 +37,8 @@ export interface StreamConsumerOptions {
  */
 export class StreamConsumer extends EventEmitter {
   private runner: PipelineRunner;
+  /** Set while a batch is being run and settled: a swap then waits for its end. */
+  private inBatch = false;
   private nextRunner?: { runner: PipelineRunner; applied: () => void };
   private readonly reader: StreamReader;
   private readonly abort = new AbortController();
@@ -106,11 +108,14 @@ export class StreamConsumer extends EventEmitter {
 
   /**
    * Replaces the runner (a new version of the pipeline) at the next batch boundary: the batch in
-   * hand finishes with the old version. Resolves once the new one is in place.
+   * hand finishes with the old version. Resolves once the new one is in place — at once when no
+   * batch is in hand (the consumer is waiting on a read, or paused): what that read returns is
+   * then handled by the new version, so a reload never waits for a quiet stream's read to time out.
    */
   swap(runner: PipelineRunner): Promise<void> {
     return new Promise((resolve) => {
       this.nextRunner = { runner, applied: resolve };
+      if (!this.inBatch) this.applySwap();
       this.wake?.();
     });
   }
@@ -233,6 +238,17 @@ export class StreamConsumer extends EventEmitter {
    * charged to them, until Redis accepts or the consumer stops (then they are redelivered later).
    */
   private async handle(entries: StreamEntry[], deleted: string[]): Promise<void> {
+    this.applySwap();
+    this.inBatch = true;
+    try {
+      await this.handleBatch(entries, deleted);
+    } finally {
+      this.inBatch = false;
+    }
+    this.applySwap();
+  }
+
+  private async handleBatch(entries: StreamEntry[], deleted: string[]): Promise<void> {
     const max = this.source.maxDeliveries;
     const poison: Outcome[] = [];
     const fresh: StreamEntry[] = [];

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copyCatalog } from '../../scripts/catalog.ts';
 import { startEngine, type EngineUnderTest } from '../helpers/in-process-engine.ts';
 import { freePort } from '../../engine/runtime/redis-server.ts';
 import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
@@ -11,6 +12,7 @@ const root = resolve(import.meta.dirname, '../..');
 describe('npm run demo', () => {
   let redis: TestRedis;
   let engine: EngineUnderTest;
+  let catalog: Awaited<ReturnType<typeof copyCatalog>> | undefined;
   let runtimePort: number;
   const cyrexUrl = process.env.CYREX_URL;
 
@@ -19,12 +21,15 @@ describe('npm run demo', () => {
     // cyrex-auto-load reads CYREX_URL at load; point it at the demo's stand-in model runtime.
     runtimePort = await freePort();
     process.env.CYREX_URL = `http://127.0.0.1:${runtimePort}`;
-    engine = await startEngine({ redisUrl: redis.url, pipelines: resolve(root, 'pipelines'), schemas: resolve(root, 'schemas') });
+    // The catalog's own pipelines and schemas (catalog.json), not whatever else pipelines/ holds.
+    catalog = await copyCatalog();
+    engine = await startEngine({ redisUrl: redis.url, pipelines: catalog.pipelines, schemas: catalog.schemas });
   });
   afterAll(async () => {
     if (cyrexUrl === undefined) delete process.env.CYREX_URL;
     else process.env.CYREX_URL = cyrexUrl;
     await engine?.stop();
+    await catalog?.remove();
     await redis?.close();
   });
 

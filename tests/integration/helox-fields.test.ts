@@ -1,13 +1,12 @@
 import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copyCatalog } from '../../scripts/catalog.ts';
 import { readAggregates } from '../../plugins/sinks/aggregate.ts';
 import { startEngine, type EngineUnderTest } from '../helpers/in-process-engine.ts';
 import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
 
 const run = promisify(execFile);
-const root = resolve(import.meta.dirname, '../..');
 
 /**
  * Helox's Python producer writes flat field maps — `r.xadd("training-events", {"event": ...,
@@ -17,13 +16,17 @@ const root = resolve(import.meta.dirname, '../..');
 describe('Helox flat field maps, written by redis-cli, reach the shipped training pipelines', () => {
   let redis: TestRedis;
   let engine: EngineUnderTest;
+  let catalog: Awaited<ReturnType<typeof copyCatalog>> | undefined;
 
   beforeAll(async () => {
     redis = await startTestRedis({ own: true });
-    engine = await startEngine({ redisUrl: redis.url, pipelines: resolve(root, 'pipelines'), schemas: resolve(root, 'schemas') });
+    // The catalog's own pipelines and schemas (catalog.json), not whatever else pipelines/ holds.
+    catalog = await copyCatalog();
+    engine = await startEngine({ redisUrl: redis.url, pipelines: catalog.pipelines, schemas: catalog.schemas });
   });
   afterAll(async () => {
     await engine?.stop();
+    await catalog?.remove();
     await redis?.close();
   });
 

@@ -1,12 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copyCatalog } from '../../scripts/catalog.ts';
 import { startEngine, type EngineUnderTest } from '../helpers/in-process-engine.ts';
 import { fixtureFields, loadProducerFixtures } from '../helpers/producer-fixtures.ts';
 import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
 
-const root = resolve(import.meta.dirname, '../..');
 
 /**
  * The producer fixtures (every event type, as Helox, Cyrex and the platform services write it)
@@ -16,6 +15,7 @@ const root = resolve(import.meta.dirname, '../..');
 describe('the platform producers\' events, XADDed as written, through the shipped catalog', () => {
   let redis: TestRedis;
   let engine: EngineUnderTest;
+  let catalog: Awaited<ReturnType<typeof copyCatalog>> | undefined;
   let runtime: Server;
   const loads: string[] = [];
   const cyrexUrl = process.env.CYREX_URL;
@@ -33,12 +33,15 @@ describe('the platform producers\' events, XADDed as written, through the shippe
     });
     await new Promise<void>((r) => runtime.listen(0, '127.0.0.1', r));
     process.env.CYREX_URL = `http://127.0.0.1:${(runtime.address() as AddressInfo).port}`;
-    engine = await startEngine({ redisUrl: redis.url, pipelines: resolve(root, 'pipelines'), schemas: resolve(root, 'schemas') });
+    // The catalog's own pipelines and schemas (catalog.json), not whatever else pipelines/ holds.
+    catalog = await copyCatalog();
+    engine = await startEngine({ redisUrl: redis.url, pipelines: catalog.pipelines, schemas: catalog.schemas });
   });
   afterAll(async () => {
     if (cyrexUrl === undefined) delete process.env.CYREX_URL;
     else process.env.CYREX_URL = cyrexUrl;
     await engine?.stop();
+    await catalog?.remove();
     await new Promise((r) => runtime?.close(r));
     await redis?.close();
   });

@@ -1,12 +1,11 @@
-import { resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { copyCatalog } from '../../scripts/catalog.ts';
 import { loadPipelines, type CompiledPipeline } from '../../engine/config/load-pipeline.ts';
 import { SchemaRegistry } from '../../engine/config/schema-registry.ts';
 import { SinkRegistry } from '../../engine/plugins/sink-registry.ts';
 import { encodeForCodec } from '../../engine/runner/codec.ts';
 import { dryRun, describeOutcome } from '../../engine/testing/dry-run.ts';
 import { fixtureEntry, loadProducerFixtures, type ProducerFixture } from '../helpers/producer-fixtures.ts';
-import { REPO_ROOT } from '../helpers/pipelines.ts';
 
 /**
  * The contract with the platform's producers: every event type, exactly as its producer's code
@@ -19,10 +18,16 @@ const fixtures = await loadProducerFixtures();
 let pipelines: CompiledPipeline[] = [];
 
 beforeAll(async () => {
-  const schemas = await SchemaRegistry.load(resolve(REPO_ROOT, 'schemas'));
-  const loaded = await loadPipelines([resolve(REPO_ROOT, 'pipelines')], { schemas, sinks: SinkRegistry.withBuiltins() });
-  expect(loaded.errors).toEqual([]);
-  pipelines = loaded.pipelines;
+  // The catalog's own pipelines and schemas (catalog.json), not whatever else pipelines/ holds.
+  const catalog = await copyCatalog();
+  try {
+    const schemas = await SchemaRegistry.load(catalog.schemas);
+    const loaded = await loadPipelines([catalog.pipelines], { schemas, sinks: SinkRegistry.withBuiltins() });
+    expect(loaded.errors).toEqual([]);
+    pipelines = loaded.pipelines;
+  } finally {
+    await catalog.remove();
+  }
 });
 
 const fixture = (name: string): ProducerFixture => {

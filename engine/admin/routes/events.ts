@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { checkEvent } from '../../config/check-event.ts';
 import { xaddFields, xaddPayload } from '../../runtime/sink-context.ts';
 import { anyObject, errorReply, streamParam } from '../schemas.ts';
+import { completeEvent } from '../../publish/publisher.ts';
 import type { AdminDeps } from '../server.ts';
 import type { Engine } from '../../runtime/engine.ts';
 
@@ -27,17 +28,22 @@ export function publishRefusal(engine: Engine, stream: string, allowed: readonly
   return `no pipeline reads '${stream.slice(0, 200)}': POST /events writes only to the source streams of loaded pipelines, and to those listed in SYNAPSE_ADMIN_PUBLISH_STREAMS`;
 }
 
+/** The `source` POST /events gives an event that names none. */
+const ADMIN_SOURCE = 'synapse-admin';
+
 /** POST /events/:stream: publish one event after validating it against its type's schema. */
 export const eventRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine, publishStreams, refusals }) => {
-  app.post<{ Params: { stream: string }; Body: Record<string, unknown>; Querystring: { schema?: string; codec?: 'json' | 'fields' } }>('/events/:stream', {
+  app.post<{ Params: { stream: string }; Body: Record<string, unknown>; Querystring: { schema?: string; codec?: 'json' | 'fields'; source?: string } }>('/events/:stream', {
     schema: {
       tags: ['events'], summary: "Validate an event against its schema (chosen by its `event` type) and XADD it",
+      description: 'A missing `timestamp` is filled with the time of the request, a missing `source` with `?source=` (default synapse-admin), as the Publisher does.',
       params: streamParam,
       querystring: {
         type: 'object',
         properties: {
           schema: { type: 'string', description: 'Validate against this $id instead.' },
           codec: { enum: ['json', 'fields'], default: 'json', description: 'fields: write a flat field map (for codec: fields pipelines) instead of a payload field.' },
+          source: { type: 'string', maxLength: 200, description: `The source of an event that names none (default ${ADMIN_SOURCE}).` },
         },
       },
       body: anyObject,
@@ -50,7 +56,8 @@ export const eventRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine, 
       refusals.refuse('admin.publish_stream', 'POST /events to a stream outside the allow-list', { stream: stream.slice(0, 200) });
       return reply.code(403).send({ error: 'stream_not_allowed', message: refused });
     }
-    const why = checkEvent(req.body, engine.loadContext.schemas, req.query.schema);
+    const event = completeEvent(req.body, req.query.source ?? ADMIN_SOURCE);
+    const why = checkEvent(event, engine.loadContext.schemas, req.query.schema);
     if (why) return reply.code(422).send({ error: 'event_invalid', message: why });
     const notStream = () => reply.code(409).send({ error: 'not_a_stream', message: `key '${stream.slice(0, 200)}' exists and is not a stream` });
     const type = await engine.connection.type(stream);
@@ -58,7 +65,7 @@ export const eventRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine, 
     const write = req.query.codec === 'fields' ? xaddFields : xaddPayload;
     let id: string;
     try {
-      id = await write(engine.connection, stream, req.body);
+      id = await write(engine.connection, stream, event);
     } catch (err) {
       if (/WRONGTYPE/.test((err as Error).message)) return notStream();
       throw err;

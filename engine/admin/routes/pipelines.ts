@@ -10,9 +10,17 @@ import { entryFromBytes } from '../../runtime/stream-reader.ts';
 import { describeHandle, pipelineViewSchema } from '../pipeline-view.ts';
 import type { SandboxReply, SandboxRequest, SubmittedContext } from '../sandbox.ts';
 import { anyObject, errorReply, nameParam } from '../schemas.ts';
+import { PIPELINE_BODY_TYPES, wantsYaml } from '../body-types.ts';
+import { didYouMean } from '../../config/did-you-mean.ts';
 import type { AdminDeps } from '../server.ts';
 
 const MAX_DRY_RUN_EVENTS = 1000;
+
+/** The body of PUT: the pipeline's YAML (sent as YAML text, it arrives here as `{ yaml }`). */
+const pipelineBody = {
+  type: 'object', additionalProperties: false, required: ['yaml'],
+  properties: { yaml: { type: 'string', minLength: 1, description: 'The pipeline file, as YAML text.' } },
+} as const;
 
 /** Limits YAML sent over HTTP can run into, by the text of their diagnostics. */
 const SUBMITTED_LIMITS: readonly (readonly [limit: string, marker: string])[] = [
@@ -111,24 +119,73 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
     return { pipelines: [...running, ...rejected].sort((a, b) => a.name.localeCompare(b.name)) };
   });
 
+  /** The file of pipeline `name`: the running one's, a rejected file of that name, or where PUT would write it. */
+  const fileOf = (name: string): { file: string; running: boolean; rejected?: Diagnostic[] } => {
+    const h = engine.handles.get(name);
+    if (h) return { file: h.pipeline.file, running: true };
+    const rejected = [...engine.rejected.entries()].find(([file]) => basename(file).replace(/\.ya?ml$/, '') === name);
+    if (rejected) return { file: rejected[0], running: false, rejected: rejected[1] };
+    return { file: resolve(join(engine.options.pipelinesDir, `${name}.yaml`)), running: false };
+  };
+
   app.get<{ Params: { name: string } }>('/pipelines/:name', {
-    schema: { tags: ['pipelines'], summary: 'One pipeline: status, generation, hash, counters, lag, pending, lastError, lastReloadError', params: nameParam, response: { 200: pipelineViewSchema, 404: errorReply } },
+    schema: {
+      tags: ['pipelines'],
+      summary: 'One pipeline: status, generation, hash, counters, lag, pending, lastError, lastDlq, lastReloadError; or its YAML file',
+      description: 'With `Accept: application/yaml`, the file as it is on disk. Either way the ETag is the sha256 of the file (what PUT and DELETE take in If-Match).',
+      params: nameParam, produces: ['application/json', 'application/yaml'], response: { 200: pipelineViewSchema, 404: errorReply },
+    },
   }, async (req, reply) => {
-    const h = engine.handles.get(req.params.name);
-    if (h) return describeHandle(h, engine.connection);
-    const rejected = [...engine.rejected.entries()].find(([file]) => basename(file).replace(/\.ya?ml$/, '') === req.params.name);
-    if (rejected) return rejectedView(rejected[0], rejected[1]);
-    return reply.code(404).send({ error: 'not_found', message: `no pipeline '${req.params.name}'` });
+    const { name } = req.params;
+    const { file, running, rejected } = fileOf(name);
+    if (!running && !rejected) return reply.code(404).send({ error: 'not_found', message: `no pipeline '${name}'${didYouMean(name, engine.handles.keys())}` });
+    const text = await readFile(file, 'utf8').catch(() => undefined);
+    if (text !== undefined) void reply.header('etag', `"${sha256(text)}"`).header('vary', 'Accept');
+    if (wantsYaml(req.headers.accept)) {
+      if (text === undefined) return reply.code(404).send({ error: 'not_found', message: `pipeline '${name}' has no file on disk (${file})` });
+      return reply.type('application/yaml; charset=utf-8').serializer((body: string) => body).send(text);
+    }
+    return rejected ? rejectedView(file, rejected) : describeHandle(engine.handles.get(name)!, engine.connection);
   });
 
-  app.put<{ Params: { name: string }; Body: string; Headers: { 'if-match'?: string } }>('/pipelines/:name', {
+  app.delete<{ Params: { name: string }; Headers: { 'if-match'?: string } }>('/pipelines/:name', {
+    schema: {
+      tags: ['pipelines'],
+      summary: 'Delete a pipeline: its file is removed and the pipeline stops (its consumer group and DLQ stay in Redis)',
+      description: 'Send the hash of the file you mean to delete in If-Match (the ETag of GET /pipelines/:name); a stale hash gets 409, none 428.',
+      params: nameParam,
+      headers: { type: 'object', properties: { 'if-match': { type: 'string' } } },
+      response: {
+        200: { type: 'object', properties: { name: { type: 'string' }, change: { type: 'string' }, file: { type: 'string' } } },
+        404: errorReply, 409: errorReply, 428: errorReply,
+      },
+    },
+  }, async (req, reply) => exclusive(async () => {
+    const { name } = req.params;
+    const { file, running, rejected } = fileOf(name);
+    const current = running || rejected ? await readFile(file, 'utf8').catch(() => undefined) : undefined;
+    if (current === undefined) return reply.code(404).send({ error: 'not_found', message: `no pipeline '${name}'${didYouMean(name, engine.handles.keys())}` });
+    const ifMatch = (req.headers['if-match'] ?? '').replace(/^W\//, '').replace(/"/g, '');
+    if (!ifMatch) {
+      return reply.code(428).send({ error: 'precondition_required', message: `send the hash of the file you mean to delete in If-Match (current: ${sha256(current)})` });
+    }
+    if (ifMatch !== sha256(current)) {
+      return reply.code(409).send({ error: 'conflict', message: `pipeline '${name}' changed since you read it: you sent ${ifMatch}, it is now ${sha256(current)}; GET it again` });
+    }
+    await rm(file);
+    await engine.reloadFile(file, { cause: `DELETE /pipelines/${name}` });
+    return { name, change: 'removed', file };
+  }));
+
+  app.put<{ Params: { name: string }; Body: { yaml: string }; Headers: { 'if-match'?: string } }>('/pipelines/:name', {
+    config: { accepts: PIPELINE_BODY_TYPES },
     schema: {
       tags: ['pipelines'],
       summary: 'Replace (or create) a pipeline from YAML: validated, written atomically to disk, hot-reloaded',
-      description: 'Send the YAML as the body (Content-Type: application/yaml). For an existing pipeline, send the hash you edited in If-Match; a stale hash gets 409. To create, send If-None-Match: * or no precondition.',
+      description: 'Send the YAML as the body (Content-Type: application/yaml), or JSON `{ "yaml": "…" }`. For an existing pipeline, send the hash you edited in If-Match; a stale hash gets 409. To create, send If-None-Match: * or no precondition.',
       params: nameParam,
       headers: { type: 'object', properties: { 'if-match': { type: 'string' }, 'if-none-match': { type: 'string' } } },
-      body: { type: 'string', minLength: 1 },
+      body: pipelineBody,
       response: {
         200: { type: 'object', properties: { name: { type: 'string' }, hash: { type: 'string' }, generation: { type: 'integer' }, change: { type: 'string' } } },
         201: { type: 'object', properties: { name: { type: 'string' }, hash: { type: 'string' }, generation: { type: 'integer' }, change: { type: 'string' } } },
@@ -157,7 +214,7 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
     }
     let compiled: CompiledPipeline;
     try {
-      compiled = await compileSubmitted(file, req.body);
+      compiled = await compileSubmitted(file, req.body.yaml);
     } catch (err) {
       if (err instanceof ConfigInvalidError) return reply.code(422).send(invalid(err.diagnostics));
       throw err;
@@ -166,14 +223,14 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
       return reply.code(422).send(invalid([{ file, line: 1, col: 1, message: `the file names its pipeline '${compiled.name}', but it was PUT as '${name}'` }]));
     }
     const tmp = join(resolve(engine.options.pipelinesDir), `.${name}.yaml.${randomUUID()}.tmp`);
-    await writeFile(tmp, req.body);
+    await writeFile(tmp, req.body.yaml);
     try {
       await rename(tmp, file);
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
     }
-    const result = await engine.reloadFile(file);
+    const result = await engine.reloadFile(file, { cause: `PUT /pipelines/${name}` });
     if (!result.ok) return reply.code(422).send(invalid(result.diagnostics));
     return reply.code(current === undefined ? 201 : 200).send({ name, hash: compiled.hash, generation: result.generation, change: result.change });
   }));
@@ -186,17 +243,22 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
       },
     }, async (req, reply) => {
       const ok = action === 'pause' ? engine.pause(req.params.name) : engine.resume(req.params.name);
-      if (!ok) return reply.code(404).send({ error: 'not_found', message: `no running pipeline '${req.params.name}'` });
+      if (!ok) return reply.code(404).send({ error: 'not_found', message: `no running pipeline '${req.params.name}'${didYouMean(req.params.name, engine.handles.keys())}` });
       return { name: req.params.name, status: engine.handles.get(req.params.name)!.status };
     });
   }
 
-  app.post<{ Params: { name: string }; Body: { events?: unknown[]; yaml?: string; from?: string; to?: string; count?: number } }>('/pipelines/:name/dry-run', {
+  app.post<{ Params: { name: string }; Body: { events?: unknown[]; yaml?: string; from?: string; to?: string; count?: number }; Querystring: { from?: string; to?: string; count?: number } }>('/pipelines/:name/dry-run', {
+    config: { accepts: PIPELINE_BODY_TYPES },
     schema: {
       tags: ['pipelines'],
       summary: 'Run events through the pipeline without side effects',
-      description: 'With `events`, those; otherwise a slice of the source stream (XRANGE from/to — ids or ISO times — or the latest `count`), read and never acknowledged. With `yaml`, an edited version is compiled and run instead of the running one.',
+      description: 'With `events`, those; otherwise a slice of the source stream (XRANGE from/to — ids or ISO times — or the latest `count`), read and never acknowledged. With `yaml`, an edited version is compiled and run instead of the running one. The body may also be the edited YAML itself (Content-Type: application/yaml), run on the slice the query string names (`?from=&to=&count=`).',
       params: nameParam,
+      querystring: {
+        type: 'object', additionalProperties: false,
+        properties: { from: { type: 'string' }, to: { type: 'string' }, count: { type: 'integer', minimum: 1, maximum: MAX_DRY_RUN_EVENTS } },
+      },
       body: {
         type: 'object', additionalProperties: false,
         properties: {
@@ -213,7 +275,9 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
     },
   }, async (req, reply) => {
     const h = engine.handles.get(req.params.name);
-    if (!h && !req.body.yaml) return reply.code(404).send({ error: 'not_found', message: `no pipeline '${req.params.name}'` });
+    // A YAML body brings no range of its own: the query string's, over the body's defaults.
+    const range = { ...req.body, ...req.query };
+    if (!h && !req.body.yaml) return reply.code(404).send({ error: 'not_found', message: `no pipeline '${req.params.name}'${didYouMean(req.params.name, engine.handles.keys())}` });
     // A client that goes away while its dry-run waits for its turn gives the turn up.
     const gone = new AbortController();
     reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.abort(); });
@@ -231,7 +295,7 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
         stream = checked.kind === 'valid' ? checked.stream : null;
       }
       if (stream === null) return reply.code(422).send({ error: 'no_stream', message: 'a schedule pipeline has no stream to read; send events' });
-      const slice = await readSlice(engine.connection, stream, req.body, sandbox.limits.maxBytes);
+      const slice = await readSlice(engine.connection, stream, range, sandbox.limits.maxBytes);
       if ('error' in slice) return reply.code(422).send(slice);
       entries = slice;
     }
@@ -242,14 +306,17 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
     return reply.type('application/json; charset=utf-8').send(Buffer.from(result.body.buffer, result.body.byteOffset, result.body.byteLength));
   });
 
-  app.post<{ Body: { yaml: string; file?: string } }>('/validate', {
+  app.post<{ Body: { yaml: string; file?: string }; Querystring: { file?: string } }>('/validate', {
+    config: { accepts: PIPELINE_BODY_TYPES },
     schema: {
       tags: ['pipelines'], summary: 'Validate pipeline YAML without running it',
+      description: 'The body is JSON `{ "yaml": "…", "file": "…" }`, or the YAML itself (Content-Type: application/yaml) with `?file=` to name it.',
+      querystring: { type: 'object', additionalProperties: false, properties: { file: { type: 'string' } } },
       body: { type: 'object', additionalProperties: false, required: ['yaml'], properties: { yaml: { type: 'string' }, file: { type: 'string', description: 'The name to report errors under (default pipeline.yaml).' } } },
       response: { 200: { type: 'object', properties: { valid: { type: 'boolean' }, name: { type: 'string' }, diagnostics: errorReply.properties.diagnostics } } },
     },
   }, async (req) => {
-    const result = await inSandbox({ kind: 'validate', file: req.body.file ?? 'pipeline.yaml', text: req.body.yaml, submitted: submittedData() });
+    const result = await inSandbox({ kind: 'validate', file: req.body.file ?? req.query.file ?? 'pipeline.yaml', text: req.body.yaml, submitted: submittedData() });
     if (result.kind === 'invalid') return { valid: false, diagnostics: result.diagnostics };
     if (result.kind !== 'valid') throw new Error(`unexpected sandbox reply ${result.kind}`);
     return { valid: true, name: result.name, diagnostics: [] };

@@ -3,6 +3,7 @@ import type { CompiledPipeline } from '../../config/load-pipeline.ts';
 import type { Outcome } from '../../runner/pipeline-runner.ts';
 import { traceOutcome } from '../../runner/trace.ts';
 import { errorReply, nameParam } from '../schemas.ts';
+import { didYouMean } from '../../config/did-you-mean.ts';
 import type { AdminDeps } from '../server.ts';
 
 const HEARTBEAT_MS = 15_000;
@@ -20,7 +21,7 @@ export const tapRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine }) 
     },
   }, async (req, reply) => {
     const { name } = req.params;
-    if (!engine.handles.has(name)) return reply.code(404).send({ error: 'not_found', message: `no pipeline '${name}'` });
+    if (!engine.handles.has(name)) return reply.code(404).send({ error: 'not_found', message: `no pipeline '${name}'${didYouMean(name, engine.handles.keys())}` });
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });

@@ -2,6 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { loadPipeline, loadPipelines, type CompiledPipeline, type LoadContext } from '../../config/load-pipeline.ts';
 import { PipelineInvalidError, SynapseError } from '../../errors.ts';
+import { nearest } from '../../config/did-you-mean.ts';
 import { describeOutcome, dryRun } from '../../testing/dry-run.ts';
 import { loadContext, pipelinesDir, type CommonOptions } from '../context.ts';
 
@@ -15,7 +16,8 @@ export async function resolvePipeline(ref: string, ctx: LoadContext, dir?: strin
   if (found) return found;
   const rejected = [...loaded.rejected.entries()].find(([f]) => basename(f).replace(/\.ya?ml$/, '') === ref);
   if (rejected) throw new PipelineInvalidError(rejected[1]);
-  throw new SynapseError(`no pipeline '${ref}': not a file, nor a pipeline name in ${pipelinesDir(dir)} (found: ${loaded.pipelines.map((p) => p.name).join(', ') || 'none'})`);
+  const near = nearest(ref, loaded.pipelines.map((p) => p.name));
+  throw new SynapseError(`no pipeline '${ref}': not a file, nor a pipeline name in ${pipelinesDir(dir)} (${near ? `did you mean '${near}'? ` : ''}found: ${loaded.pipelines.map((p) => p.name).join(', ') || 'none'})`);
 }
 
 /**

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { openRedis } from '../../runtime/redis-client.ts';
 import { checkEvent } from '../../config/check-event.ts';
+import { completeEvent } from '../../publish/publisher.ts';
 import { SynapseError } from '../../errors.ts';
 import { xaddFields, xaddPayload } from '../../runtime/sink-context.ts';
 import { loadContext, type CommonOptions } from '../context.ts';
@@ -15,16 +16,23 @@ export interface PublishOptions extends CommonOptions {
   maxlen?: string;
   /** Write flat field maps (for `codec: fields` pipelines) instead of a `payload` field. */
   fields?: boolean;
+  /** The `source` of events that have none (default `synapse-cli`). */
+  source?: string;
 }
 
+/** The `source` `synapse publish` gives an event that names none. */
+export const CLI_SOURCE = 'synapse-cli';
+
 /**
- * `synapse publish STREAM (--file FILE.jsonl | JSON)`: checks every event against its schema
- * first, and writes nothing if any is invalid; then XADDs them as `payload` fields.
+ * `synapse publish STREAM (--file FILE.jsonl | JSON)`: completes every event as the Publisher
+ * does (`timestamp` now, `source` from --source or `synapse-cli`, where missing), checks it
+ * against its schema, and writes nothing if any is invalid; then XADDs them as `payload` fields.
  */
 export async function publishCommand(stream: string, json: string | undefined, opts: PublishOptions): Promise<number> {
   if (!json && !opts.file) throw new SynapseError('give an event as JSON, or --file FILE.jsonl');
   const text = opts.file ? await readFile(opts.file, 'utf8') : json!;
-  const events = opts.file ? parseJsonLines(text) : [JSON.parse(text)];
+  const now = new Date();
+  const events = (opts.file ? parseJsonLines(text) : [JSON.parse(text)]).map((e) => completeEvent(e, opts.source ?? CLI_SOURCE, now));
   if (opts.validate !== false) {
     const { schemas } = await loadContext(opts);
     const problems = events.map((e, i) => ({ i, why: checkEvent(e, schemas, opts.schema) })).filter((p) => p.why);

@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import { isLoopback } from '../../admin/auth.ts';
 import { buildAdminServer, listenAdmin } from '../../admin/server.ts';
 import { SynapseError, errorMessage } from '../../errors.ts';
@@ -17,10 +18,17 @@ export interface RunOptions extends CommonOptions {
 }
 
 /**
+ * A SIGINT repeating the first one within this time is the same Ctrl-C delivered twice, not a
+ * second request: under `npm start` it reaches the engine from the terminal and again from npm,
+ * which forwards it. (SIGTERM is sent to a process, not a terminal's group: a second one is meant.)
+ */
+const SAME_CTRL_C_MS = 500;
+
+/**
  * `synapse run`: every pipeline against Redis, the admin API and hot reload, until SIGINT or
  * SIGTERM; then it stops reading, settles and acknowledges what is in hand, and exits 0 — after
  * SYNAPSE_SHUTDOWN_TIMEOUT_MS (10 s) regardless, leaving what was not settled pending. A second
- * signal exits at once (code 1).
+ * signal (not a Ctrl-C delivered twice, see SAME_CTRL_C_MS) exits at once (code 1).
  */
 export async function runCommand(opts: RunOptions): Promise<number> {
   const logger = createLogger({ fd: 1 });
@@ -34,6 +42,10 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new SynapseError(`--port (or SYNAPSE_ADMIN_PORT) must be a port number 0..65535, got '${opts.port ?? process.env.SYNAPSE_ADMIN_PORT}'`);
   }
+  // A port already taken (another engine) fails here, before anything is consumed.
+  await portFree(host, port).catch((err: unknown) => {
+    throw new SynapseError(listenFailure(err, host, port));
+  });
   const redis = await resolveRunRedis(opts, logger);
   const engine = new Engine({ redisUrl: redis.url, pipelinesDir: pipelinesDir(opts.pipelines), schemasDir: schemasDir(opts), logger });
   const watcher = opts.watch === false ? undefined : new ConfigWatcher(engine, logger);
@@ -68,12 +80,15 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     }
     logger.info({ address, docs: `${address}/docs`, watching: !!watcher }, 'admin API listening');
   })();
+  let first: { signal: NodeJS.Signals; at: number } | undefined;
   const done = new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
+      if (signal === 'SIGINT' && first?.signal === 'SIGINT' && Date.now() - first.at < SAME_CTRL_C_MS) return;
       if (stopping) {
         logger.warn({ signal }, 'second signal: exiting now');
         process.exit(1);
       }
+      first = { signal, at: Date.now() };
       stopping = true;
       logger.info({ signal }, 'stopping: finishing the batches in hand');
       void (async () => {
@@ -93,6 +108,16 @@ export async function runCommand(opts: RunOptions): Promise<number> {
 
   await startup;
   return done;
+}
+
+/** Resolves when host:port can be listened on (port 0 always can); rejects with the listen error. */
+function portFree(host: string, port: number): Promise<void> {
+  if (port === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
 }
 
 /** What to tell the operator when the admin API cannot listen. */

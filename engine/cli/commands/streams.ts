@@ -9,37 +9,61 @@ function connect(opts: { redis?: string }): Promise<RedisConnection> {
   return openRedis(redisUrlFrom(opts), { maxRetriesPerRequest: 3 });
 }
 
-/** `synapse tail STREAM`: prints new entries as JSON lines until interrupted. */
-export async function tailCommand(stream: string, opts: { redis?: string; from?: string }): Promise<number> {
+/** How many entries `synapse tail` shows before following, unless --last or --from says otherwise. */
+export const TAIL_LAST = 10;
+
+/**
+ * `synapse tail STREAM`: like `tail -f`, prints the last entries (`--last N`, default 10; 0 for
+ * none), then each new one, as JSON lines, until interrupted. `--from ID` starts after that id
+ * instead.
+ */
+export async function tailCommand(stream: string, opts: { redis?: string; from?: string; last?: string }): Promise<number> {
+  const last = opts.last === undefined ? TAIL_LAST : Number(opts.last);
+  if (!Number.isInteger(last) || last < 0) throw new SynapseError(`--last must be a whole number of entries (0 for only new ones), got '${opts.last}'`);
   const redis = await connect(opts);
-  let last = opts.from ?? '$';
   let running = true;
   process.once('SIGINT', () => {
     running = false;
     redis.disconnect();
   });
+  const print = (id: string, fields: string[]) => {
+    const obj: Record<string, unknown> = {};
+    for (let i = 0; i < fields.length; i += 2) obj[fields[i]!] = fields[i + 1];
+    if (typeof obj.payload === 'string') {
+      try {
+        obj.payload = JSON.parse(obj.payload);
+      } catch {
+        // Keep the raw text.
+      }
+    }
+    process.stdout.write(`${JSON.stringify({ id, ...obj })}\n`);
+  };
+  const showRecent = async (): Promise<string> => {
+    // The newest entries, oldest first; then follow from the newest one (or from now).
+    const recent = last > 0 ? ((await redis.xrevrange(stream, '+', '-', 'COUNT', last)) as [string, string[]][]).reverse() : [];
+    for (const [id, fields] of recent) print(id, fields);
+    return recent.at(-1)?.[0] ?? (await lastId(redis, stream));
+  };
+  let cursor: string = opts.from ?? (await showRecent());
   while (running) {
-    const reply = await redis.xread('BLOCK', 1000, 'STREAMS', stream, last).catch((err) => {
+    const reply = await redis.xread('BLOCK', 1000, 'STREAMS', stream, cursor).catch((err) => {
       if (running) throw err;
       return null;
     });
     for (const [, entries] of reply ?? []) {
       for (const [id, fields] of entries) {
-        last = id;
-        const obj: Record<string, unknown> = {};
-        for (let i = 0; i < fields.length; i += 2) obj[fields[i]!] = fields[i + 1];
-        if (typeof obj.payload === 'string') {
-          try {
-            obj.payload = JSON.parse(obj.payload);
-          } catch {
-            // Keep the raw text.
-          }
-        }
-        process.stdout.write(`${JSON.stringify({ id, ...obj })}\n`);
+        cursor = id;
+        print(id, fields);
       }
     }
   }
   return 0;
+}
+
+/** The id of a stream's newest entry (`0` for none yet): reading after it misses nothing added meanwhile, unlike `$`. */
+async function lastId(redis: RedisConnection, stream: string): Promise<string> {
+  const newest = (await redis.xrevrange(stream, '+', '-', 'COUNT', 1)) as [string, string[]][];
+  return newest[0]?.[0] ?? '0';
 }
 
 /** `synapse dlq list STREAM` and `synapse dlq redrive STREAM [--ids a,b] [--count N]`. */
@@ -64,8 +88,9 @@ export async function dlqCommand(action: string, stream: string, opts: { redis?:
  * (optionally some event types) to another stream, with a progress bar on stderr. Replaying
  * into a pipeline needs the running engine: use POST /replay of the admin API.
  */
-export async function replayCommand(stream: string, opts: { redis?: string; from: string; to: string; types?: string; toStream?: string; pipeline?: string; admin?: string }): Promise<number> {
-  const req: ReplayRequest = { stream, from: opts.from, to: opts.to, types: opts.types?.split(',').filter(Boolean), toStream: opts.toStream, pipeline: opts.pipeline };
+export async function replayCommand(stream: string, opts: { redis?: string; from: string; to?: string; types?: string; toStream?: string; pipeline?: string; admin?: string }): Promise<number> {
+  // Without --to, up to now: what is in the stream when the replay starts.
+  const req: ReplayRequest = { stream, from: opts.from, to: opts.to ?? new Date().toISOString(), types: opts.types?.split(',').filter(Boolean), toStream: opts.toStream, pipeline: opts.pipeline };
   if (opts.pipeline) return replayThroughAdmin(req, opts.admin ?? process.env.SYNAPSE_ADMIN_URL ?? 'http://127.0.0.1:8080');
   const redis = await connect(opts);
   try {

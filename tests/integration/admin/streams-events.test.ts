@@ -60,6 +60,23 @@ describe('POST /events/:stream', () => {
     expect(written).toEqual([{ id, fields: { payload: JSON.stringify(event) } }]);
   });
 
+  it('fills a missing timestamp (now) and source (?source=, else synapse-admin), as the Publisher does', async () => {
+    const f = await start(ANY_TEST_STREAM);
+    const stream = key('events');
+    const before = Date.now();
+    const bare = { event: 'ping', data: { n: 1 } };
+    expect((await f.inject({ method: 'POST', url: `/events/${stream}`, payload: bare })).statusCode).toBe(201);
+    expect((await f.inject({ method: 'POST', url: `/events/${stream}?source=billing`, payload: bare })).statusCode).toBe(201);
+    const [first, second] = (await entries(f.client, stream)).map((e) => JSON.parse(e.fields.payload!) as { source: string; timestamp: string });
+    expect(first).toMatchObject({ ...bare, source: 'synapse-admin' });
+    expect(second).toMatchObject({ ...bare, source: 'billing' });
+    expect(Date.parse(first!.timestamp)).toBeGreaterThanOrEqual(before - 1000);
+    expect(Date.parse(first!.timestamp)).toBeLessThanOrEqual(Date.now() + 1000);
+    // Given ones are kept.
+    expect((await f.inject({ method: 'POST', url: `/events/${stream}?source=billing`, payload: ping(2) })).statusCode).toBe(201);
+    expect(JSON.parse((await entries(f.client, stream))[2]!.fields.payload!)).toEqual(ping(2));
+  });
+
   it('a running pipeline picks up what was published', async () => {
     const name = key('p');
     const stream = key('in');

@@ -30,19 +30,25 @@ async function attempts(f: EngineFixture, ref: string) {
     validate: await f.inject({ method: 'POST', url: '/validate', payload: { yaml } }),
     dryRun: await f.inject({ method: 'POST', url: `/pipelines/${name}/dry-run`, payload: { yaml, events: [ping(1)] } }),
     put: await f.inject({ method: 'PUT', url: `/pipelines/${name}`, headers: { 'content-type': 'application/yaml' }, payload: yaml }),
+    // The same YAML as the body itself (Content-Type: application/yaml).
+    validateYaml: await f.inject({ method: 'POST', url: '/validate', headers: { 'content-type': 'application/yaml' }, payload: yaml }),
+    dryRunYaml: await f.inject({ method: 'POST', url: `/pipelines/${name}/dry-run`, headers: { 'content-type': 'application/yaml' }, payload: yaml }),
   };
 }
 
 describe('${VAR} in YAML sent over HTTP', () => {
   it.each([['${VAR}', (v: string) => `\${${v}}`], ['${VAR:-default}', (v: string) => `\${${v}:-fallback}`]])('%s naming a variable outside the allow-list is refused and never echoed', async (_title, ref) => {
     const f = await start();
-    const { validate, dryRun, put } = await attempts(f, ref(SECRET_VAR));
-    for (const res of [validate, dryRun, put]) expect(res.body).not.toContain(SECRET);
-    expect(JSON.parse(validate.body)).toMatchObject({ valid: false, diagnostics: [{ message: expect.stringContaining(`environment variable ${SECRET_VAR} is not available to pipeline YAML sent over HTTP`) }] });
+    const { validate, dryRun, put, validateYaml, dryRunYaml } = await attempts(f, ref(SECRET_VAR));
+    for (const res of [validate, dryRun, put, validateYaml, dryRunYaml]) expect(res.body).not.toContain(SECRET);
+    for (const res of [validate, validateYaml]) {
+      expect(JSON.parse(res.body)).toMatchObject({ valid: false, diagnostics: [{ message: expect.stringContaining(`environment variable ${SECRET_VAR} is not available to pipeline YAML sent over HTTP`) }] });
+    }
     expect(dryRun.statusCode, dryRun.body).toBe(422);
+    expect(dryRunYaml.statusCode, dryRunYaml.body).toBe(422);
     expect(put.statusCode, put.body).toBe(422);
     expect(JSON.parse(put.body).message).toContain('SYNAPSE_ADMIN_ENV_ALLOW');
-    expect(metricValue(await f.engine.metrics.registry.metrics(), 'synapse_refused_total', { limit: 'admin.yaml_env' })).toBe(3);
+    expect(metricValue(await f.engine.metrics.registry.metrics(), 'synapse_refused_total', { limit: 'admin.yaml_env' })).toBe(5);
   });
 
   it('a variable of the allow-list is interpolated', async () => {

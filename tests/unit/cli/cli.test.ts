@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { copyCatalog } from '../../../scripts/catalog.ts';
 import { tempDirs } from '../support/temp-dir.ts';
 
 // The real `synapse` bin, run as a child process from the repository root so that paths print
@@ -23,11 +24,11 @@ interface CliResult {
   stderr: string;
 }
 
-function synapse(args: string[], opts: { stdin?: string } = {}): Promise<CliResult> {
+function synapse(args: string[], opts: { stdin?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   // Nothing from the caller's environment may steer the CLI (SYNAPSE_SCHEMAS, SYNAPSE_PLUGINS, ...).
   const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SYNAPSE_') && k !== 'REDIS_URL'));
   return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...env, NO_COLOR: '1' }, timeout: CLI_TIMEOUT - 2_000 }, (error, stdout, stderr) => {
+    const child = execFile(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...env, NO_COLOR: '1' }, timeout: (opts.timeoutMs ?? CLI_TIMEOUT) - 2_000 }, (error, stdout, stderr) => {
       if (error && typeof error.code !== 'number') {
         reject(new Error(`synapse ${args.join(' ')} did not exit normally (${error.signal ?? error.code ?? error.message})\n${stderr}`));
         return;
@@ -52,10 +53,10 @@ describe('synapse validate', () => {
   it('a bad directory: every problem as FILE:LINE:COL, exit 1', async () => {
     const r = await synapse(['validate', `${FIXTURES}/bad`, '--schemas', SCHEMAS]);
     expect(lines(r.stdout)).toEqual([
-      `${FIXTURES}/bad/broken.yaml:4:3 unknown key 'grop' in 'source'`,
+      `${FIXTURES}/bad/broken.yaml:4:3 unknown key 'grop' in 'source' (did you mean 'group'?)`,
       `${FIXTURES}/bad/expressions.yaml:3:17 filter: invalid JSONata: The symbol "=" cannot be used as a unary operator`,
       `${FIXTURES}/bad/expressions.yaml:6:9 publish sink 'with' is missing required key 'stream'`,
-      `${FIXTURES}/bad/expressions.yaml:6:11 unknown key 'strem' in publish sink 'with'`,
+      `${FIXTURES}/bad/expressions.yaml:6:11 unknown key 'strem' in publish sink 'with' (did you mean 'stream'?)`,
       `${FIXTURES}/bad/orphan.test.yaml:1:11 no pipeline named 'no-such-pipeline' in ${join(ROOT, FIXTURES, 'bad')}`,
       '2 pipeline(s), 1 test file(s), 1 schema(s): 5 error(s)',
     ]);
@@ -65,7 +66,7 @@ describe('synapse validate', () => {
   it('a single file path is validated on its own', async () => {
     const r = await synapse(['validate', `${FIXTURES}/bad/broken.yaml`, '--schemas', SCHEMAS]);
     expect(lines(r.stdout)).toEqual([
-      `${FIXTURES}/bad/broken.yaml:4:3 unknown key 'grop' in 'source'`,
+      `${FIXTURES}/bad/broken.yaml:4:3 unknown key 'grop' in 'source' (did you mean 'group'?)`,
       '1 pipeline(s), 0 test file(s), 1 schema(s): 1 error(s)',
     ]);
     expect(r.code).toBe(1);
@@ -85,12 +86,14 @@ describe('synapse validate', () => {
     expect(r.code).toBe(1);
   }, CLI_TIMEOUT);
 
-  it('the shipped pipelines/ directory (the default) validates', async () => {
-    const r = await synapse(['validate']);
+  it('the catalog\'s pipelines validate', async () => {
+    // The catalog's own files (catalog.json), not whatever else a user keeps in pipelines/.
+    const catalog = await copyCatalog();
+    const r = await synapse(['validate', catalog.pipelines, '--schemas', catalog.schemas], { timeoutMs: 3 * CLI_TIMEOUT }).finally(() => catalog.remove());
     expect(r.stderr).toBe('');
     expect(lines(r.stdout).at(-1)).toMatch(/^\d+ pipeline\(s\), \d+ test file\(s\), \d+ schema\(s\): 0 error\(s\)$/);
     expect(r.code).toBe(0);
-  }, CLI_TIMEOUT);
+  }, 3 * CLI_TIMEOUT); // the whole catalog, on a busy two-core machine
 });
 
 describe('synapse test', () => {
@@ -148,12 +151,13 @@ describe('synapse test', () => {
     expect(r.code).toBe(1);
   }, CLI_TIMEOUT);
 
-  it('the shipped pipelines/ tests pass', async () => {
-    const r = await synapse(['test', 'pipelines']);
+  it('the catalog\'s pipeline tests pass', async () => {
+    const catalog = await copyCatalog();
+    const r = await synapse(['test', catalog.pipelines, '--schemas', catalog.schemas], { timeoutMs: 3 * CLI_TIMEOUT }).finally(() => catalog.remove());
     expect(r.stderr).toBe('');
     expect(lines(r.stdout).at(-1)).toMatch(/^[1-9]\d* passed, 0 failed$/);
     expect(r.code).toBe(0);
-  }, CLI_TIMEOUT);
+  }, 3 * CLI_TIMEOUT); // the whole catalog, on a busy two-core machine
 });
 
 describe('synapse dry-run', () => {
@@ -192,7 +196,7 @@ describe('synapse dry-run', () => {
   it('an invalid pipeline: its errors as FILE:LINE:COL on stderr, nothing on stdout, exit 1', async () => {
     const r = await synapse(['dry-run', 'broken', '--pipelines', `${FIXTURES}/bad`, '--input', `${FIXTURES}/dry-run/orders.jsonl`, '--schemas', SCHEMAS]);
     expect(r.stdout).toBe('');
-    expect(lines(r.stderr)).toEqual([`${FIXTURES}/bad/broken.yaml:4:3 unknown key 'grop' in 'source'`]);
+    expect(lines(r.stderr)).toEqual([`${FIXTURES}/bad/broken.yaml:4:3 unknown key 'grop' in 'source' (did you mean 'group'?)`]);
     expect(r.code).toBe(1);
   }, CLI_TIMEOUT);
 

@@ -100,12 +100,12 @@ const invalid: InvalidCase[] = [
   {
     name: 'unknown top-level key points at the key',
     yaml: 'name: a\nsource: { stream: s }\nfiltr: event = "x"\nsink: { type: log }\n',
-    error: "p.yaml:3:1 unknown key 'filtr' in the file",
+    error: "p.yaml:3:1 unknown key 'filtr' in the file (did you mean 'filter'?)",
   },
   {
     name: 'unknown key inside source',
     yaml: 'source:\n  stream: s\n  grop: g\nsink: { type: log }\n',
-    error: "p.yaml:3:3 unknown key 'grop' in 'source'",
+    error: "p.yaml:3:3 unknown key 'grop' in 'source' (did you mean 'group'?)",
   },
   {
     name: 'unknown key inside retry',
@@ -170,7 +170,7 @@ const invalid: InvalidCase[] = [
   {
     name: 'unknown sink type points at the type value',
     yaml: 'source: { stream: s }\nsink:\n  type: lgo\n',
-    error: `p.yaml:3:9 unknown sink type 'lgo' (known: ${KNOWN_SINKS})`,
+    error: `p.yaml:3:9 unknown sink type 'lgo' (did you mean 'log'? known: ${KNOWN_SINKS})`,
   },
   {
     name: 'unknown sink type in a sinks list',
@@ -190,7 +190,7 @@ const invalid: InvalidCase[] = [
   {
     name: 'publish with an unknown key points at that key',
     yaml: 'source: { stream: s }\nsink:\n  type: publish\n  with:\n    stream: out\n    strem: x\n',
-    error: "p.yaml:6:5 unknown key 'strem' in publish sink 'with'",
+    error: "p.yaml:6:5 unknown key 'strem' in publish sink 'with' (did you mean 'stream'?)",
   },
   {
     name: 'publish with a wrongly typed value points at the value',
@@ -497,7 +497,7 @@ describe('compiling a pipeline file', () => {
   it('names the file by its full path in each diagnostic', async () => {
     const dir = await dirs.make({ 'p.yaml': 'source: { stream: s }\nfiltr: 1\nsink: { type: log }\n' });
     const err = await rejection(loadPipeline(join(dir, 'p.yaml'), await context()), PipelineInvalidError);
-    expect(err.diagnostics).toEqual([{ file: join(dir, 'p.yaml'), line: 2, col: 1, message: "unknown key 'filtr' in the file" }]);
+    expect(err.diagnostics).toEqual([{ file: join(dir, 'p.yaml'), line: 2, col: 1, message: "unknown key 'filtr' in the file (did you mean 'filter'?)" }]);
   });
 
   it('reports every compile-stage problem of a file, in file order', async () => {
@@ -514,17 +514,17 @@ describe('compiling a pipeline file', () => {
     expect(err.diagnostics.map(show)).toEqual([
       'p.yaml:2:14 filter: invalid JSONata: The symbol "=" cannot be used as a unary operator',
       'p.yaml:3:13 transform: $eval is not allowed: it would run event data as code',
-      `p.yaml:5:11 unknown sink type 'lgo' (known: ${KNOWN_SINKS})`,
-      "p.yaml:7:26 unknown key 'strem' in publish sink 'with'",
+      `p.yaml:5:11 unknown sink type 'lgo' (did you mean 'log'? known: ${KNOWN_SINKS})`,
+      "p.yaml:7:26 unknown key 'strem' in publish sink 'with' (did you mean 'stream'?)",
     ]);
   });
 
   it('reports every shape problem of a file at once', async () => {
     const err = await loadError('source:\n  stream: s\n  grop: g\n  batch: x\nfiltr: 1\nretry: { attempts: 0 }\nsink: { type: log }\n');
     expect(err.diagnostics.map(show)).toEqual([
-      "p.yaml:3:3 unknown key 'grop' in 'source'",
+      "p.yaml:3:3 unknown key 'grop' in 'source' (did you mean 'group'?)",
       "p.yaml:4:10 'source.batch' must be integer",
-      "p.yaml:5:1 unknown key 'filtr' in the file",
+      "p.yaml:5:1 unknown key 'filtr' in the file (did you mean 'filter'?)",
       "p.yaml:6:20 'retry.attempts' must be >= 1",
     ]);
   });
@@ -534,9 +534,9 @@ describe('compiling a pipeline file', () => {
     // every error in a file is reported).
     const err = await loadError('source:\n  stream: s\n  grop: g\nfilter: "a = = 1"\nsink: { type: lgo }\n');
     expect(err.diagnostics.map(show)).toEqual([
-      "p.yaml:3:3 unknown key 'grop' in 'source'",
+      "p.yaml:3:3 unknown key 'grop' in 'source' (did you mean 'group'?)",
       'p.yaml:4:14 filter: invalid JSONata: The symbol "=" cannot be used as a unary operator',
-      `p.yaml:5:15 unknown sink type 'lgo' (known: ${KNOWN_SINKS})`,
+      `p.yaml:5:15 unknown sink type 'lgo' (did you mean 'log'? known: ${KNOWN_SINKS})`,
     ]);
   });
 
@@ -608,5 +608,41 @@ describe('loadPipelines', () => {
     const loaded = await loadPipelines([dir], await context());
     expect(loaded.pipelines.filter((p) => p.name === 'dup').length).toBeLessThan(2);
     expect(loaded.errors.some((d) => d.message.startsWith("duplicate pipeline name 'dup', also in "))).toBe(true);
+  });
+});
+
+describe('help while writing (issue #12, item 5)', () => {
+  it('an unset ${VAR} is reported once, at its first use, and causes no knock-on errors', async () => {
+    const yaml = [
+      'name: p',
+      'source:',
+      '  stream: s',
+      '  batch: ${SYNAPSE_TEST_UNSET_BATCH}',
+      'sink:',
+      '  type: http',
+      '  with: { url: "${SYNAPSE_TEST_UNSET_URL}" }',
+      'description: ${SYNAPSE_TEST_UNSET_BATCH} events a batch',
+      '',
+    ].join('\n');
+    const err = await loadError(yaml);
+    // Without the rule: `'source.batch' must be integer` and the http sink's url pattern as well.
+    expect(err.diagnostics.map(show)).toEqual([
+      'p.yaml:4:10 environment variable SYNAPSE_TEST_UNSET_BATCH is not set (write ${SYNAPSE_TEST_UNSET_BATCH:-default} to give a default); also used at 8:14',
+      'p.yaml:7:16 environment variable SYNAPSE_TEST_UNSET_URL is not set (write ${SYNAPSE_TEST_UNSET_URL:-default} to give a default)',
+    ]);
+  });
+
+  it.each([
+    { what: 'a misspelt top-level key', yaml: 'name: p\nsource:\n  stream: s\ntransfrom: "x"\nsink:\n  type: log\n', hint: "unknown key 'transfrom' in the file (did you mean 'transform'?)" },
+    { what: 'a misspelt sink type', yaml: 'name: p\nsource:\n  stream: s\nsink:\n  type: publsh\n', hint: "unknown sink type 'publsh' (did you mean 'publish'?" },
+    { what: 'a misspelt schema $id', yaml: `name: p\nsource:\n  stream: s\nvalidate:\n  schema: ${EVENT_SCHEMA_ID.replace('order', 'ordr')}\nsink:\n  type: log\n`, hint: `(did you mean '${EVENT_SCHEMA_ID}'?)` },
+  ])('$what gets a "did you mean" with the nearest known name', async ({ yaml, hint }) => {
+    const err = await loadError(yaml);
+    expect(err.diagnostics.map((d) => d.message).join('\n')).toContain(hint);
+  });
+
+  it('a name far from every known one gets no guess', async () => {
+    const err = await loadError('name: p\nsource:\n  stream: s\nsink:\n  type: kafka\n');
+    expect(err.diagnostics[0]!.message).not.toContain('did you mean');
   });
 });

@@ -236,3 +236,33 @@ describe('formatValidationErrors', () => {
     expect(formatValidationErrors([])).toBe('invalid');
   });
 });
+
+describe('SchemaRegistry.fingerprint: what validating against a schema depends on', () => {
+  const base = 'https://x.test/';
+  const registryOf = (schemas: Record<string, Record<string, unknown>>) => {
+    const registry = new SchemaRegistry();
+    const problems = registry.addDocuments(Object.entries(schemas).map(([name, s]) => SourceDocument.parse(`/s/${name}.json`, JSON.stringify({ $id: `${base}${name}.json`, ...s }))));
+    expect(problems).toEqual([]);
+    return registry;
+  };
+  const before = {
+    common: { $defs: { id: { type: 'string' }, n: { type: 'integer' } } },
+    order: { type: 'object', properties: { id: { $ref: 'common.json#/$defs/id' }, line: { $ref: 'line.json' } } },
+    line: { type: 'object', properties: { n: { $ref: `${base}common.json#/$defs/n` } } },
+    self: { $defs: { a: { type: 'string' } }, properties: { a: { $ref: '#/$defs/a' } } },
+    alone: { type: 'string' },
+  };
+  const cases: { change: string; after: Record<string, Record<string, unknown>>; changed: string[] }[] = [
+    { change: 'a schema added that nothing refers to', after: { ...before, extra: { type: 'number' } }, changed: [] },
+    { change: 'a schema reached through two $refs (relative, then absolute)', after: { ...before, common: { $defs: { id: { type: 'string' }, n: { type: 'integer', minimum: 0 } } } }, changed: ['order', 'line', 'common'] },
+    { change: 'a schema reached directly', after: { ...before, line: { type: 'object' } }, changed: ['order', 'line'] },
+    { change: 'a schema referring only to itself', after: { ...before, self: { ...before.self, required: ['a'] } }, changed: ['self'] },
+    { change: 'a schema removed that one refers to', after: (({ line: _l, ...rest }) => ({ ...rest, order: { type: 'object' } }))(before), changed: ['order', 'line'] },
+  ];
+  it.each(cases)('$change changes the fingerprints of $changed', ({ after, changed }) => {
+    const a = registryOf(before);
+    const b = registryOf(after);
+    const differing = Object.keys(before).filter((name) => a.fingerprint(`${base}${name}.json`) !== b.fingerprint(`${base}${name}.json`));
+    expect(differing.sort()).toEqual([...changed].sort());
+  });
+});
