@@ -271,13 +271,14 @@ export function formatCoverage(results: readonly PipelineCoverage[]): string {
     const measured = r.branches.filter((b) => b.measured);
     const taken = measured.filter((b) => b.count > 0);
     if (!r.branches.length) {
-      out.push('  branches: none (no condition, and, or in its expressions)');
+      out.push('  branches: none (no ?:, and or or in its expressions)');
     } else {
       const notTaken = measured.filter((b) => b.count === 0);
       out.push(`  branches: ${taken.length} of ${measured.length} taken${notTaken.length ? '; not taken:' : ''}`);
       for (const b of notTaken) out.push(`    ${displayPath(b.file)}:${b.line}:${b.col} ${b.expression}: ${b.text} → ${branchLabel(b)}`);
-      const unmeasured = new Set(r.branches.filter((b) => !b.measured).map((b) => b.expression));
-      for (const e of unmeasured) out.push(`    ${e}: not measured (this expression runs on the jsonata interpreter)`);
+      const unmeasured = new Map<string, number>();
+      for (const b of r.branches) if (!b.measured) unmeasured.set(b.expression, (unmeasured.get(b.expression) ?? 0) + 1);
+      for (const [e, n] of unmeasured) out.push(`    ${e}: ${n} branch(es) not measured (evaluated by the jsonata interpreter, which reports none)`);
     }
   }
   return out.join('\n');

@@ -78,6 +78,11 @@ describe('synapse test --coverage', () => {
       '1 passed, 0 failed',
       '',
     ].join('\n'));
+    // Given one test file, only its pipeline is reported.
+    const one = await synapse(['test', '--coverage', 'pipelines/orders.test.yaml'], dir);
+    expect(one.code).toBe(0);
+    expect(one.stdout).toContain('pipelines/orders.yaml (pipeline orders)');
+    expect(one.stdout).not.toContain('untested');
     // Without --coverage, no report.
     const plain = await synapse(['test'], dir);
     expect(plain.stdout).not.toContain('coverage');

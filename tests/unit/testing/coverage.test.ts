@@ -137,7 +137,7 @@ describe('test coverage', () => {
     covered.record(outcomes);
     const result = covered.result();
     expect(result.branches.map((b) => [b.branch, b.measured])).toEqual([['else', false], ['then', false]]);
-    expect(formatCoverage([result])).toContain('transform: not measured (this expression runs on the jsonata interpreter)');
+    expect(formatCoverage([result])).toContain('    transform: 2 branch(es) not measured (evaluated by the jsonata interpreter, which reports none)');
   });
 
   it('prints reached and unreached outcomes and each untaken branch at FILE:LINE:COL', async () => {
