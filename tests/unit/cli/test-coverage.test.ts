@@ -3,7 +3,7 @@
  * reported) and on the shipped catalog (it runs without errors, every pipeline reported).
  */
 import { execFile } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDirs } from '../support/temp-dir.ts';
@@ -99,5 +99,12 @@ describe('synapse test --coverage', () => {
     expect(report).not.toContain('no test file');
     expect(report).not.toContain('not measured');
     expect(r.stdout).toMatch(/\n\d+ passed, 0 failed\n$/);
+  }, CLI_TIMEOUT);
+
+  it('prints for the shipped task-outcomes exactly the report docs/checks.md shows', async () => {
+    const r = await synapse(['test', '--coverage', 'pipelines/task-outcomes.test.yaml'], ROOT);
+    expect(r.code).toBe(0);
+    const docs = readFileSync(join(ROOT, 'docs/checks.md'), 'utf8');
+    expect(docs).toContain(`\n\`\`\`\n${r.stdout}\`\`\`\n`);
   }, CLI_TIMEOUT);
 });
