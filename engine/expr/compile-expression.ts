@@ -1,6 +1,9 @@
 import jsonata from 'jsonata';
 import { ExpressionError, errorMessage } from '../errors.ts';
 import { compileAst, isCompilable } from './compiler/compile.ts';
+import type { BranchProbe } from './compiler/closures.ts';
+
+export type { BranchProbe };
 
 /** Default time limit of one evaluation (SPEC §4 `expression_timeout_ms`). */
 export const DEFAULT_EXPRESSION_TIMEOUT_MS = 100;
@@ -48,6 +51,11 @@ export interface CompileOptions {
   timeoutMs?: number;
   /** `false` evaluates with the jsonata interpreter even where compiled code could (benchmarks, debugging). */
   compile?: boolean;
+  /**
+   * Records the branches conditional nodes take (`synapse test --coverage`): only compiled code
+   * reports them, so an expression left to the interpreter reports none.
+   */
+  probe?: BranchProbe;
 }
 
 /**
@@ -81,7 +89,7 @@ export function compileExpression(source: string, opts: CompileOptions = {}): Co
   }
   if (opts.compile !== false && isCompilable(expr.ast())) {
     // A private AST: the compiled code never shares nodes with the interpreter's.
-    const compiled = compileAst(jsonata(source).ast(), options);
+    const compiled = compileAst(jsonata(source).ast(), options, opts.probe);
     const run = (input: unknown, bindings: Record<string, unknown> | undefined): unknown => {
       // One try: an evaluation that ran out of time is not run again (it would hold the event
       // loop twice as long); the entry goes to the DLQ with the time-out as its reason.

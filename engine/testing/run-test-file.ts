@@ -9,6 +9,7 @@ import { ajvDiagnostics } from '../config/ajv-diagnostics.ts';
 import { loadPipelines, type CompiledPipeline, type LoadContext, type LoadedPipelines } from '../config/load-pipeline.ts';
 import { SourceDocument } from '../config/source-document.ts';
 import { ConfigInvalidError, TestFileInvalidError, displayPath, formatDiagnostic, type Diagnostic } from '../errors.ts';
+import type { CoverageCollector, CoveredPipeline } from './coverage.ts';
 import { dryRun } from './dry-run.ts';
 import { testFileSchema } from './test-file-schema.ts';
 
@@ -76,8 +77,9 @@ export async function loadTestFile(file: string): Promise<{ doc: SourceDocument;
 /**
  * Runs test files: each names a pipeline found in the test file's own directory, and each case's
  * input is fed through the real compiled pipeline (no Redis). Pipelines are loaded once per directory.
+ * With `coverage`, cases run through a probed copy of their pipeline that records what they reach.
  */
-export async function runTestFiles(files: string[], ctx: LoadContext): Promise<TestFileResult[]> {
+export async function runTestFiles(files: string[], ctx: LoadContext, opts: { coverage?: CoverageCollector } = {}): Promise<TestFileResult[]> {
   const dirs = new Map<string, LoadedPipelines>();
   const results: TestFileResult[] = [];
   for (const file of files) {
@@ -87,12 +89,12 @@ export async function runTestFiles(files: string[], ctx: LoadContext): Promise<T
       loaded = await loadPipelines([dir], ctx);
       dirs.set(dir, loaded);
     }
-    results.push(await runTestFile(file, loaded));
+    results.push(await runTestFile(file, loaded, opts.coverage));
   }
   return results;
 }
 
-async function runTestFile(file: string, loaded: LoadedPipelines): Promise<TestFileResult> {
+async function runTestFile(file: string, loaded: LoadedPipelines, coverage?: CoverageCollector): Promise<TestFileResult> {
   let doc: SourceDocument;
   let spec: TestFileSpec;
   try {
@@ -115,7 +117,8 @@ async function runTestFile(file: string, loaded: LoadedPipelines): Promise<TestF
   const shapeErrors = checkExpectations(doc, spec, pipeline);
   if (shapeErrors.length) return failAll(shapeErrors);
   const cases: CaseResult[] = [];
-  for (const c of spec.cases) cases.push(await runCase(c, pipeline));
+  const covered = coverage?.cover(pipeline);
+  for (const c of spec.cases) cases.push(await runCase(c, pipeline, covered));
   return { file, pipeline: spec.pipeline, cases, errors: [] };
 }
 
@@ -148,8 +151,9 @@ function checkExpectations(doc: SourceDocument, spec: TestFileSpec, pipeline: Co
   return out;
 }
 
-async function runCase(c: CaseSpec, pipeline: CompiledPipeline): Promise<CaseResult> {
-  const { outcomes, sunk } = await dryRun(pipeline, c.input);
+async function runCase(c: CaseSpec, pipeline: CompiledPipeline, covered?: CoveredPipeline): Promise<CaseResult> {
+  const { outcomes, sunk } = await dryRun(covered ? covered.pipeline : pipeline, c.input);
+  covered?.record(outcomes);
   const failures: string[] = [];
   const expectedSinks: Record<string, unknown[]> = {};
   for (const [key, list] of Object.entries(c.expect.sinks ?? {})) {

@@ -4,6 +4,8 @@ import { stat } from 'node:fs/promises';
 import { expandTestFiles, formatTestResults, loadTestFile, runTestFiles } from '../../testing/run-test-file.ts';
 import { formatFuzzResults, fuzzPipelines } from '../../check/fuzz-command.ts';
 import { loadContext, pipelinesDir, type CommonOptions } from '../context.ts';
+import { loadPipelines } from '../../config/load-pipeline.ts';
+import { CoverageCollector, formatCoverage } from '../../testing/coverage.ts';
 
 /** Options of `synapse test`. */
 export interface TestOptions extends CommonOptions {
@@ -11,11 +13,14 @@ export interface TestOptions extends CommonOptions {
   fuzz?: string | number;
   /** The fuzz seed, to replay a run (default: a random one, printed). */
   seed?: string | number;
+  /** Report which outcomes and expression branches the test cases reach (`--coverage`). */
+  coverage?: boolean;
 }
 
 /**
  * `synapse test [PATH...]`: runs pipeline test files, and with `--fuzz N` also fuzzes each
- * pipeline from its input schema; last line `N passed, N failed`.
+ * pipeline from its input schema, and with `--coverage` says what the cases reached; last line
+ * `N passed, N failed`.
  */
 export async function testCommand(paths: string[], opts: TestOptions): Promise<number> {
   const targets = paths.length ? paths.map((p) => resolve(p)) : [pipelinesDir()];
@@ -35,9 +40,18 @@ export async function testCommand(paths: string[], opts: TestOptions): Promise<n
     return 1;
   }
   const ctx = await loadContext(opts);
-  const results = await runTestFiles(files, ctx);
+  const coverage = opts.coverage ? new CoverageCollector() : undefined;
+  const results = await runTestFiles(files, ctx, { coverage });
   const { text, passed, failed } = formatTestResults(results);
   const out = [text];
+  if (coverage) {
+    // A directory's pipelines without a test file are listed too: nothing of theirs is reached.
+    for (const t of await fuzzTargets(targets)) {
+      if (t.only !== undefined || t.file !== undefined) continue;
+      for (const p of (await loadPipelines([t.dir], ctx)).pipelines) coverage.cover(p);
+    }
+    out.push(formatCoverage(coverage.results()));
+  }
   let fuzzPassed = 0;
   let fuzzFailed = 0;
   if (fuzz !== undefined) {

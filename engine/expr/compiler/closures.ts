@@ -83,11 +83,33 @@ const SHAPES: Record<string, Set<string>> = {
 const BINARY = new Set(['+', '-', '*', '/', '%', '=', '!=', '<', '<=', '>', '>=', '&', 'in', 'and', 'or']);
 
 /** Compiles every node of `ast` it can, in place (the AST must be private to the compiler). */
-export function compileTree(ast: unknown): void {
+export function compileTree(ast: unknown, branchProbe?: BranchProbe): void {
   boundNames = namesBound(ast, new Set(), 0);
-  visit(ast, 0);
-  boundNames = new Set();
+  probe = branchProbe;
+  try {
+    visit(ast, 0);
+  } finally {
+    boundNames = new Set();
+    probe = undefined;
+  }
 }
+
+/**
+ * Records which way conditional nodes go (`synapse test --coverage`). Given to compileTree, it
+ * makes the closures of conditions (`a ? b : c`) and of `and`/`or` report each evaluation's
+ * branch; without one (the engine's own compilation) the closures are the plain ones, at no cost.
+ */
+export interface BranchProbe {
+  /**
+   * Called once per conditional node compiled, with its branches' names (`then`/`else`; for
+   * `and`/`or`, `right` when the right side is evaluated and `short` when the left decides);
+   * returns what the node's closure calls with the index of the branch taken.
+   */
+  register(node: { type: string; value?: unknown; position?: number }, branches: readonly string[]): (branch: number) => void;
+}
+
+/** The probe of the compilation under way (see compileTree). */
+let probe: BranchProbe | undefined;
 
 /** The variable names the expression being compiled binds anywhere (`:=`, lambda parameters, `@$v`, `#$i`). */
 let boundNames = new Set<string>();
@@ -165,6 +187,17 @@ function compileBody(n: Node): Compiled | undefined {
       return n.value === '{' ? compileObject(n) : n.value === '[' ? compileArray(n) : n.value === '-' ? compileNegation(n) : undefined;
     case 'condition': {
       const cond = sub(n.condition), then = sub(n.then), otherwise = n.else === undefined ? undefined : sub(n.else);
+      if (probe) {
+        const hit = probe.register(n, ['then', 'else']);
+        return (input, env) => {
+          if (boolean(cond(input, env))) {
+            hit(0);
+            return then(input, env);
+          }
+          hit(1);
+          return otherwise ? otherwise(input, env) : undefined;
+        };
+      }
       return (input, env) => (boolean(cond(input, env)) ? then(input, env) : otherwise ? otherwise(input, env) : undefined);
     }
     case 'block': {
@@ -360,6 +393,23 @@ function compileBinary(n: Node): Compiled | undefined {
     }
     throw err;
   };
+  if ((op === 'and' || op === 'or') && probe) {
+    const hit = probe.register(n, ['right', 'short']);
+    return (input, env) => {
+      const l = lhs(input, env);
+      let right = false;
+      try {
+        const result = evaluateBooleanExpression!(l, () => {
+          right = true;
+          return rhs(input, env);
+        }, op);
+        hit(right ? 0 : 1);
+        return result;
+      } catch (err) {
+        return fail(err);
+      }
+    };
+  }
   if (op === 'and' || op === 'or') {
     return (input, env) => {
       const l = lhs(input, env);

@@ -12,7 +12,7 @@
  * - limits.ts: the time budget (also counted inside native loops) and the string-size bound;
  * - regex.ts: the one place regexes are built (linear-time fallback).
  */
-import { compileTree } from './closures.ts';
+import { compileTree, type BranchProbe } from './closures.ts';
 import { prepare } from './evaluator.js';
 
 /** Limits of one evaluation (SPEC §4); a missing or 0 limit is no limit. */
@@ -69,9 +69,10 @@ function hasConcurrentBinding(node: unknown, inConcurrent: boolean): boolean {
 
 /**
  * Compiles an AST. Its nodes get their compiled closures attached (`compiled`), so the AST
- * should be the compiler's own; jsonata's interpreter ignores them.
+ * should be the compiler's own; jsonata's interpreter ignores them. A `probe` records the branches
+ * conditional nodes take (closures.ts, BranchProbe).
  */
-export function compileAst(ast: unknown, limits: EvaluationLimits = {}): CompiledAst {
-  compileTree(ast);
+export function compileAst(ast: unknown, limits: EvaluationLimits = {}, probe?: BranchProbe): CompiledAst {
+  compileTree(ast, probe);
   return prepare(ast, limits) as CompiledAst;
 }
