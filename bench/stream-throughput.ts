@@ -17,6 +17,9 @@
  *    Exits 1 when a check failed (the two sides did not do the same work).
  *
  * Every key it makes starts with `synapse-bench:<run>:` and is deleted at the end.
+ *
+ * `--replicas N`, `--cluster` and `--streams K` measure scale-out instead: N `synapse run`
+ * processes on shared consumer groups, one Redis or a local 3-master cluster (bench/lib/scale-out.ts).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

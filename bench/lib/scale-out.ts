@@ -165,6 +165,9 @@ interface Replica {
   stop(): Promise<void>;
 }
 
+/** Replicas running now: stopped by the cleanup that runs on SIGINT/SIGTERM too. */
+const live = new Set<Replica>();
+
 const ROOT = join(dirname(new URL(import.meta.url).pathname), '..', '..');
 const SYNAPSE_BIN = join(ROOT, 'bin', 'synapse.mjs');
 
@@ -177,6 +180,7 @@ async function spawnReplica(consumer: string, redisUrl: string, pipelinesDir: st
   let out = '';
   const keep = (chunk: string) => (out = (out + chunk).slice(-8000));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  void exited.then(() => live.delete(replica));
   const started = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`replica ${consumer} did not start in ${timeoutMs / 1000} s:\n${out}`)), timeoutMs);
     let partial = '';
@@ -200,7 +204,7 @@ async function spawnReplica(consumer: string, redisUrl: string, pipelinesDir: st
   });
   started.catch(() => undefined);
   child.stderr!.setEncoding('utf8').on('data', keep);
-  return {
+  const replica: Replica = {
     child, consumer, started, output: () => out,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
@@ -210,6 +214,8 @@ async function spawnReplica(consumer: string, redisUrl: string, pipelinesDir: st
       clearTimeout(killer);
     },
   };
+  live.add(replica);
+  return replica;
 }
 
 /** Copies the template's entries (same ids) onto the end of the input stream, atomically. */
@@ -344,6 +350,7 @@ export async function runScaleOut(opts: ScaleOutOptions, scenario: Scenario, sch
   const tmp = await mkdtemp(join(tmpdir(), 'synapse-bench-scale-'));
   let redis: ScaleRedis | undefined;
   const cleanup = async () => {
+    await Promise.all([...live].map((x) => x.stop()));
     await redis?.close();
     await rm(tmp, { recursive: true, force: true });
   };
