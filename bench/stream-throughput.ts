@@ -17,6 +17,9 @@
  *    Exits 1 when a check failed (the two sides did not do the same work).
  *
  * Every key it makes starts with `synapse-bench:<run>:` and is deleted at the end.
+ *
+ * `--replicas N`, `--cluster` and `--streams K` measure scale-out instead: N `synapse run`
+ * processes on shared consumer groups, one Redis or a local 3-master cluster (bench/lib/scale-out.ts).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -32,6 +35,7 @@ import { acquireRedis, deleteKeys, redisCpuSeconds, type BenchRedis } from './li
 import { formatReport, loadAverage, machineMeta, reportIsClean, summarize, writeReport, type BenchReport, type Checked, type RoundResult } from './lib/report.ts';
 import type { SideResult, SideSpec } from './lib/side.ts';
 import { compareOutputs, verifySide } from './lib/verify.ts';
+import { formatScaleOut, runScaleOut, scaleOutIsClean, writeScaleOut } from './lib/scale-out.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SCHEMA_FILE = join(ROOT, 'schemas/platform-event.json');
@@ -204,6 +208,18 @@ async function main(): Promise<number> {
   for (const [k, name] of opts.pipelines.entries()) {
     const scenario = SCENARIOS.find((s) => s.name === name)!;
     console.log(`\n== ${scenario.name} (${scenario.pipelineFile}) ==`);
+    if (opts.replicas !== undefined) {
+      const batch = opts.batch ?? (await shippedBatch(scenario));
+      const report = await runScaleOut({ ...opts, replicas: opts.replicas, batch }, scenario, SCHEMA_FILE, stopOnSignal);
+      console.log(`\n${scenario.name}:\n${formatScaleOut(report)}`);
+      if (opts.out) {
+        const out = k === 0 ? opts.out : opts.out.replace(/(\.json)?$/, `-${scenario.name}.json`);
+        await writeScaleOut(resolve(ROOT, out), report);
+        console.log(`\nresults written to ${out}`);
+      }
+      clean &&= scaleOutIsClean(report);
+      continue;
+    }
     const report = await run(opts, scenario);
     console.log(`\n${scenario.name}:\n${formatReport(report)}`);
     if (opts.out) {

@@ -46,10 +46,10 @@ const PIPELINE_NAME = 'bench-pipeline';
  * filter, transform and retry stay as shipped; the publish sink's MAXLEN cap is dropped so the
  * output keeps every event (the hand-written side does not trim either).
  */
-export function benchPipelineYaml(shippedYaml: string, spec: SideSpec): string {
+export function benchPipelineYaml(shippedYaml: string, spec: SideSpec, name = PIPELINE_NAME): string {
   const doc = parse(shippedYaml) as Record<string, any>;
   if (!doc.sink || doc.sink.type !== 'publish') throw new Error('expected the shipped pipeline to have one publish sink');
-  doc.name = PIPELINE_NAME;
+  doc.name = name;
   doc.source = { ...doc.source, stream: spec.input, group: spec.group, start: '0', batch: spec.batch };
   doc.sink = { type: 'publish', with: { stream: spec.output } };
   doc.dlq = spec.dlq;

@@ -16,6 +16,15 @@ export interface BenchOptions {
   out?: string;
   /** The scenarios to run (bench/lib/scenarios.ts), in order. */
   pipelines: string[];
+  /**
+   * Engine processes (`synapse run`) sharing the consumer groups; undefined: the classic run, one
+   * in-process engine against the hand-written consumer. Set by --replicas, --cluster or --streams.
+   */
+  replicas?: number;
+  /** Start a local 3-master Redis Cluster and spread the input streams over its masters. */
+  cluster: boolean;
+  /** Input streams (one pipeline each) the events are split over: 1, or 3 with --cluster. */
+  streams: number;
 }
 
 export const DEFAULT_EVENTS = 200_000;
@@ -31,6 +40,10 @@ export const USAGE = `usage: npm run bench -- [--pipeline NAME] [--events N] [--
   --rounds N   measure each side N times, alternating which goes first; report the median (default 1; env BENCH_ROUNDS)
   --seed N     PRNG seed of the workload (default 42)
   --out FILE   results file (default ${DEFAULT_OUT} when both sides run)
+scale-out (engine processes only, no hand-written side; see docs/scaling.md):
+  --replicas N run N \`synapse run\` processes on the same consumer groups (default 1 when --cluster or --streams is given)
+  --cluster    start a local 3-master Redis Cluster (ignores REDIS_URL) and spread the streams over its masters
+  --streams N  split the events over N input streams, one pipeline each (default 3 with --cluster, else 1)
   REDIS_URL    use this Redis instead of starting a redis-server of our own`;
 
 /** Bad flags or environment: printed without a stack trace. */
@@ -51,6 +64,9 @@ const FLAGS = {
   seed: { type: 'string' },
   out: { type: 'string' },
   pipeline: { type: 'string' },
+  replicas: { type: 'string' },
+  cluster: { type: 'boolean' },
+  streams: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -70,13 +86,20 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   const only = (values.only ?? 'both') as Only;
   if (!['both', 'hand', 'engine'].includes(only)) throw new UsageError(`--only must be hand or engine\n${USAGE}`);
   if (values.pipeline !== undefined && !PIPELINES.includes(values.pipeline)) throw new UsageError(`--pipeline must be ${PIPELINES.join(' or ')}\n${USAGE}`);
+  const cluster = values.cluster ?? false;
+  const streams = positiveInt('--streams', values.streams);
+  const scaleOut = values.replicas !== undefined || cluster || streams !== undefined;
+  if (scaleOut && only !== 'both') throw new UsageError(`--only does not go with --replicas, --cluster or --streams (they run engine processes only)\n${USAGE}`);
   return {
+    replicas: scaleOut ? positiveInt('--replicas', values.replicas) ?? 1 : undefined,
+    cluster,
+    streams: streams ?? (cluster ? 3 : 1),
     events: positiveInt('--events', values.events) ?? positiveInt('BENCH_EVENTS', env.BENCH_EVENTS) ?? DEFAULT_EVENTS,
     batch: positiveInt('--batch', values.batch) ?? positiveInt('BENCH_BATCH', env.BENCH_BATCH),
     only,
     rounds: positiveInt('--rounds', values.rounds) ?? positiveInt('BENCH_ROUNDS', env.BENCH_ROUNDS) ?? 1,
     seed: positiveInt('--seed', values.seed) ?? 42,
-    out: values.out ?? (only === 'both' ? DEFAULT_OUT : undefined),
+    out: values.out ?? (only === 'both' && !scaleOut ? DEFAULT_OUT : undefined),
     pipelines: values.pipeline ? [values.pipeline] : PIPELINES,
   };
 }

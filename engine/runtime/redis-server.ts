@@ -1,8 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { once } from 'node:events';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import { RedisUnavailableError } from '../errors.ts';
 
 /** A redis-server process this program started and owns. */
@@ -143,4 +145,94 @@ export async function startManagedRedis(root: string): Promise<{ url: string; ow
     await rm(portFile, { force: true });
   };
   return { url: owned.url, owned };
+}
+
+/** A Redis Cluster of redis-server processes this program started (tests, `npm run bench -- --cluster`). */
+export interface OwnedCluster {
+  /** redis:// URL of the first master: any node works for `--redis` / REDIS_URL. */
+  url: string;
+  /** Every node, masters first. */
+  nodes: OwnedRedis[];
+  /** The directory holding every node's files. */
+  dir: string;
+  /** Kills every node and removes their files. */
+  close(): Promise<void>;
+}
+
+async function portFree(port: number): Promise<boolean> {
+  const srv = createServer();
+  srv.on('error', () => undefined);
+  srv.listen(port, '127.0.0.1');
+  const ok = await Promise.race([once(srv, 'listening').then(() => true), once(srv, 'error').then(() => false)]);
+  if (ok) {
+    srv.close();
+    await once(srv, 'close');
+  }
+  return ok;
+}
+
+/**
+ * A port for a cluster node: its cluster bus listens on port + 10000, so both must be free and
+ * below 65536 (outside the range the OS hands out for outgoing connections, to avoid a clash).
+ */
+async function clusterPort(taken: Set<number>): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 10_000);
+    if (taken.has(port) || taken.has(port + 10_000)) continue;
+    if ((await portFree(port)) && (await portFree(port + 10_000))) {
+      taken.add(port).add(port + 10_000);
+      return port;
+    }
+  }
+  throw new Error('no free port pair for a cluster node');
+}
+
+/**
+ * Starts `masters` redis-servers with `--cluster-enabled yes` (and `replicas` replicas per master)
+ * on free ports under `dir`, joins them with `redis-cli --cluster create`, and waits until every
+ * node says `cluster_state:ok`. `persistent` (default true) gives each node an append-only file,
+ * so a test can kill and restart one.
+ */
+export async function startRedisCluster(opts: { dir: string; masters?: number; replicas?: number; persistent?: boolean }): Promise<OwnedCluster> {
+  const run = promisify(execFile);
+  const masters = opts.masters ?? 3;
+  const replicas = opts.replicas ?? 0;
+  const dir = resolve(opts.dir);
+  const taken = new Set<number>();
+  const nodes: OwnedRedis[] = [];
+  const close = async () => {
+    await Promise.all(nodes.map((n) => n.kill()));
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < masters * (1 + replicas); i++) {
+      const port = await clusterPort(taken);
+      nodes.push(await startRedisServer({
+        dir: join(dir, `node-${port}`), port, persistent: opts.persistent ?? true,
+        args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'],
+      }));
+    }
+    await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: 60_000 });
+    const allOk = async () => {
+      for (const n of nodes) {
+        const probe = new Redis(n.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+        try {
+          await probe.connect();
+          if (!String(await probe.cluster('INFO')).includes('cluster_state:ok')) return false;
+        } finally {
+          probe.disconnect();
+        }
+      }
+      return true;
+    };
+    const deadline = Date.now() + 30_000;
+    while (!(await allOk())) {
+      if (Date.now() > deadline) throw new Error('the cluster nodes did not all say cluster_state:ok within 30 s');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { url: nodes[0]!.url, nodes, dir, close };
 }

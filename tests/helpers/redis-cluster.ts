@@ -1,15 +1,8 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { once } from 'node:events';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
-import { startRedisServer, type OwnedRedis } from '../../engine/runtime/redis-server.ts';
-import { waitFor } from './redis.ts';
-
-const run = promisify(execFile);
+import { startRedisCluster, type OwnedRedis } from '../../engine/runtime/redis-server.ts';
 
 /** A real Redis Cluster of redis-server processes this test started. */
 export interface TestCluster {
@@ -30,76 +23,21 @@ export interface TestCluster {
   close(): Promise<void>;
 }
 
-async function portFree(port: number): Promise<boolean> {
-  const srv = createServer();
-  srv.on('error', () => undefined);
-  srv.listen(port, '127.0.0.1');
-  const ok = await Promise.race([once(srv, 'listening').then(() => true), once(srv, 'error').then(() => false)]);
-  if (ok) {
-    srv.close();
-    await once(srv, 'close');
-  }
-  return ok;
-}
-
-/**
- * A port for a cluster node: its cluster bus listens on port + 10000, so both must be free and
- * below 65536 (outside the range the OS hands out for outgoing connections, to avoid a clash).
- */
-async function clusterPort(taken: Set<number>): Promise<number> {
-  for (let i = 0; i < 200; i++) {
-    const port = 20_000 + Math.floor(Math.random() * 10_000);
-    if (taken.has(port) || taken.has(port + 10_000)) continue;
-    if ((await portFree(port)) && (await portFree(port + 10_000))) {
-      taken.add(port).add(port + 10_000);
-      return port;
-    }
-  }
-  throw new Error('no free port pair for a cluster node');
-}
-
 /**
  * Starts `masters` redis-servers with `--cluster-enabled yes` (and `replicas` replicas per master)
  * on free ports, joins them with `redis-cli --cluster create`, and waits until every node says
- * `cluster_state:ok`. Nodes are persistent (append-only file) so a test can kill and restart one.
+ * `cluster_state:ok` (engine/runtime/redis-server.ts, shared with `npm run bench -- --cluster`).
+ * Nodes are persistent (append-only file) so a test can kill and restart one.
  */
 export async function startTestCluster(opts: { masters?: number; replicas?: number } = {}): Promise<TestCluster> {
-  const masters = opts.masters ?? 3;
-  const replicas = opts.replicas ?? 0;
   const dir = await mkdtemp(join(tmpdir(), 'synapse-cluster-'));
-  const taken = new Set<number>();
-  const nodes: OwnedRedis[] = [];
+  const owned = await startRedisCluster({ dir, masters: opts.masters, replicas: opts.replicas, persistent: true });
+  const nodes = owned.nodes;
   const clients: Cluster[] = [];
   const close = async () => {
     for (const c of clients) c.disconnect();
-    await Promise.all(nodes.map((n) => n.kill()));
-    await rm(dir, { recursive: true, force: true });
+    await owned.close();
   };
-  try {
-    for (let i = 0; i < masters * (1 + replicas); i++) {
-      const port = await clusterPort(taken);
-      nodes.push(await startRedisServer({
-        dir: join(dir, `node-${port}`), port, persistent: true,
-        args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'],
-      }));
-    }
-    await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: 60_000 });
-    await waitFor(async () => {
-      for (const n of nodes) {
-        const probe = new Redis(n.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-        try {
-          await probe.connect();
-          if (!String(await probe.cluster('INFO')).includes('cluster_state:ok')) return false;
-        } finally {
-          probe.disconnect();
-        }
-      }
-      return true;
-    }, 'every cluster node to say cluster_state:ok', 30_000, 200);
-  } catch (err) {
-    await close();
-    throw err;
-  }
   const client = () => {
     const c = new Cluster([{ host: '127.0.0.1', port: nodes[0]!.port }], { redisOptions: { maxRetriesPerRequest: null } });
     c.on('error', () => undefined);
