@@ -2,7 +2,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
-import { startRedisCluster, type OwnedRedis } from '../../engine/runtime/redis-server.ts';
+import { redisAnswers, startRedisCluster, type OwnedRedis } from '../../engine/runtime/redis-server.ts';
 
 /** A real Redis Cluster of redis-server processes this test started. */
 export interface TestCluster {
@@ -49,7 +49,7 @@ export async function startTestCluster(opts: { masters?: number; replicas?: numb
     nodes,
     client,
     async nodeOf(key) {
-      const probe = new Redis(nodes[0]!.url, { maxRetriesPerRequest: 1 });
+      const probe = new Redis((await liveNode(nodes)).url, { maxRetriesPerRequest: 1 });
       try {
         const slot = Number(await probe.cluster('KEYSLOT', key));
         const ranges = await probe.cluster('SLOTS');
@@ -62,7 +62,7 @@ export async function startTestCluster(opts: { masters?: number; replicas?: numb
     async migrateSlotOf(key, opts = {}) {
       const batch = opts.batch ?? 1;
       const connect = (n: OwnedRedis) => new Redis(n.url, { maxRetriesPerRequest: 1 });
-      const probe = connect(nodes[0]!);
+      const probe = connect(await liveNode(nodes));
       try {
         const slot = Number(await probe.cluster('KEYSLOT', key));
         const from = await self.nodeOf(key);
@@ -102,4 +102,10 @@ export async function startTestCluster(opts: { masters?: number; replicas?: numb
     close,
   };
   return self;
+}
+
+/** A node that answers now: after a test killed one, the others still know the cluster's slots. */
+async function liveNode(nodes: readonly OwnedRedis[]): Promise<OwnedRedis> {
+  for (const n of nodes) if (await redisAnswers('127.0.0.1', n.port, 500)) return n;
+  throw new Error('no node of the cluster answers');
 }
