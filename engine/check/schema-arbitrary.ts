@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import type { SchemaLookup } from './schema-shape.ts';
+import { resolveUri, type SchemaLookup } from './schema-shape.ts';
 
 type Schema = Record<string, unknown>;
 
@@ -266,11 +266,3 @@ function guessType(schemas: Schema[]): string {
   return 'string';
 }
 
-function resolveUri(ref: string, base: string): string | undefined {
-  try {
-    return new URL(ref, base).href;
-  } catch {
-    if (ref.startsWith('#')) return `${base}${ref}`;
-    return ref;
-  }
-}

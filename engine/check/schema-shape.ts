@@ -120,7 +120,8 @@ function refShape(ref: string, base: string, lookup: SchemaLookup, depth: number
   return build(target, docId, lookup, depth + 1);
 }
 
-function resolveUri(ref: string, base: string): string | undefined {
+/** A `$ref` or `$id` resolved against the `$id` it appears under. */
+export function resolveUri(ref: string, base: string): string | undefined {
   try {
     return new URL(ref, base).href;
   } catch {
