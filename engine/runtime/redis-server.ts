@@ -161,9 +161,12 @@ export interface OwnedCluster {
 
 async function portFree(port: number): Promise<boolean> {
   const srv = createServer();
-  srv.on('error', () => undefined);
-  srv.listen(port, '127.0.0.1');
-  const ok = await Promise.race([once(srv, 'listening').then(() => true), once(srv, 'error').then(() => false)]);
+  // (Not events.once for 'listening': it rejects when 'error' comes instead, with EADDRINUSE.)
+  const ok = await new Promise<boolean>((resolve) => {
+    srv.once('error', () => resolve(false));
+    srv.once('listening', () => resolve(true));
+    srv.listen(port, '127.0.0.1');
+  });
   if (ok) {
     srv.close();
     await once(srv, 'close');
