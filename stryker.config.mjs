@@ -1,7 +1,7 @@
-// Mutation testing of the delivery code (not part of CI; it takes hours). `npm run mutation`
-// (scripts/mutation.mjs) runs this configuration once per file of engine/runtime/ and
+// Mutation testing of the delivery code (not part of CI; it takes many hours). `npm run mutation`
+// (scripts/mutation.mjs) runs this configuration on line ranges of engine/runtime/ and
 // engine/runner/, resumably; every mutant is run against the tests that cover it among the unit and
-// delivery suites (vitest.mutation.config.ts) — real Redis included. Mutants in module-level code
+// delivery suites (vitest.mutation.config.ts), real Redis included. Mutants in module-level code
 // (static) would need every test for each of them and are left out.
 // One file by hand, with the HTML report in reports/mutation/: npx stryker run --mutate engine/runtime/settle.ts
 export default {

@@ -1,25 +1,33 @@
-// Mutation testing of the delivery code, one source file at a time: `npm run mutation`.
+// Mutation testing of the delivery code: `npm run mutation`.
 //
-// Each file of engine/runtime/ and engine/runner/ gets its own StrykerJS run (stryker.config.mjs)
-// whose result is committed in mutation/<file>.json with the hash of the source it mutated. A file
-// whose recorded hash matches is skipped, so a run that was interrupted (it takes hours) resumes
-// where it stopped, and a change re-runs only the files it touched. Within a file, Stryker's
-// incremental mode reuses the result of every mutant whose code and tests did not change. At the
-// end the score of every file, and of both folders together, is printed.
+// The files of engine/runtime/ and engine/runner/ are cut into units: runs of whole top-level
+// statements and class members, about UNIT_LINES lines each, so that no mutant straddles two
+// units (Stryker keeps a mutant only when the range holds all of it). Each unit's result is
+// committed in mutation/<file>@<first>-<last>.json beside the hash of the source it mutated.
+// A unit whose recorded hash matches its file is skipped, so a run that was interrupted (the whole
+// of it takes many hours: every mutant runs the tests that cover it, real Redis included) resumes
+// where it stopped, losing at most the run in progress, and a change re-runs only the files it
+// touched. Pending units are run RUN_LINES lines at a time, one StrykerJS run each
+// (stryker.config.mjs): every run starts with a test run of its own that takes minutes.
 //
-//   npm run mutation                                every file not yet run on its current source
-//   npm run mutation -- engine/runtime/settle.ts    just those files (always re-run)
+//   npm run mutation                                every unit not yet run on its current source
+//   npm run mutation -- engine/runtime/settle.ts    the units of those files (always re-run)
 //   npm run mutation -- --report                    only print the scores
+//   npm run mutation -- --plan                      only print the units still to run
+//   npm run mutation -- --survivors                 print every surviving mutant of the results
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import ts from 'typescript';
 
 const FOLDERS = ['engine/runtime', 'engine/runner'];
 const RESULTS = 'mutation';
+const UNIT_LINES = 60;
+const RUN_LINES = 150;
+const REPORT = 'reports/mutation/mutation.json';
 
 const args = process.argv.slice(2);
-const reportOnly = args.includes('--report');
 const named = args.filter((arg) => !arg.startsWith('--'));
 const all = FOLDERS.flatMap((folder) =>
   readdirSync(folder)
@@ -33,64 +41,149 @@ const rank = (source) => {
   return at === -1 ? FIRST.length : at;
 };
 
-const resultFile = (source) => join(RESULTS, `${source.replaceAll('/', '__')}.json`);
-
-const hashFile = (source) => `${resultFile(source)}.sha256`;
 const sourceHash = (source) => createHash('sha256').update(readFileSync(source)).digest('hex');
-const upToDate = (source) =>
-  existsSync(resultFile(source)) && existsSync(hashFile(source)) &&
-  readFileSync(hashFile(source), 'utf8').trim() === sourceHash(source);
 
-if (!reportOnly) {
+/** [first, last] line ranges (1-based) of whole top-level statements and class members. */
+function unitsOf(source) {
+  const file = ts.createSourceFile(source, readFileSync(source, 'utf8'), ts.ScriptTarget.Latest, true);
+  const line = (pos) => file.getLineAndCharacterOfPosition(pos).line + 1;
+  const items = [];
+  for (const statement of file.statements) {
+    if (ts.isClassDeclaration(statement) && statement.members.length > 0) {
+      for (const member of statement.members) items.push([line(member.getStart()), line(member.getEnd())]);
+    } else {
+      items.push([line(statement.getStart()), line(statement.getEnd())]);
+    }
+  }
+  const units = [];
+  for (const [first, last] of items) {
+    const open = units.at(-1);
+    // Two items on one line (or a unit still short) share a unit.
+    if (open && (first <= open[1] || last - open[0] < UNIT_LINES)) open[1] = Math.max(open[1], last);
+    else units.push([first, last]);
+  }
+  return units.map(([first, last]) => ({ source, first, last }));
+}
+
+const unitName = (unit) => `${unit.source.replaceAll('/', '__')}@${unit.first}-${unit.last}`;
+const resultFile = (unit) => join(RESULTS, `${unitName(unit)}.json`);
+const hashFile = (unit) => `${resultFile(unit)}.sha256`;
+const upToDate = (unit) =>
+  existsSync(resultFile(unit)) && existsSync(hashFile(unit)) &&
+  readFileSync(hashFile(unit), 'utf8').trim() === sourceHash(unit.source);
+
+/** Stored results of a file, its current units first; results of other cuts are stale. */
+function resultsOf(source) {
+  const prefix = `${source.replaceAll('/', '__')}@`;
+  if (!existsSync(RESULTS)) return [];
+  return readdirSync(RESULTS).filter((name) => name.startsWith(prefix) && name.endsWith('.json'));
+}
+
+const units = all.flatMap(unitsOf);
+
+if (args.includes('--plan') || !(args.includes('--report') || args.includes('--survivors'))) {
+  const pending = named.length > 0
+    ? units.filter((unit) => named.includes(unit.source))
+    : units.filter((unit) => !upToDate(unit)).sort((a, b) => rank(a.source) - rank(b.source));
+  const runs = [];
+  for (const unit of pending) {
+    const open = runs.at(-1);
+    const lines = unit.last - unit.first + 1;
+    if (open && open.lines + lines <= RUN_LINES) {
+      open.units.push(unit);
+      open.lines += lines;
+    } else runs.push({ units: [unit], lines });
+  }
+  if (args.includes('--plan')) {
+    for (const run of runs) console.log(run.units.map((unit) => `${unit.source}:${unit.first}-${unit.last}`).join(' '));
+    console.log(`${pending.length} units in ${runs.length} runs`);
+    process.exit(0);
+  }
   mkdirSync(RESULTS, { recursive: true });
-  const todo = named.length > 0
-    ? named
-    : all.filter((source) => !upToDate(source)).sort((a, b) => rank(a) - rank(b));
-  for (const [index, source] of todo.entries()) {
-    console.log(`\n=== mutation ${index + 1}/${todo.length}: ${source} (${new Date().toISOString()})`);
-    const hash = sourceHash(source);
-    const run = spawnSync(
+  for (const [index, run] of runs.entries()) {
+    const ranges = run.units.map((unit) => `${unit.source}:${unit.first}-${unit.last}`);
+    console.log(`\n=== mutation run ${index + 1}/${runs.length}: ${ranges.join(' ')} (${new Date().toISOString()})`);
+    const hashes = run.units.map((unit) => sourceHash(unit.source));
+    rmSync(REPORT, { force: true });
+    const stryker = spawnSync(
       process.execPath,
-      ['node_modules/@stryker-mutator/core/bin/stryker.js', 'run', '--mutate', source, '--incremental', '--incrementalFile', resultFile(source),
-        '--reporters', 'clear-text,progress'],
+      ['node_modules/@stryker-mutator/core/bin/stryker.js', 'run', '--mutate', ranges.join(','),
+        '--reporters', 'clear-text,progress,json'],
       { stdio: 'inherit' },
     );
-    if (run.status === 0) writeFileSync(hashFile(source), `${hash}\n`);
-    else {
-      console.error(`stryker failed on ${source} (exit ${run.status}); stopping`);
+    if (stryker.status !== 0 || !existsSync(REPORT)) {
+      console.error(`stryker failed on ${ranges.join(' ')} (exit ${stryker.status}); stopping`);
       process.exitCode = 1;
       break;
+    }
+    // One result per unit: the mutants of its file that start within its lines.
+    const report = JSON.parse(readFileSync(REPORT, 'utf8'));
+    for (const [at, unit] of run.units.entries()) {
+      const file = report.files?.[unit.source] ?? { language: 'typescript', mutants: [] };
+      const mutants = file.mutants.filter((m) => m.location.start.line >= unit.first && m.location.start.line <= unit.last);
+      // Results of an older cut of the same lines go.
+      for (const name of resultsOf(unit.source)) {
+        if (name === basename(resultFile(unit)) || !overlaps(name, unit)) continue;
+        rmSync(join(RESULTS, name), { force: true });
+        rmSync(join(RESULTS, `${name}.sha256`), { force: true });
+      }
+      const result = { source: unit.source, first: unit.first, last: unit.last, mutants: mutants.map(slim) };
+      writeFileSync(resultFile(unit), `${JSON.stringify(result, null, 1)}\n`);
+      writeFileSync(hashFile(unit), `${hashes[at]}\n`);
     }
   }
 }
 
-// Score = killed (incl. timeouts) / (killed + survived + no coverage), as Stryker counts it.
+/** Whether a stored result file name covers lines of `unit` (a result of an older cut). */
+function overlaps(name, unit) {
+  const m = /@(\d+)-(\d+)\.json$/.exec(name);
+  return m !== null && Number(m[1]) <= unit.last && Number(m[2]) >= unit.first;
+}
+
+/** What a result keeps of a mutant: enough to read a survivor without the HTML report. */
+function slim(mutant) {
+  const { id, mutatorName, replacement, status, statusReason, location, killedBy, coveredBy } = mutant;
+  return { id, mutatorName, replacement, status, statusReason, location,
+    killedBy: killedBy?.length ?? 0, coveredBy: coveredBy?.length ?? 0 };
+}
+
+// Score = detected (killed or timed out) / (detected + survived + no coverage), as Stryker counts it.
 const DETECTED = new Set(['Killed', 'Timeout']);
 const UNDETECTED = new Set(['Survived', 'NoCoverage']);
 const rows = [];
-const total = { detected: 0, undetected: 0, ignored: 0 };
+const total = { detected: 0, undetected: 0, ignored: 0, files: 0 };
+const survivors = [];
 for (const source of all) {
-  const result = resultFile(source);
-  if (!existsSync(result)) {
+  const mine = units.filter((unit) => unit.source === source);
+  const done = mine.filter(upToDate);
+  if (done.length === 0) {
     rows.push([source, 'not run']);
     continue;
   }
-  const report = JSON.parse(readFileSync(result, 'utf8'));
   const count = { detected: 0, undetected: 0, ignored: 0 };
-  for (const file of Object.values(report.files ?? {})) {
-    for (const mutant of file.mutants) {
+  for (const unit of done) {
+    for (const mutant of JSON.parse(readFileSync(resultFile(unit), 'utf8')).mutants) {
       if (DETECTED.has(mutant.status)) count.detected += 1;
-      else if (UNDETECTED.has(mutant.status)) count.undetected += 1;
-      else count.ignored += 1;
+      else if (UNDETECTED.has(mutant.status)) {
+        count.undetected += 1;
+        survivors.push({ source, ...mutant });
+      } else count.ignored += 1;
     }
   }
-  for (const key of Object.keys(total)) total[key] += count[key];
+  for (const key of ['detected', 'undetected', 'ignored']) total[key] += count[key];
+  if (done.length === mine.length) total.files += 1;
   const score = (100 * count.detected) / Math.max(1, count.detected + count.undetected);
   rows.push([source, `${score.toFixed(2)}%  killed ${count.detected}, survived ${count.undetected}` +
-    (count.ignored ? `, not scored ${count.ignored}` : '') + (upToDate(source) ? '' : '  (stale: the source changed since)')]);
+    (count.ignored ? `, not scored ${count.ignored}` : '') +
+    (done.length < mine.length ? `  (partial: ${done.length} of ${mine.length} units)` : '')]);
+}
+if (args.includes('--survivors')) {
+  for (const m of survivors) {
+    console.log(`${m.source}:${m.location.start.line}:${m.location.start.column} ${m.status} ${m.mutatorName}: ${JSON.stringify(m.replacement)}`);
+  }
 }
 console.log('\nMutation score per file (mutation/):');
 for (const [source, text] of rows) console.log(`  ${basename(source).padEnd(22)} ${text}`);
 const score = (100 * total.detected) / Math.max(1, total.detected + total.undetected);
 console.log(`  ${'all run so far'.padEnd(22)} ${score.toFixed(2)}%  killed ${total.detected}, ` +
-  `survived ${total.undetected} (${rows.filter(([, t]) => t === 'not run').length} files not run yet)`);
+  `survived ${total.undetected} (${total.files} of ${all.length} files complete)`);
