@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PIPELINE_STATES } from '../../../engine/metrics.ts';
-import { type EngineFixture, key, metricValue, ping, pipelineYaml, publish, sha256, useEngines } from '../../helpers/engine.ts';
+import { type EngineFixture, key, metricValue, ping, PING_ID, pingSchema, pipelineYaml, publish, sha256, useEngines } from '../../helpers/engine.ts';
 import { waitFor } from '../../helpers/redis.ts';
 
 const { start } = useEngines();
@@ -179,5 +179,23 @@ describe('GET /metrics', () => {
     await waitFor(async () => (await up()) === 0, 'synapse_redis_up 0 with Redis stopped');
     await f.redis.owned!.restart();
     await waitFor(async () => (await up()) === 1, 'synapse_redis_up 1 with Redis back');
+  });
+
+  it('synapse_pipeline_load_error clears once the schemas load again, for the pipelines the good load does not reload too', async () => {
+    const name = key('p');
+    const f = await start({ pipelines: { [name]: pipelineYaml({ name, stream: key('in'), out: key('out') }) } });
+    const loadError = async () => metricValue(await scrape(f), 'synapse_pipeline_load_error', { pipeline: name });
+    expect(await loadError()).toBe(0);
+
+    // A broken schema file: the schemas in force stay, and every validating pipeline says so.
+    await f.writeSchema('ping.json', '{\n  "$id": "' + PING_ID + '",\n  "required": [\n}\n');
+    expect((await f.engine.reloadSchemas())[0]!.ok).toBe(false);
+    expect(await loadError()).toBe(1);
+
+    // Put back as it was: no schema changed, so no pipeline is reloaded, and the error is gone.
+    await f.writeSchema('ping.json', pingSchema());
+    expect(await f.engine.reloadSchemas()).toEqual([]);
+    expect(f.engine.handles.get(name)!.lastReloadError).toBeUndefined();
+    expect(await loadError()).toBe(0);
   });
 });
