@@ -2,6 +2,22 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { BatchResult } from './runner/pipeline-runner.ts';
 
 /**
+ * The states synapse_pipeline_state reports, as GET /pipelines shows them, plus `stalled`: running
+ * but unable to settle what it read (Redis refuses its DLQ writes), so it reads nothing new.
+ * `invalid` is a file that failed to load and runs no version at all.
+ */
+export const PIPELINE_STATES = ['running', 'paused', 'stalled', 'disabled', 'invalid'] as const;
+export type PipelineState = (typeof PIPELINE_STATES)[number];
+
+/** What the state gauges read from the engine at each scrape (see EngineMetrics.observe). */
+export interface ObservedEngine {
+  /** The shared Redis connection's status (`ready` when connected). */
+  readonly redisStatus: string;
+  /** Every pipeline as GET /pipelines lists it, with its state and whether its latest load or reload failed. */
+  pipelineStates(): Iterable<{ pipeline: string; state: PipelineState; loadError: boolean }>;
+}
+
+/**
  * The engine's Prometheus metrics (SPEC §10), on a registry of its own so several engines in one
  * process (tests) do not collide. Every entry read is counted once, under its final outcome.
  */
@@ -22,8 +38,37 @@ export class EngineMetrics {
   readonly wsDropped = new Counter({ name: 'synapse_ws_dropped_messages_total', help: 'Messages not sent to a /ws client whose send buffer was full', registers: [this.registry] });
   readonly plugin = new Counter({ name: 'synapse_plugin_events_total', help: 'Things plugins counted', labelNames: ['pipeline', 'sink', 'name'], registers: [this.registry] });
 
+  // State, not events: these gauges are read from the engine at each scrape (observe()), so they
+  // are exact at that moment, and a pipeline that is gone has no series left.
+  private observed?: ObservedEngine;
+  readonly redisUp: Gauge = new Gauge({
+    name: 'synapse_redis_up', help: "1 while the engine's Redis connection is ready, 0 while it is connecting, reconnecting or closed", registers: [this.registry],
+    collect: () => this.redisUp.set(this.observed?.redisStatus === 'ready' ? 1 : 0),
+  });
+  readonly pipelineState: Gauge<'pipeline' | 'state'> = new Gauge({
+    name: 'synapse_pipeline_state', help: `1 for the state each pipeline is in (${PIPELINE_STATES.join('|')}), 0 for the others`, labelNames: ['pipeline', 'state'], registers: [this.registry],
+    collect: () => {
+      this.pipelineState.reset();
+      for (const p of this.observed?.pipelineStates() ?? []) {
+        for (const state of PIPELINE_STATES) this.pipelineState.set({ pipeline: p.pipeline, state }, p.state === state ? 1 : 0);
+      }
+    },
+  });
+  readonly loadError: Gauge<'pipeline'> = new Gauge({
+    name: 'synapse_pipeline_load_error', help: "1 while the pipeline's latest load or reload was rejected (a running version runs on; an invalid file runs nothing), else 0", labelNames: ['pipeline'], registers: [this.registry],
+    collect: () => {
+      this.loadError.reset();
+      for (const p of this.observed?.pipelineStates() ?? []) this.loadError.set({ pipeline: p.pipeline }, p.loadError ? 1 : 0);
+    },
+  });
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The engine the state gauges (synapse_redis_up, synapse_pipeline_state, synapse_pipeline_load_error) read. */
+  observe(engine: ObservedEngine): void {
+    this.observed = engine;
   }
 
   /**

@@ -4,11 +4,11 @@ import { Queue } from 'bullmq';
 import { Cluster } from 'ioredis';
 import type { RedisConnection } from './redis-client.ts';
 import type { Logger } from 'pino';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { loadPipelines, type CompiledPipeline, type LoadContext } from '../config/load-pipeline.ts';
 import { SchemaRegistry } from '../config/schema-registry.ts';
 import { errorMessage, formatDiagnostic, type Diagnostic } from '../errors.ts';
-import { EngineMetrics } from '../metrics.ts';
+import { EngineMetrics, type ObservedEngine, type PipelineState } from '../metrics.ts';
 import type { Sink } from '../plugins/define-sink.ts';
 import { SinkRegistry, pluginSpecsFromEnv } from '../plugins/sink-registry.ts';
 import { PipelineRunner, type Outcome } from '../runner/pipeline-runner.ts';
@@ -73,7 +73,7 @@ export function defaultConsumerName(env: NodeJS.ProcessEnv = process.env): strin
  * process, sharing one connection for writes (each consumer has its own for blocking reads).
  * Emits `settled` (pipeline, outcomes) after every acknowledged batch.
  */
-export class Engine extends EventEmitter {
+export class Engine extends EventEmitter implements ObservedEngine {
   readonly metrics: EngineMetrics;
   readonly consumerName: string;
   readonly handles = new Map<string, PipelineHandle>();
@@ -95,6 +95,7 @@ export class Engine extends EventEmitter {
   constructor(readonly options: EngineOptions) {
     super();
     this.metrics = options.metrics ?? new EngineMetrics();
+    this.metrics.observe(this);
     this.consumerName = options.consumer ?? defaultConsumerName();
     this.refusals = new RefusalLog(options.logger, this.metrics);
     this.dlqLog = new DlqLog(options.logger, options.dlqLogIntervalMs ?? (Number(process.env.SYNAPSE_DLQ_LOG_INTERVAL_MS) || DLQ_LOG_INTERVAL_MS));
@@ -138,6 +139,18 @@ export class Engine extends EventEmitter {
   /** The shared connection's state (`ready` when connected). */
   get redisStatus(): string {
     return this.redis?.status ?? 'not-connected';
+  }
+
+  /**
+   * Every pipeline as GET /pipelines lists it (a rejected file under its file name, state
+   * `invalid`), for the state gauges: `stalled` when its consumer cannot settle what it read.
+   */
+  *pipelineStates(): Iterable<{ pipeline: string; state: PipelineState; loadError: boolean }> {
+    for (const h of this.handles.values()) {
+      const state = h.status === 'running' && h.consumer?.stalled ? 'stalled' : h.status;
+      yield { pipeline: h.pipeline.name, state, loadError: h.lastReloadError !== undefined };
+    }
+    for (const file of this.rejected.keys()) yield { pipeline: basename(file).replace(/\.ya?ml$/, ''), state: 'invalid', loadError: true };
   }
 
   /** The shared Redis connection (after start). */

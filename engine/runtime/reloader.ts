@@ -26,6 +26,11 @@ export class Reloader {
   private readonly files = new Map<string, Promise<unknown>>();
   /** Schema reloads run one at a time, in order. */
   private schemas: Promise<unknown> = Promise.resolve();
+  /**
+   * The error a rejected schema reload left on the validating pipelines. The next good schema
+   * load clears it from those that still show it, the pipelines it does not reload included.
+   */
+  private schemaError?: string;
 
   constructor(private readonly engine: Engine) {}
 
@@ -128,11 +133,16 @@ export class Reloader {
         this.engine.metrics.reloads.inc({ result: 'error' });
         const text = err.diagnostics.map(formatDiagnostic).join('\n');
         for (const h of this.engine.handles.values()) if (h.pipeline.validate) h.lastReloadError = text;
+        this.schemaError = text;
         for (const d of err.diagnostics) logger.error({ cause }, `schema reload rejected, the running schemas stay: ${formatDiagnostic(d)}`);
         return [{ ok: false, diagnostics: err.diagnostics }];
       }
       const before = this.engine.loadContext.schemas;
       this.engine.useSchemas(schemas);
+      if (this.schemaError !== undefined) {
+        for (const h of this.engine.handles.values()) if (h.lastReloadError === this.schemaError) h.lastReloadError = undefined;
+        this.schemaError = undefined;
+      }
       const affected = [...this.engine.handles.values()].filter((h) => {
         const id = h.pipeline.validate?.schemaId;
         if (id === undefined) return false;

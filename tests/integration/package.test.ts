@@ -51,13 +51,14 @@ describe('the packed package, installed into an empty folder', () => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  it('ships the built JavaScript, declarations, docs, editor schemas and LICENSE, and no tests, bench, CI, scripts, sources or local pipelines', () => {
+  it('ships the built JavaScript, declarations, docs, editor schemas, the monitoring dashboard and alerting rules, and LICENSE, and no tests, bench, CI, scripts, sources or local pipelines', () => {
     for (const f of ['package.json', 'LICENSE', 'README.md', 'bin/synapse.mjs', 'dist/engine/index.js', 'dist/engine/index.d.ts', 'dist/engine/index.js.map',
       'dist/engine/publish/index.js', 'dist/engine/publish/index.d.ts', 'dist/engine/expr/compiler/evaluator.js', 'dist/plugins/sinks/http.js',
-      'editor/pipeline.schema.json', 'editor/pipeline-test.schema.json', 'docs/pipelines.md']) {
+      'editor/pipeline.schema.json', 'editor/pipeline-test.schema.json', 'docs/pipelines.md', 'docs/monitoring.md',
+      'monitoring/grafana/synapse.json', 'monitoring/prometheus/alerts.yml', 'monitoring/prometheus/alerts.test.yml']) {
       expect(packed).toContain(f);
     }
-    const outside = packed.filter((f) => !/^(package\.json|LICENSE|README\.md|bin\/synapse\.mjs|dist\/(engine|plugins)\/.*\.(js|d\.ts|map)|editor\/[^/]+\.json|docs\/[^/]+\.md)$/.test(f));
+    const outside = packed.filter((f) => !/^(package\.json|LICENSE|README\.md|bin\/synapse\.mjs|dist\/(engine|plugins)\/.*\.(js|d\.ts|map)|editor\/[^/]+\.json|docs\/[^/]+\.md|monitoring\/(grafana\/[^/]+\.json|prometheus\/[^/]+\.yml))$/.test(f));
     expect(outside).toEqual([]);
   });
 

@@ -1,5 +1,8 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type EngineFixture, key, metricValue, ping, pipelineYaml, publish, sha256, useEngines } from '../../helpers/engine.ts';
+import { PIPELINE_STATES } from '../../../engine/metrics.ts';
+import { type EngineFixture, key, metricValue, ping, PING_ID, pingSchema, pipelineYaml, publish, sha256, useEngines } from '../../helpers/engine.ts';
 import { waitFor } from '../../helpers/redis.ts';
 
 const { start } = useEngines();
@@ -108,5 +111,91 @@ describe('GET /metrics', () => {
     expect(metricValue(await scrape(f), 'synapse_pipeline_up', { pipeline: name })).toBe(0);
     await f.inject({ method: 'POST', url: `/pipelines/${name}/resume` });
     expect(metricValue(await scrape(f), 'synapse_pipeline_up', { pipeline: name })).toBe(1);
+  });
+
+  it('synapse_pipeline_state and synapse_pipeline_load_error follow each pipeline as GET /pipelines shows it', async () => {
+    const name = key('p');
+    const stream = key('in');
+    const off = key('off');
+    const broken = key('broken');
+    const v1 = pipelineYaml({ name, stream, out: key('out') });
+    const f = await start({
+      allowRejected: true,
+      pipelines: {
+        [name]: v1,
+        [off]: pipelineYaml({ name: off, stream: key('in'), out: key('out'), extra: 'enabled: false' }),
+        [broken]: pipelineYaml({ name: broken, stream: key('in'), out: key('out') }).replace('type: publish', 'type: nosuch'),
+      },
+    });
+    /** Each pipeline's state (the one series at 1, every other state at 0) and its load error. */
+    const view = async (pipeline: string) => {
+      const text = await scrape(f);
+      const values = Object.fromEntries(PIPELINE_STATES.map((state) => [state, metricValue(text, 'synapse_pipeline_state', { pipeline, state })]));
+      const on = Object.entries(values).filter(([, v]) => v === 1).map(([s]) => s);
+      if (on.length === 0 && Object.values(values).every((v) => v === undefined)) return { state: 'absent', loadError: metricValue(text, 'synapse_pipeline_load_error', { pipeline }) };
+      expect(Object.values(values).filter((v) => v === 0)).toHaveLength(PIPELINE_STATES.length - 1);
+      return { state: on.join(','), loadError: metricValue(text, 'synapse_pipeline_load_error', { pipeline }) };
+    };
+    expect(await view(name)).toEqual({ state: 'running', loadError: 0 });
+    expect(await view(off)).toEqual({ state: 'disabled', loadError: 0 });
+    // A file that never loaded is listed under its file name, as GET /pipelines lists it.
+    expect(await view(broken)).toEqual({ state: 'invalid', loadError: 1 });
+    const listed = JSON.parse((await f.inject({ method: 'GET', url: '/pipelines' })).body) as { pipelines: { name: string; status: string }[] };
+    expect(listed.pipelines.find((p) => p.name === broken)?.status).toBe('invalid');
+
+    await f.inject({ method: 'POST', url: `/pipelines/${name}/pause` });
+    expect(await view(name)).toEqual({ state: 'paused', loadError: 0 });
+    await f.inject({ method: 'POST', url: `/pipelines/${name}/resume` });
+    expect(await view(name)).toEqual({ state: 'running', loadError: 0 });
+
+    // A rejected reload: the running version runs on, and says so until a good one.
+    const file = await f.writePipeline(name, v1.replace('type: publish', 'type: nosuch'));
+    expect((await f.engine.reloadFile(file)).ok).toBe(false);
+    expect(await view(name)).toEqual({ state: 'running', loadError: 1 });
+    await f.writePipeline(name, v1);
+    expect((await f.engine.reloadFile(file)).ok).toBe(true);
+    expect(await view(name)).toEqual({ state: 'running', loadError: 0 });
+
+    // Redis refuses the DLQ write (the DLQ key is no stream): stalled, and running again once it can.
+    await f.client.set(`${stream}:dlq`, 'not a stream');
+    await publish(f.client, stream, [{ event: 'ping', data: { n: 'x' } }]);
+    await waitFor(async () => (await view(name)).state === 'stalled', 'state stalled');
+    await f.client.del(`${stream}:dlq`);
+    await waitFor(async () => (await view(name)).state === 'running', 'state running after the DLQ could be written');
+
+    // A pipeline that is gone has no series left.
+    const offFile = join(f.pipelinesDir, `${off}.yaml`);
+    await rm(offFile);
+    expect(await f.engine.reloadFile(offFile)).toMatchObject({ ok: true, change: 'removed' });
+    expect(await view(off)).toEqual({ state: 'absent', loadError: undefined });
+  });
+
+  it('synapse_redis_up is 1 while the Redis connection is ready, 0 while Redis is away', async () => {
+    const name = key('p');
+    const f = await start({ redis: undefined, ownRedis: true, pipelines: { [name]: pipelineYaml({ name, stream: key('in'), out: key('out') }) } });
+    const up = async () => metricValue(await scrape(f), 'synapse_redis_up');
+    expect(await up()).toBe(1);
+    await f.redis.owned!.stop();
+    await waitFor(async () => (await up()) === 0, 'synapse_redis_up 0 with Redis stopped');
+    await f.redis.owned!.restart();
+    await waitFor(async () => (await up()) === 1, 'synapse_redis_up 1 with Redis back');
+  });
+
+  it('synapse_pipeline_load_error clears once the schemas load again, for the pipelines the good load does not reload too', async () => {
+    const name = key('p');
+    const f = await start({ pipelines: { [name]: pipelineYaml({ name, stream: key('in'), out: key('out') }) } });
+    const loadError = async () => metricValue(await scrape(f), 'synapse_pipeline_load_error', { pipeline: name });
+    expect(await loadError()).toBe(0);
+
+    // A broken schema file: the schemas in force stay, and every validating pipeline says so.
+    await f.writeSchema('ping.json', '{\n  "$id": "' + PING_ID + '",\n  "required": [\n}\n');
+    expect((await f.engine.reloadSchemas())[0]!.ok).toBe(false);
+    expect(await loadError()).toBe(1);
+
+    // Put back as it was: no schema changed, so no pipeline is reloaded, and the error is gone.
+    await f.writeSchema('ping.json', pingSchema());
+    expect(await f.engine.reloadSchemas()).toEqual([]);
+    expect(f.engine.handles.get(name)!.lastReloadError).toBeUndefined();
+    expect(await loadError()).toBe(0);
   });
 });
