@@ -79,9 +79,9 @@ function resultsOf(source) {
   return readdirSync(RESULTS).filter((name) => name.startsWith(prefix) && name.endsWith('.json'));
 }
 
-const units = all.flatMap(unitsOf);
-
-if (args.includes('--plan') || !(args.includes('--report') || args.includes('--survivors'))) {
+/** The pending units, grouped into runs of about RUN_LINES lines. */
+function plan() {
+  const units = all.flatMap(unitsOf);
   const pending = named.length > 0
     ? units.filter((unit) => named.includes(unit.source))
     : units.filter((unit) => !upToDate(unit)).sort((a, b) => rank(a.source) - rank(b.source));
@@ -94,15 +94,28 @@ if (args.includes('--plan') || !(args.includes('--report') || args.includes('--s
       open.lines += lines;
     } else runs.push({ units: [unit], lines });
   }
-  if (args.includes('--plan')) {
-    for (const run of runs) console.log(run.units.map((unit) => `${unit.source}:${unit.first}-${unit.last}`).join(' '));
-    console.log(`${pending.length} units in ${runs.length} runs`);
-    process.exit(0);
-  }
+  return { pending, runs };
+}
+
+if (args.includes('--plan')) {
+  const { pending, runs } = plan();
+  for (const run of runs) console.log(run.units.map((unit) => `${unit.source}:${unit.first}-${unit.last}`).join(' '));
+  console.log(`${pending.length} units in ${runs.length} runs`);
+  process.exit(0);
+}
+
+if (!(args.includes('--report') || args.includes('--survivors'))) {
   mkdirSync(RESULTS, { recursive: true });
-  for (const [index, run] of runs.entries()) {
+  // The tests that start the `synapse` command run dist/ (unmutated): it must match the sources.
+  spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
+  // Planned again after every run: the sources may change while a run goes on (a run records
+  // the hash of the source it mutated, so a change makes its result stale, and it runs again).
+  const namedRuns = named.length > 0 ? plan().runs : undefined;
+  for (let index = 0; ; index += 1) {
+    const run = namedRuns ? namedRuns[index] : plan().runs[0];
+    if (!run) break;
     const ranges = run.units.map((unit) => `${unit.source}:${unit.first}-${unit.last}`);
-    console.log(`\n=== mutation run ${index + 1}/${runs.length}: ${ranges.join(' ')} (${new Date().toISOString()})`);
+    console.log(`\n=== mutation run ${index + 1}: ${ranges.join(' ')} (${new Date().toISOString()})`);
     const hashes = run.units.map((unit) => sourceHash(unit.source));
     rmSync(REPORT, { force: true });
     const stryker = spawnSync(
@@ -153,6 +166,7 @@ const UNDETECTED = new Set(['Survived', 'NoCoverage']);
 const rows = [];
 const total = { detected: 0, undetected: 0, ignored: 0, files: 0 };
 const survivors = [];
+const units = all.flatMap(unitsOf);
 for (const source of all) {
   const mine = units.filter((unit) => unit.source === source);
   const done = mine.filter(upToDate);
