@@ -6,7 +6,9 @@
 // One file by hand, with the HTML report in reports/mutation/: npx stryker run --mutate engine/runtime/settle.ts
 export default {
   testRunner: 'vitest',
-  vitest: { configFile: 'vitest.mutation.config.ts' },
+  // Every test that covers a mutant runs, not only test files that import the mutated file: the
+  // suites that start the engine as a child process reach it only through the command line.
+  vitest: { configFile: 'vitest.mutation.config.ts', related: false },
   mutate: ['engine/runtime/**/*.ts', 'engine/runner/**/*.ts'],
   coverageAnalysis: 'perTest',
   ignoreStatic: true,

@@ -2,7 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 // The suites `npm run mutation` runs each mutant against: the unit suites and the integration
 // suites of delivery (settling, the DLQ and what its entries keep, max_deliveries, shutdown, crash
-// recovery, accounting, Redis outages). The plugin and admin suites exercise the same code paths far more slowly.
+// recovery, accounting, Redis outages). Those that start `synapse` as a child process run the
+// mutated sources there (tests/helpers/mutation.ts). The plugin and admin suites exercise the same code paths far more slowly.
 export default defineConfig({
   test: {
     include: [
@@ -10,6 +11,8 @@ export default defineConfig({
       'tests/integration/{settle,dlq,shutdown,crash-recovery,accounting,redis-outage,stream-reader}.test.ts',
       // What a DLQ entry keeps of an oversized or binary payload and of a long reason.
       'tests/integration/security/{dlq-limits,binary-payloads}.test.ts',
+      // Settling on a Redis Cluster, stream and DLQ in one slot or apart.
+      'tests/integration/cluster/settle.test.ts',
     ],
     testTimeout: 60_000,
     hookTimeout: 60_000,

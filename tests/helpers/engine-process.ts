@@ -1,11 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { freePort } from '../../engine/runtime/redis-server.ts';
+import { synapseCommand } from './mutation.ts';
 import { REPO_ROOT } from './pipelines.ts';
 import { waitFor } from './redis.ts';
 
-/** The `synapse` bin, run by the current node (it loads the TypeScript through tsx). */
-export const SYNAPSE_BIN = join(REPO_ROOT, 'bin', 'synapse.mjs');
+export { SYNAPSE_BIN } from './mutation.ts';
 
 /** One JSON log line of the engine (pino). */
 export type LogLine = Record<string, unknown> & { msg?: string; level?: number };
@@ -57,11 +56,13 @@ export async function spawnEngine(opts: {
   delete env.REDIS_URL;
   const adminPort = await freePort();
   const args = ['run', '--pipelines', opts.pipelines, '--schemas', opts.schemas, '--redis', opts.redisUrl, '--port', String(adminPort)];
-  const child = spawn(process.execPath, [SYNAPSE_BIN, ...args], {
+  const command = synapseCommand();
+  const child = spawn(process.execPath, [...command.prefix, ...args], {
     cwd: REPO_ROOT,
-    env,
+    env: { ...env, ...command.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  command.started(child);
   running.add(child);
   const logs: LogLine[] = [];
   let partial = '';
@@ -131,7 +132,9 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; tim
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
   delete env.REDIS_URL;
   if (opts.env?.REDIS_URL) env.REDIS_URL = opts.env.REDIS_URL;
-  const child = spawn(process.execPath, [SYNAPSE_BIN, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const command = synapseCommand();
+  const child = spawn(process.execPath, [...command.prefix, ...args], { cwd: REPO_ROOT, env: { ...env, ...command.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  command.started(child);
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
