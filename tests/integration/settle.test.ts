@@ -55,6 +55,29 @@ async function readThroughGroup(n: number): Promise<{ stream: string; dlq: strin
   return { stream, dlq: `${stream}:dlq`, group, ids };
 }
 
+/**
+ * The commands Redis received from clients while `fn` ran, lower-cased, those a script ran marked
+ * `lua ` (MONITOR; its own connection, ended by a PING it looks for).
+ */
+async function commandsDuring(fn: () => Promise<void>): Promise<string[]> {
+  const monitor = await redis.monitor();
+  const seen: string[] = [];
+  let done = false;
+  const marker = `end-${Math.random()}`;
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    if (args[0]?.toLowerCase() === 'ping' && args[1] === marker) done = true;
+    else if (!done) seen.push(`${source === 'lua' ? 'lua ' : ''}${args[0]!.toLowerCase()}`);
+  });
+  try {
+    await fn();
+    await redis.ping(marker);
+    await waitFor(() => done, 'MONITOR to show the end marker', 5_000);
+  } finally {
+    monitor.disconnect();
+  }
+  return seen;
+}
+
 function dlqOutcome(id: string, error = 'bad'): Outcome {
   return { id, kind: 'dlq', stage: 'validate', error, attempts: 1, payload: `{"id":"${id}"}` };
 }
@@ -107,9 +130,32 @@ describe('settleBatch', () => {
 
   it('a batch of deferred entries only: nothing to do, nothing sent', async () => {
     const { stream, dlq, group, ids } = await readThroughGroup(1);
-    expect(await settleBatch(redis, { pipeline: 'p', stream, group, dlq }, [{ id: ids[0]!, kind: 'deferred', reason: 'later' }]))
-      .toEqual({ settled: 0, refused: [] });
+    const sent = await commandsDuring(async () => {
+      expect(await settleBatch(redis, { pipeline: 'p', stream, group, dlq }, [{ id: ids[0]!, kind: 'deferred', reason: 'later' }]))
+        .toEqual({ settled: 0, refused: [] });
+    });
+    expect(sent).toEqual([]);
     expect((await pendingDeliveries(stream, group)).get(ids[0]!)).toBe(1);
+  });
+
+  it('on one Redis the batch is one script call: the DLQ write and the acknowledgements run inside it', async () => {
+    const { stream, dlq, group, ids } = await readThroughGroup(2);
+    const sent = await commandsDuring(async () => {
+      expect(await settleBatch(redis, { pipeline: 'p', stream, group, dlq }, [dlqOutcome(ids[0]!), { id: ids[1]!, kind: 'filtered', event: {} }]))
+        .toEqual({ settled: 2, refused: [] });
+    });
+    // EVALSHA, and EVAL when the script is not cached yet: no command of the settle on its own.
+    const fromClient = sent.filter((c) => !c.startsWith('lua '));
+    expect(fromClient.length).toBeGreaterThan(0);
+    expect(fromClient.filter((c) => !/^eval(sha)?$/.test(c))).toEqual([]);
+    expect(sent.filter((c) => c.startsWith('lua '))).toEqual(['lua xadd', 'lua xack']);
+  });
+
+  it('keeps a reason of up to 8192 characters whole and cuts a longer one there, marked with "..."', async () => {
+    const { stream, dlq, group, ids } = await readThroughGroup(2);
+    const [fits, over] = ['x'.repeat(8192), `${'y'.repeat(8192)}z`];
+    await settleBatch(redis, { pipeline: 'p', stream, group, dlq }, [dlqOutcome(ids[0]!, fits), dlqOutcome(ids[1]!, over)]);
+    expect((await readStream(redis, dlq)).map((e) => e.fields.error)).toEqual([fits, `${'y'.repeat(8192)}...`]);
   });
 
   it('without acks (replays, schedules) only DLQ entries are written; nothing is acknowledged', async () => {
