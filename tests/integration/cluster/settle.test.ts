@@ -77,4 +77,20 @@ describe.each(['apart', 'together'] as const)('settleBatch on a cluster, DLQ %s'
     await expect(settleBatch(redis, target, [dlqOutcome(ids[0]!)], [], { ack: false })).rejects.toBeInstanceOf(DlqWriteRefusedError);
     expect(await pendingIds(target.stream)).toEqual([ids[0]]);
   });
+
+  it('without acks a DLQ entry is written and counted, and nothing is acknowledged', async () => {
+    const { target, ids } = await readThroughGroup(2, layout);
+    const outcomes: Outcome[] = [dlqOutcome(ids[0]!), { id: ids[1]!, kind: 'sunk', event: {}, sinks: ['s'], value: {} }];
+    expect(await settleBatch(redis, target, outcomes, [], { ack: false })).toEqual({ settled: 1, refused: [] });
+    expect((await readStream(redis, target.dlq)).map((e) => e.fields.source_id)).toEqual([ids[0]]);
+    expect(await pendingIds(target.stream)).toEqual(ids);
+  });
+
+  it('a batch whose only DLQ write is refused acknowledges nothing and settles nothing', async () => {
+    const { target, ids } = await readThroughGroup(1, layout);
+    await redis.set(target.dlq, 'not a stream');
+    expect(await settleBatch(redis, target, [dlqOutcome(ids[0]!)]))
+      .toEqual({ settled: 0, refused: [{ id: ids[0], error: expect.stringContaining('WRONGTYPE') }] });
+    expect(await pendingIds(target.stream)).toEqual([ids[0]]);
+  });
 });
