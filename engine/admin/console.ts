@@ -70,6 +70,8 @@ export async function registerConsole(app: FastifyInstance, root: string): Promi
     decorateReply: false,
     schemaHide: true,
     index: false,
+    // Its own Cache-Control below (the plugin's would replace it).
+    cacheControl: false,
     // Hashed asset names may be cached for good.
     setHeaders: (res, path) => {
       res.setHeader('content-security-policy', consoleCsp());

@@ -7,10 +7,11 @@ interface Group { name: string; consumers: number; pending: number; lag: number 
 interface Stream { stream: string; role: string; length: number; groups: Group[] }
 interface Field { name: string; value: string; encoding?: string; truncated?: boolean; bytes?: number }
 
-function fieldText(f: Field): string {
+/** A field on one line (JSON compacted); `pretty` spreads JSON over lines. */
+function fieldText(f: Field, pretty = false): string {
   let v = f.value;
   if (!f.encoding) {
-    try { v = JSON.stringify(JSON.parse(v), null, 2); } catch { /* as is */ }
+    try { v = JSON.stringify(JSON.parse(v), null, pretty ? 2 : undefined); } catch { /* as is */ }
   }
   return `${f.name}${f.encoding ? ` (${f.encoding})` : ''}${f.truncated ? ` (first bytes of ${f.bytes})` : ''}: ${v}`;
 }
@@ -33,7 +34,9 @@ export const streamsPage: Page = (main, [selected = '']) => {
       fill(peek,
         h('div', { class: 'toolbar' }, h('h2', {}, `Latest entries of ${stream}`), h('span', { class: 'muted' }, `${r.entries.length} of ${r.length}, newest first · show `), count,
           h('button', { type: 'button', onclick: () => void showPeek(stream) }, 'Refresh')),
-        r.entries.length ? r.entries.map((e) => h('details', { class: 'peek-entry', open: true }, h('summary', {}, h('code', {}, e.id)), h('pre', {}, e.fields.map(fieldText).join('\n'))))
+        r.entries.length ? r.entries.map((e) => h('details', { class: 'peek-entry' },
+          h('summary', {}, h('code', {}, e.id), ' ', h('code', { class: 'muted clip-line' }, e.fields.map((f) => fieldText(f)).join('  '))),
+          h('pre', {}, e.fields.map((f) => fieldText(f, true)).join('\n'))))
           : h('p', { class: 'muted' }, 'The stream is empty.'));
     } catch (err) {
       fill(peek, h('p', { class: 'error' }, (err as Error).message));

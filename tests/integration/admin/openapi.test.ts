@@ -35,7 +35,7 @@ const ROUTES: [method: string, path: string][] = [
   ['get', '/tap/{name}'], ['get', '/aggregates/{name}'], ['get', '/ws'],
 ];
 
-/** Every route the app has (but the docs' own), read from Fastify's route tree: [METHOD, /path/:param]. */
+/** Every API route the app has (but the docs' own and the console's pages), read from Fastify's route tree: [METHOD, /path/:param]. */
 function appRoutes(app: EngineFixture['app']): [string, string][] {
   const out: [string, string][] = [];
   const stack: string[] = [];
@@ -48,7 +48,7 @@ function appRoutes(app: EngineFixture['app']): [string, string][] {
     const path = stack.join('');
     for (const method of (m[3] ?? '').split(', ').filter(Boolean)) out.push([method, path]);
   }
-  return out.filter(([method, path]) => method !== 'HEAD' && !path.startsWith('/docs'));
+  return out.filter(([method, path]) => method !== 'HEAD' && !path.startsWith('/docs') && path !== '/ui' && !path.startsWith('/ui/'));
 }
 
 const toOpenApi = (path: string) => path.replace(/:([A-Za-z0-9_]+)/g, '{$1}');

@@ -101,6 +101,18 @@ describe.skipIf(unavailable)(`the web console in chromium${unavailable ? ` (skip
     expect(await row.locator('[data-testid=generation]').textContent()).toBe('1');
     // Filtered: the third ping has keep: false.
     await expect.poll(() => row.locator('td').nth(5).textContent(), { timeout: WAIT }).toBe('1');
+
+    // Traffic while the page polls: rates and the sparkline fill in from the counters.
+    const producer = redis.client();
+    let n = 100;
+    const traffic = setInterval(() => void publish(producer, 'audit', [ping(n++), ping(n++), ping(n++, { keep: false })]).catch(() => undefined), 250);
+    try {
+      const audit = page.locator('tr[data-pipeline="orders-audit"]');
+      await expect.poll(async () => Number(await audit.locator('td').nth(3).textContent()), { timeout: WAIT }).toBeGreaterThan(0);
+      await expect.poll(() => audit.locator('svg.spark polyline').getAttribute('points').then((p) => (p ?? '').split(' ').length), { timeout: WAIT }).toBeGreaterThanOrEqual(4);
+    } finally {
+      clearInterval(traffic);
+    }
     await screenshot(page, 'pipelines');
 
     await row.getByRole('button', { name: 'Pause' }).click();
@@ -121,6 +133,25 @@ describe.skipIf(unavailable)(`the web console in chromium${unavailable ? ` (skip
     await content.waitFor();
     await expect.poll(() => page.locator('[data-testid=validity]').textContent(), { timeout: WAIT }).toBe('valid');
     expect(await page.locator('[data-testid=generation]').textContent()).toBe('1');
+
+    // Hover on a key shows its description from the schema; completion offers the keys not yet there.
+    await page.locator('.cm-line').nth(5).getByText('batch').hover();
+    const hover = page.locator('.cm-schema-hover');
+    await hover.waitFor();
+    expect(await hover.textContent()).toMatch(/^source\.batch.*type: integer/s);
+    await page.mouse.move(0, 0);
+    await page.locator('.cm-line').nth(15).click();
+    await page.keyboard.press('End');
+    await page.keyboard.press('Enter');
+    await page.keyboard.type('dl');
+    const completion = page.locator('.cm-tooltip-autocomplete');
+    await completion.waitFor();
+    expect(await completion.textContent()).toContain('dlq');
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('Backspace');
+    await page.keyboard.press('Backspace');
+    await page.keyboard.press('Backspace');
+    expect(await page.locator('.cm-line').count()).toBe(17);
 
     // An invalid edit: line 6 is `  batch: 100`.
     const line6 = page.locator('.cm-line').nth(5);
@@ -211,6 +242,8 @@ describe.skipIf(unavailable)(`the web console in chromium${unavailable ? ` (skip
     expect(await row.locator('.step').allTextContents()).toEqual(['decode', 'validate', 'filter', 'transform', 'sink']);
     await page.locator(`.tap-row[data-id="${failed}"]`).waitFor();
     expect(await page.locator(`.tap-row[data-id="${failed}"] .step.failed`).textContent()).toBe('transform');
+    await row.locator('summary').click();
+    expect(await row.locator('.tap-detail pre').last().textContent()).toContain('"version": 1');
     await screenshot(page, 'tap');
 
     await page.getByLabel('outcome').selectOption('dlq');
@@ -258,6 +291,11 @@ describe.skipIf(unavailable)(`the web console in chromium${unavailable ? ` (skip
     await peek.waitFor();
     expect(await peek.textContent()).toContain('payload');
     await screenshot(page, 'streams-dark');
+    // The toggle switches to light (and back), whatever the system says.
+    await page.getByRole('button', { name: 'toggle light or dark theme' }).click();
+    expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe('light');
+    await page.getByRole('button', { name: 'toggle light or dark theme' }).click();
+    expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe('dark');
     expect(errors).toEqual([]);
     await page.context().close();
   }, 120_000);
