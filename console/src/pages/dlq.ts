@@ -71,6 +71,8 @@ export const dlqPage: Page = (main, [stream = '']) => {
     else fill(body, rows(page.entries));
     if (!body.childElementCount) fill(body, h('tr', {}, h('td', { colspan: 9, class: 'muted' }, 'The DLQ is empty.')));
     info.textContent = `${page.length} entr${page.length === 1 ? 'y' : 'ies'}`;
+    const option = [...picker.options].find((o) => o.value === stream);
+    if (option) option.textContent = `${stream} (${page.length})`;
     all.checked = false;
     onSelect();
   };

@@ -260,15 +260,18 @@ describe.skipIf(unavailable)(`the web console in chromium${unavailable ? ` (skip
     await page.context().close();
   }, 120_000);
 
-  it('lists DLQ entries with stage, reason and attempts, and redrives one: the result is shown', async () => {
-    const [bad] = await publish(redis.client(), 'payments', [ping(13), ping(31)]);
+  it('lists DLQ entries with stage, reason and attempts, and redrives one, then all: the result of each is shown', async () => {
     const client = redis.client();
-    await waitFor(async () => (await client.xlen('payments:dlq').catch(() => 0)) >= 1 || (await client.keys('*dlq*')).length > 0, 'a DLQ entry', WAIT);
-    const { page, errors } = await open('/ui/#/dlq');
+    const [bad] = await publish(client, 'payments', [ping(13), ping(31)]);
+    await waitFor(async () => (await client.xlen('payments:dlq')) >= 1, 'the DLQ entry of n = 13', WAIT);
+    const { page, errors } = await open('/ui/#/dlq/payments%3Adlq');
     const entry = page.locator('[data-testid=dlq-entries] tbody tr[data-id]').first();
     await entry.waitFor();
     expect(await entry.textContent()).toContain('thirteen is unlucky');
+    expect(await entry.locator('td').nth(2).textContent()).toBe('payments');
     expect(await entry.locator('td').nth(3).textContent()).toBe('transform');
+    await entry.locator('details summary').click();
+    expect(await entry.locator('details pre').textContent()).toContain('"n": 13');
     await screenshot(page, 'dlq');
 
     await entry.getByRole('button', { name: 'Redrive' }).click();
@@ -276,6 +279,19 @@ describe.skipIf(unavailable)(`the web console in chromium${unavailable ? ` (skip
     await expect.poll(() => result.locator('h2').textContent(), { timeout: WAIT }).toMatch(/^Redrive: 1 run, 0 skipped, 0 missing/);
     // Still thirteen: it fails again and is dead-lettered anew, as the result says.
     expect(await result.locator('li[data-outcome=dlq]').textContent()).toContain('again, as');
+
+    // The pipeline fixed (over the API), "Redrive all" settles it.
+    const file = await fetch(`${base}/pipelines/payments`, { headers: { accept: 'application/yaml' } });
+    const fixed = (await file.text()).replace(/data\.n = 13 \? \$error\(\\"thirteen is unlucky\\"\) : /, '');
+    expect(fixed).not.toContain('thirteen');
+    const put = await fetch(`${base}/pipelines/payments`, { method: 'PUT', body: fixed, headers: { 'content-type': 'application/yaml', 'if-match': file.headers.get('etag')! } });
+    expect(put.status, await put.clone().text()).toBe(200);
+    page.once('dialog', (d) => void d.accept());
+    await page.getByRole('button', { name: 'Redrive all' }).click();
+    await result.locator('li[data-outcome=sunk]').waitFor();
+    expect(await result.locator('h2').textContent()).toMatch(/^Redrive: 1 run, 0 skipped, 0 missing/);
+    await expect.poll(() => page.locator('[data-testid=dlq-info]').textContent(), { timeout: WAIT }).toBe('0 entries');
+    expect(await client.xlen('payments:dlq')).toBe(0);
     void bad;
     await screenshot(page, 'dlq-redriven');
     expect(errors).toEqual([]);
