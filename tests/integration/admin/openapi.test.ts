@@ -28,7 +28,7 @@ const ROUTES: [method: string, path: string][] = [
   ['get', '/health'], ['get', '/ready'], ['get', '/metrics'],
   ['get', '/pipelines'], ['get', '/pipelines/{name}'], ['put', '/pipelines/{name}'],
   ['post', '/pipelines/{name}/pause'], ['post', '/pipelines/{name}/resume'], ['post', '/pipelines/{name}/dry-run'],
-  ['post', '/validate'], ['get', '/streams'], ['post', '/events/{stream}'],
+  ['post', '/validate'], ['get', '/streams'], ['get', '/streams/{stream}/entries'], ['post', '/events/{stream}'],
   ['get', '/dlq/{stream}'], ['post', '/dlq/{stream}/redrive'],
   ['post', '/replay'], ['get', '/replay/{id}'],
   ['post', '/services'], ['get', '/services'], ['delete', '/services/{name}'],
