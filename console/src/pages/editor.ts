@@ -3,6 +3,7 @@ import type { EditorView } from '@codemirror/view';
 import schema from '../../../editor/pipeline.schema.json';
 import { ApiError, api, enc, raw } from '../api.ts';
 import { createEditor, setText } from '../codemirror.ts';
+import { outline } from '../yaml-schema.ts';
 import { diffLines } from '../diff.ts';
 import { fill, h, pretty } from '../dom.ts';
 import { poll } from '../poll.ts';
@@ -94,7 +95,11 @@ export const editorPage: Page = (main, [name = '']) => {
   let view: EditorView | undefined;
   let file = `${name}.yaml`;
   let running = false;
+  /** The running version's source stream (null for a schedule): a stream dry-run compares only on the same one. */
+  let runningStream: string | null = null;
   let disposed = false;
+  /** The last stream dry-run read another stream than the running version's: nothing to compare. */
+  let otherStream = false;
 
   const setDirty = (text: string) => {
     saveButton.textContent = text === baseline ? 'Save' : 'Save •';
@@ -129,6 +134,7 @@ export const editorPage: Page = (main, [name = '']) => {
   const refreshMeta = async () => {
     const p = await api(`/pipelines/${enc(name)}`);
     running = p.status !== 'invalid';
+    runningStream = p.source?.stream ?? null;
     file = (p.file ?? file).split('/').pop()!;
     fill(meta,
       h('span', { class: `badge ${p.status}` }, p.status), ' ',
@@ -204,6 +210,7 @@ export const editorPage: Page = (main, [name = '']) => {
   dryButton.addEventListener('click', async () => {
     if (!view) return;
     const text = view.state.doc.toString();
+    otherStream = false;
     fill(dryOut, h('p', { class: 'muted' }, 'running…'));
     try {
       let edited: DryRun;
@@ -217,8 +224,12 @@ export const editorPage: Page = (main, [name = '']) => {
         const n = Math.max(1, Math.min(1000, Number(count.value) || 20));
         edited = await api<DryRun>(`/pipelines/${enc(name)}/dry-run`, { json: { yaml: text, count: n } });
         const ids = edited.results.map((r) => r.id);
-        // The running version on the very same entries: the range the edit was run on.
-        if (running && ids.length) current = await api<DryRun>(`/pipelines/${enc(name)}/dry-run`, { json: { from: ids[0], to: ids[ids.length - 1], count: n } }).catch(() => undefined);
+        // The running version on the very same entries: the range the edit was run on (when the edit reads the same stream).
+        const { byLine } = outline(text);
+        const streamNode = byLine.flat().find((n) => n.key === 'stream' && n.parent?.key === 'source' && n.parent.parent?.kind === 'root');
+        const sameStream = !streamNode?.value || streamNode.value.replace(/^["']|["']$/g, '') === runningStream;
+        if (!sameStream) otherStream = true;
+        if (running && sameStream && ids.length) current = await api<DryRun>(`/pipelines/${enc(name)}/dry-run`, { json: { from: ids[0], to: ids[ids.length - 1], count: n } }).catch(() => undefined);
       }
       if (disposed) return;
       renderDryRun(edited, current, modeEvents.checked);
@@ -248,7 +259,7 @@ export const editorPage: Page = (main, [name = '']) => {
     const sum = (s: Record<string, number>) => Object.entries(s).map(([k, v]) => `${k} ${v}`).join(' · ');
     fill(dryOut,
       h('p', { 'data-testid': 'dry-run-summary' }, h('strong', {}, `${edited.results.length} event${edited.results.length === 1 ? '' : 's'}`), ` — edit: ${sum(edited.summary)}`,
-        current ? [h('br', {}), `running: ${sum(current.summary)} — `, h('strong', {}, `${changed} changed`)] : h('span', { class: 'muted' }, ' (no running version to compare)')),
+        current ? [h('br', {}), `running: ${sum(current.summary)} — `, h('strong', {}, `${changed} changed`)] : h('span', { class: 'muted' }, otherStream ? ' (the edit reads another stream than the running version: nothing to compare)' : ' (no running version to compare)')),
       edited.results.length ? h('p', { class: 'muted small' }, current ? 'Diffs go from the running version (−) to the edit (+).' : '') : h('p', { class: 'muted' }, 'The source stream has no entries yet; paste events instead.'),
       rows);
   };

@@ -4,6 +4,7 @@ import { poll, rates, record } from '../poll.ts';
 import type { Page } from '../main.ts';
 
 const POLL_MS = 2000;
+const RECENT_ERROR_MS = 60_000;
 
 /** Counters as GET /pipelines reports them. */
 interface Counters { sunk: number; filtered: number; dlq: number; dropped: number }
@@ -43,11 +44,14 @@ export const pipelinesPage: Page = (main) => {
       const rin = rates(list, 'in');
       const rout = rates(list, 'out');
       const dlqLen = lengths.get(p.dlq);
-      const err = p.lastReloadError ?? p.lastError?.message ?? p.stalled?.reason;
-      const state = p.status === 'invalid' || p.stalled || (p.lastError && p.status === 'running') ? 'error' : p.status;
+      // An error counts while it is recent (the consumer keeps its last one after recovering).
+      const recent = p.lastError && now - Date.parse(p.lastError.at) < RECENT_ERROR_MS;
+      const err: string | undefined = p.stalled?.reason ?? (recent ? p.lastError.message : undefined);
+      const state = p.status === 'invalid' ? 'invalid' : err ? 'error' : p.status;
+      const note = err ?? (p.lastReloadError ? `the file on disk failed to load (this version keeps running): ${p.lastReloadError}` : undefined);
       return h('tr', { 'data-pipeline': p.name },
         h('td', {}, h('a', { href: `#/edit/${enc(p.name)}`, title: p.description ?? '' }, p.name), p.description ? h('div', { class: 'muted small' }, p.description) : null),
-        h('td', {}, h('span', { class: `badge ${state}`, 'data-testid': 'status', title: err ?? '' }, state === 'error' && p.status !== 'invalid' ? `${p.status} · error` : p.status), err ? h('div', { class: 'error small clip', title: err }, err) : null),
+        h('td', {}, h('span', { class: `badge ${state}`, 'data-testid': 'status', title: note ?? '' }, state === 'error' ? `${p.status} · error` : p.status), note ? h('div', { class: 'error small clip', title: note }, note) : null),
         h('td', { class: 'num', 'data-testid': 'generation' }, p.generation ?? '–'),
         h('td', { class: 'num' }, fmtRate(rin[rin.length - 1])),
         h('td', { class: 'num' }, fmtRate(rout[rout.length - 1])),

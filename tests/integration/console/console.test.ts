@@ -222,6 +222,8 @@ describe.skipIf(unavailable)(`the web console in chromium${unavailable ? ` (skip
     expect(await page.locator('[data-testid=conflict-disk]').textContent()).toContain('batch: 50');
     expect(await page.locator('[data-testid=conflict-mine]').textContent()).toContain('# reviewed');
     await screenshot(page, 'editor-conflict');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await screenshot(page, 'editor-dark');
     expect(unexpected(errors, [409])).toEqual([]);
     await page.context().close();
   }, 180_000);
