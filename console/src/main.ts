@@ -4,7 +4,7 @@
  * disposer (to stop its polling or its tap) for when the route changes.
  */
 import './style.css';
-import { onTokenNeeded } from './api.ts';
+import { onTokenNeeded, token } from './api.ts';
 import { h, fill } from './dom.ts';
 import { pipelinesPage } from './pages/pipelines.ts';
 import { tapPage } from './pages/tap.ts';
@@ -50,8 +50,12 @@ function currentTheme(): 'light' | 'dark' {
   return matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
 }
 
+/** The header's link to the API reference (/docs): a browser cannot send the token there, so it is hidden once one is needed. */
+let apiLink: HTMLAnchorElement | undefined;
+
 /** The token dialog: shown when a call gets 401; resolves with what the operator typed. */
 function tokenDialog(): Promise<string> {
+  if (apiLink) apiLink.hidden = true;
   return new Promise((resolve) => {
     const input = h('input', { type: 'password', name: 'token', autocomplete: 'off', placeholder: 'SYNAPSE_ADMIN_TOKEN', 'aria-label': 'admin token', required: true });
     const dialog = h('dialog', { class: 'token-dialog' },
@@ -85,7 +89,7 @@ function start(): void {
     themeButton.textContent = next === 'dark' ? '☾' : '☀';
   } }, currentTheme() === 'dark' ? '☾' : '☀');
   const header = h('header', {}, h('a', { class: 'brand', href: '#/pipelines' }, 'Synapse'), nav, h('span', { class: 'spacer' }),
-    h('a', { href: '/docs', class: 'muted', target: '_blank', rel: 'noopener' }, 'API'), themeButton);
+    (apiLink = h('a', { href: '/docs', class: 'muted', target: '_blank', rel: 'noopener', title: 'The API reference (Swagger UI)', hidden: token() !== null }, 'API')), themeButton);
   const main = h('main', {});
   document.body.append(header, main);
 
