@@ -103,7 +103,19 @@ export const editorPage: Page = (main, [name = '']) => {
 
   const setDirty = (text: string) => {
     saveButton.textContent = text === baseline ? 'Save' : 'Save •';
+    saveButton.title = text === baseline ? 'Nothing to save (Ctrl-S)' : 'Unsaved changes (Ctrl-S)';
   };
+  const dirty = () => view !== undefined && view.state.doc.toString() !== baseline;
+  // Closing or reloading the tab with unsaved changes asks first.
+  const beforeUnload = (e: BeforeUnloadEvent) => { if (dirty()) e.preventDefault(); };
+  window.addEventListener('beforeunload', beforeUnload);
+  const onKey = (e: KeyboardEvent) => {
+    if ((e.ctrlKey || e.metaKey) && e.key === 's') {
+      e.preventDefault();
+      saveButton.click();
+    }
+  };
+  document.addEventListener('keydown', onKey);
 
   const showProblems = (diags: ApiDiagnostic[]) => {
     fill(problems, diags.map((d) => h('li', { class: 'error' }, h('code', {}, `${d.file ?? file}:${d.line ?? 1}:${d.col ?? 1}`), ' ', d.message)));
@@ -275,6 +287,8 @@ export const editorPage: Page = (main, [name = '']) => {
   return () => {
     disposed = true;
     stop();
+    window.removeEventListener('beforeunload', beforeUnload);
+    document.removeEventListener('keydown', onKey);
     view?.destroy();
   };
 };

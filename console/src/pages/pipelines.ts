@@ -66,7 +66,11 @@ export const pipelinesPage: Page = (main) => {
           h('a', { class: 'button', href: `#/edit/${enc(p.name)}` }, 'Edit')));
     }));
     if (!pipelines.length) fill(body, h('tr', {}, h('td', { colspan: 10, class: 'muted' }, 'No pipelines loaded.')));
+    status.className = 'muted';
     status.textContent = `${pipelines.length} pipeline${pipelines.length === 1 ? '' : 's'} · updated ${new Date().toLocaleTimeString()} · every ${POLL_MS / 1000}s`;
   };
-  return poll(refresh, POLL_MS);
+  return poll(() => refresh().catch((err: Error) => {
+    status.textContent = `cannot reach the engine: ${err.message} (trying again every ${POLL_MS / 1000}s)`;
+    status.className = 'error';
+  }), POLL_MS);
 };

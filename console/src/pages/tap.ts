@@ -10,7 +10,7 @@ const MAX_ROWS = 500;
  * Reads GET /tap/:name, server-sent events, with fetch: unlike EventSource it can send the
  * Authorization header. Calls `onTrace` for each `trace` event until `signal` aborts.
  */
-async function readTap(name: string, signal: AbortSignal, onTrace: (t: Trace) => void, onOpen: () => void): Promise<void> {
+async function readTap(name: string, signal: AbortSignal, onTrace: (t: Trace) => void, onOpen: () => void, onDropped: (n: number) => void): Promise<void> {
   const res = await raw(`/tap/${enc(name)}`, { headers: { accept: 'text/event-stream' }, signal });
   if (!res.ok || !res.body) throw new Error(`tap: ${res.status} ${(await res.text().catch(() => '')).slice(0, 200)}`);
   onOpen();
@@ -27,6 +27,9 @@ async function readTap(name: string, signal: AbortSignal, onTrace: (t: Trace) =>
       let event = 'message';
       const data: string[] = [];
       for (const line of block.split('\n')) {
+        // The heartbeat says how many traces the engine dropped for this client (it could not keep up).
+        const dropped = /^: alive, dropped (\d+)/.exec(line);
+        if (dropped) onDropped(Number(dropped[1]));
         if (line.startsWith('event:')) event = line.slice(6).trim();
         else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
       }
@@ -54,6 +57,7 @@ export const tapPage: Page = (main, [name = '']) => {
   const held: Trace[] = [];
   let paused = false;
   let seen = 0;
+  let dropped = 0;
   const abort = new AbortController();
 
   const matches = (t: Trace) => (outcome.value === 'all' || t.outcome === outcome.value)
@@ -74,7 +78,7 @@ export const tapPage: Page = (main, [name = '']) => {
     if (!list.childElementCount) fill(list, h('p', { class: 'muted' }, traces.length ? 'No event matches the filter.' : 'Waiting for events…'));
   };
   const status = () => {
-    state.textContent = `${paused ? `paused (${held.length} held)` : 'live'} · ${seen} seen`;
+    state.textContent = `${paused ? `paused (${held.length} held)` : 'live'} · ${seen} seen${dropped ? ` · ${dropped} dropped by the engine (this view could not keep up)` : ''}`;
   };
 
   outcome.addEventListener('change', render);
@@ -114,7 +118,7 @@ export const tapPage: Page = (main, [name = '']) => {
         }
       }
       status();
-    }, status).then(
+    }, status, (n) => { dropped = n; status(); }).then(
       () => { if (!abort.signal.aborted) state.textContent = 'the tap closed (engine stopped or reloaded?)'; },
       (err: Error) => { if (!abort.signal.aborted) state.textContent = err.message; },
     );
