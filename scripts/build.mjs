@@ -33,8 +33,11 @@ function newestSource(paths = ['engine', 'plugins', 'tsconfig.json', 'tsconfig.b
 
 const consoleOut = join(root, 'dist', 'console');
 const consoleStamp = join(consoleOut, 'index.html');
-/** What the console bundle is made of: its sources, the pipeline schema it completes from, the lock file (library versions). */
-const CONSOLE_SOURCES = ['console', 'editor/pipeline.schema.json', 'package-lock.json'];
+/**
+ * What the console bundle is made of: its sources, the pipeline schema it completes from, and
+ * package.json (library versions). Not package-lock.json: npm rewrites it on every install.
+ */
+const CONSOLE_SOURCES = ['console', 'editor/pipeline.schema.json', 'package.json'];
 
 /** True when dist/console is missing or older than a console source. */
 export function isConsoleStale() {
