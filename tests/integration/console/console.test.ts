@@ -148,10 +148,8 @@ describe.skipIf(unavailable)(`the web console in chromium${unavailable ? ` (skip
     await completion.waitFor();
     expect(await completion.textContent()).toContain('dlq');
     await page.keyboard.press('Escape');
-    await page.keyboard.press('Backspace');
-    await page.keyboard.press('Backspace');
-    await page.keyboard.press('Backspace');
-    expect(await page.locator('.cm-line').count()).toBe(17);
+    for (let i = 0; i < 3; i++) await page.keyboard.press('Backspace');
+    await expect.poll(() => page.locator('.cm-line').count(), { timeout: WAIT }).toBe(17);
 
     // An invalid edit: line 6 is `  batch: 100`.
     const line6 = page.locator('.cm-line').nth(5);
@@ -167,8 +165,10 @@ describe.skipIf(unavailable)(`the web console in chromium${unavailable ? ` (skip
     await page.locator('.cm-line').nth(5).locator('.cm-lintRange-error').waitFor();
     await screenshot(page, 'editor-error');
 
-    // Undo it; make a real edit: the transform's version 1 → 2 (line 11).
-    await page.keyboard.press('Control+z');
+    // Put it back (typed, not undone: undo groups depend on typing speed); make a real edit: the transform's version 1 → 2 (line 11).
+    for (let i = 0; i < 4; i++) await page.keyboard.press('Backspace');
+    await page.keyboard.type('100');
+    await expect.poll(() => page.locator('.cm-line').nth(5).textContent(), { timeout: WAIT }).toBe('  batch: 100');
     await expect.poll(() => page.locator('[data-testid=validity]').textContent(), { timeout: WAIT }).toBe('valid');
     const line11 = page.locator('.cm-line').nth(10);
     expect(await line11.textContent()).toContain('\\"version\\": 1 }"');
@@ -235,6 +235,9 @@ describe.skipIf(unavailable)(`the web console in chromium${unavailable ? ` (skip
   }, 120_000);
 
   it('taps a pipeline: an event published appears with its path through the stages; filter and pause', async () => {
+    // Whatever earlier tests published to `audit` is settled first: the tap shows only this test's events.
+    const client = redis.client();
+    await waitFor(() => settled(client, 'audit', 'orders-audit'), 'orders-audit to settle earlier traffic', WAIT);
     const { page, errors } = await open('/ui/#/tap/orders-audit');
     await expect.poll(() => page.locator('[data-testid=tap-state]').textContent(), { timeout: WAIT }).toMatch(/^live/);
     const [kept, , failed] = await publish(redis.client(), 'audit', [ping(21), ping(22, { keep: false }), ping(13)]);
