@@ -102,6 +102,9 @@ export const editorPage: Page = (main, [name = '']) => {
   let otherStream = false;
 
   const setDirty = (text: string) => {
+    // Until POST /validate answers for this text, the problems shown are those of an older one.
+    validity.textContent = 'checking…';
+    validity.className = 'muted';
     saveButton.textContent = text === baseline ? 'Save' : 'Save •';
     saveButton.title = text === baseline ? 'Nothing to save (Ctrl-S)' : 'Unsaved changes (Ctrl-S)';
   };
