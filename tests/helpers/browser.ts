@@ -13,10 +13,10 @@ export const ARTIFACTS = join(REPO_ROOT, 'test-artifacts', 'console');
  * Why browser tests cannot run here, or undefined when they can. Without chromium they skip with
  * that reason, except under CI (SYNAPSE_CI=1 installs chromium): there its absence is a failure.
  */
-export function browserUnavailable(): string | undefined {
-  if (existsSync(CHROMIUM)) return undefined;
-  const reason = `no chromium at ${CHROMIUM} (apt-get install chromium, or set SYNAPSE_CHROMIUM)`;
-  if (process.env.SYNAPSE_CI === '1') throw new Error(`SYNAPSE_CI=1 but the console's browser tests cannot run: ${reason}`);
+export function browserUnavailable(path = CHROMIUM, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (existsSync(path)) return undefined;
+  const reason = `no chromium at ${path} (apt-get install chromium, or set SYNAPSE_CHROMIUM)`;
+  if (env.SYNAPSE_CI === '1') throw new Error(`SYNAPSE_CI=1 but the console's browser tests cannot run: ${reason}`);
   return reason;
 }
 
