@@ -11,7 +11,8 @@ const link = { type: 'string' } as const;
 export const rootRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine, consolePath }) => {
   app.get('/', {
     schema: {
-      tags: ['operations'], summary: 'Where to start: the API reference and the main routes',
+      tags: ['operations'], summary: 'Where to start: the API reference, the console and the main routes',
+      description: 'A browser (an Accept naming text/html before, or instead of, application/json) gets a 302 to the web console at /ui/ instead, without the token; every other client gets this index.',
       response: {
         200: {
           type: 'object',
