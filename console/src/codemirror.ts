@@ -55,6 +55,8 @@ export function createEditor(parent: HTMLElement, doc: string, hooks: EditorHook
     linter((view) => hooks.lint(view), { delay: 400 }), lintGutter(),
     keymap.of([indentWithTab, ...defaultKeymap, ...historyKeymap, ...completionKeymap, ...lintKeymap]),
     EditorState.tabSize.of(2),
+    // Long expressions wrap rather than scroll sideways on a laptop screen.
+    EditorView.lineWrapping,
     EditorView.updateListener.of((u) => { if (u.docChanged) hooks.onChange(u.state.doc.toString()); }),
   ];
   return new EditorView({ parent, state: EditorState.create({ doc, extensions }) });

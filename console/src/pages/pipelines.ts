@@ -50,7 +50,7 @@ export const pipelinesPage: Page = (main) => {
       const state = p.status === 'invalid' ? 'invalid' : err ? 'error' : p.status;
       const note = err ?? (p.lastReloadError ? `the file on disk failed to load (this version keeps running): ${p.lastReloadError}` : undefined);
       return h('tr', { 'data-pipeline': p.name },
-        h('td', {}, h('a', { href: `#/edit/${enc(p.name)}`, title: p.description ?? '' }, p.name), p.description ? h('div', { class: 'muted small' }, p.description) : null),
+        h('td', {}, h('a', { href: `#/edit/${enc(p.name)}`, title: p.description ?? '' }, p.name), p.description ? h('div', { class: 'muted small desc', title: p.description }, p.description) : null),
         h('td', {}, h('span', { class: `badge ${state}`, 'data-testid': 'status', title: note ?? '' }, state === 'error' ? `${p.status} · error` : p.status), note ? h('div', { class: 'error small clip', title: note }, note) : null),
         h('td', { class: 'num', 'data-testid': 'generation' }, p.generation ?? '–'),
         h('td', { class: 'num' }, fmtRate(rin[rin.length - 1])),
