@@ -50,12 +50,18 @@ export function outline(text: string): { root: OutlineNode; byLine: OutlineNode[
     node.parent.children.push(node);
     stack.push(node);
   };
+  /** Column of the key whose block scalar (`|`, `>`) the lines below belong to, while they are indented past it. */
+  let blockOf = -1;
   lines.forEach((raw, line) => {
     const nodes: OutlineNode[] = [];
     byLine[line] = nodes;
     const trimmed = raw.trimEnd();
-    if (!trimmed.trim() || trimmed.trim().startsWith('#') || trimmed.startsWith('---')) return;
+    if (!trimmed.trim()) return;
     let col = raw.length - raw.trimStart().length;
+    // Text of a block scalar (an expression, say) holds no keys, even where it looks like one.
+    if (blockOf >= 0 && col > blockOf) return;
+    blockOf = -1;
+    if (trimmed.trim().startsWith('#') || trimmed.startsWith('---')) return;
     let rest = raw.slice(col);
     while (rest === '-' || rest.startsWith('- ')) {
       const after = rest.slice(1);
@@ -71,6 +77,7 @@ export function outline(text: string): { root: OutlineNode; byLine: OutlineNode[
       const node: OutlineNode = { kind: 'key', key: unquote(m[1]!), value: m[2]?.trim() || undefined, col, inner: col, line, children: [] };
       attach(node);
       nodes.push(node);
+      if (node.value && /^[|>][0-9+-]*$/.test(node.value)) blockOf = col;
     }
   });
   return { root, byLine };

@@ -27,6 +27,12 @@ describe('outline', () => {
     expect(path(5)).toBe('sinks.[].type');
     expect(path(7)).toBe('source.stream');
   });
+
+  it('reads no keys inside a block scalar, however they look', () => {
+    const { byLine } = outline('transform: |\n  {\n    "userId": data.userId\n  }\nsink:\n  type: log\n');
+    expect(byLine[2]).toEqual([]);
+    expect(pathOf(byLine[5]!.at(-1)!).map((n) => n.key)).toEqual(['sink', 'type']);
+  });
 });
 
 describe('schema completion', () => {
