@@ -233,10 +233,21 @@ describe.skipIf(unavailable)(`the web console in chromium${unavailable ? ` (skip
     await screenshot(page, 'editor-dark');
     await page.emulateMedia({ colorScheme: 'light' });
 
-    // The pipelines page shows the new generation (2 from the save, 3 once the file written
-    // behind the console's back is reloaded), with no page reload.
+    // The engine hot-reloads the file written behind the console's back (generation 3); then
+    // keep my edit: the next save replaces the file on disk.
+    await expect.poll(() => page.locator('[data-testid=generation]').textContent(), { timeout: WAIT }).toBe('3');
+    await page.getByRole('button', { name: 'Keep my edit (save over it)' }).click();
+    await page.getByTestId('save').click();
+    await expect.poll(() => page.locator('[data-testid=save-status]').textContent(), { timeout: WAIT }).toMatch(/^Saved: generation 4 /);
+    const saved = await readFile(join(dir, 'pipelines', 'orders.yaml'), 'utf8');
+    expect(saved).toContain('# reviewed');
+    expect(saved).toContain('batch: 100');
+
+    // The save's generation (1, then 2 from the first save, 3 from the file written behind the
+    // console's back, 4 from this save) shows in the header and on the pipelines page, with no page reload.
+    await expect.poll(() => page.locator('[data-testid=generation]').textContent(), { timeout: WAIT }).toBe('4');
     await page.getByRole('link', { name: 'Pipelines' }).click();
-    await expect.poll(() => page.locator('tr[data-pipeline="orders"] [data-testid=generation]').textContent(), { timeout: WAIT }).toMatch(/^[23]$/);
+    await expect.poll(() => page.locator('tr[data-pipeline="orders"] [data-testid=generation]').textContent(), { timeout: WAIT }).toBe('4');
     expect(unexpected(errors, [409])).toEqual([]);
     await page.context().close();
   }, 180_000);
