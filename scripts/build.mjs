@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // Compiles engine/ and plugins/ to dist/ (JavaScript, declarations, source maps) with
-// tsconfig.build.json. Run by `npm install` (prepare), `npm pack`, `npm start` and before
-// `npm test` (vitest's globalSetup), so the `synapse` command never runs a stale build.
+// tsconfig.build.json, and bundles the web console (console/) into dist/console with Vite. Run by
+// `npm install` (prepare), `npm pack`, `npm start` and before `npm test` (vitest's globalSetup),
+// so the `synapse` command never runs a stale build. Each part is built only when its sources
+// are newer than its output, so a current tree costs nothing.
 //
-//   node scripts/build.mjs            build when a source is newer than dist/ (or dist/ is missing)
+//   node scripts/build.mjs            build what a source is newer than (or what is missing)
 //   node scripts/build.mjs --force    build regardless
 //   node scripts/build.mjs --clean    remove dist/ first (`npm pack`: no output of a deleted source)
 import { spawnSync } from 'node:child_process';
@@ -14,19 +16,68 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const stamp = join(root, 'dist', '.tsbuildinfo');
 
-/** The newest modification time under these paths (TypeScript sources and the build configs). */
-function newestSource() {
+/** The newest modification time under these paths (sources and the build configs). */
+function newestSource(paths = ['engine', 'plugins', 'tsconfig.json', 'tsconfig.build.json', 'package.json'], pattern = /\.(ts|js|json)$/) {
   let newest = 0;
   const visit = (path) => {
     const st = statSync(path);
     if (st.isDirectory()) {
       for (const name of readdirSync(path)) visit(join(path, name));
-    } else if (/\.(ts|js|json)$/.test(path)) {
+    } else if (pattern.test(path)) {
       newest = Math.max(newest, st.mtimeMs);
     }
   };
-  for (const p of ['engine', 'plugins', 'tsconfig.json', 'tsconfig.build.json', 'package.json']) visit(join(root, p));
+  for (const p of paths) visit(join(root, p));
   return newest;
+}
+
+const consoleOut = join(root, 'dist', 'console');
+const consoleStamp = join(consoleOut, 'index.html');
+/**
+ * What the console bundle is made of: its sources, the pipeline schema it completes from, and
+ * package.json (library versions). Not package-lock.json: npm rewrites it on every install.
+ */
+const CONSOLE_SOURCES = ['console', 'editor/pipeline.schema.json', 'package.json'];
+
+/** True when dist/console is missing or older than a console source. */
+export function isConsoleStale() {
+  return !existsSync(consoleStamp) || statSync(consoleStamp).mtimeMs < newestSource(CONSOLE_SOURCES, /\.(ts|css|html|json)$/);
+}
+
+/**
+ * Bundles console/ into dist/console (served at /ui/ by the admin API) with Vite, whose JS API
+ * is imported only here: a build-time tool, in devDependencies. Without it (an install that left
+ * devDependencies out) the console is skipped with a note, and the engine serves no console.
+ */
+async function buildConsole() {
+  let vite;
+  try {
+    vite = await import('vite');
+  } catch {
+    console.warn('build: vite is not installed (devDependencies left out?): the web console is not built');
+    return false;
+  }
+  await vite.build({
+    configFile: false,
+    root: join(root, 'console'),
+    base: '/ui/',
+    logLevel: 'warn',
+    build: {
+      outDir: consoleOut,
+      emptyOutDir: true,
+      target: 'es2022',
+      // No source maps shipped: the bundle stays small, and the sources are in the repository.
+      sourcemap: false,
+      // Nothing inlined as data: URLs or inline code, so the strict CSP (no inline scripts) holds.
+      assetsInlineLimit: 0,
+      modulePreload: { polyfill: false },
+      chunkSizeWarningLimit: 1024,
+      reportCompressedSize: false,
+    },
+  });
+  const now = new Date();
+  utimesSync(consoleStamp, now, now);
+  return true;
 }
 
 /** True when dist/ is missing or older than a source. A deleted source also needs --force (or `rm -r dist`). */
@@ -56,10 +107,17 @@ function copyHandWritten() {
   for (const dir of ['engine', 'plugins']) visit(join(root, dir));
 }
 
-/** Builds dist/ when stale (or always with force); throws when tsc fails. */
-export function build({ force = false, clean = false } = {}) {
+/** Builds dist/ (the engine, then the console) where stale (or always with force); throws when a step fails. */
+export async function build({ force = false, clean = false } = {}) {
   if (clean) rmSync(join(root, 'dist'), { recursive: true, force: true });
-  if (!force && !clean && !isStale()) return false;
+  const engine = buildEngine({ force: force || clean });
+  const ui = force || clean || isConsoleStale() ? await buildConsole() : false;
+  return engine || ui;
+}
+
+/** Compiles engine/ and plugins/ when stale (or with force); throws when tsc fails. */
+function buildEngine({ force = false } = {}) {
+  if (!force && !isStale()) return false;
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
   const r = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`tsc -p tsconfig.build.json failed (exit ${r.status})`);
@@ -73,7 +131,7 @@ export function build({ force = false, clean = false } = {}) {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   try {
-    build({ force: process.argv.includes('--force'), clean: process.argv.includes('--clean') });
+    await build({ force: process.argv.includes('--force'), clean: process.argv.includes('--clean') });
   } catch (err) {
     console.error(err.message);
     process.exit(1);

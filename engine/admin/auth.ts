@@ -14,12 +14,12 @@ export function safeEqual(a: string, b: string): boolean {
 /**
  * An onRequest hook requiring `Authorization: Bearer <token>` on every route but the public
  * ones. A WebSocket upgrade may carry the token as `?access_token=` instead (browsers cannot set
- * headers on WebSocket requests).
+ * headers on WebSocket requests). `openRequest` opens more requests (the console's static files).
  */
-export function bearerAuth(token: string, alsoOpen: readonly string[] = []) {
+export function bearerAuth(token: string, alsoOpen: readonly string[] = [], openRequest?: (request: FastifyRequest, path: string) => boolean) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?')[0]!;
-    if (PUBLIC_ROUTES.has(path) || alsoOpen.includes(path)) return;
+    if (PUBLIC_ROUTES.has(path) || alsoOpen.includes(path) || openRequest?.(request, path)) return;
     const header = request.headers.authorization ?? '';
     // A query-string token only for WebSocket upgrades: elsewhere it would end up in access logs.
     const upgrade = request.headers.upgrade?.toLowerCase() === 'websocket';

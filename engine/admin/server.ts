@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { SynapseError } from '../errors.ts';
 import type { Engine } from '../runtime/engine.ts';
 import { bearerAuth, isLoopback } from './auth.ts';
+import { CONSOLE_PATH, consoleDir, isConsoleRequest, registerConsole } from './console.ts';
 import { browserGuard } from './browser-guard.ts';
 import { YAML_TYPES, mediaType, normaliseBody, unsupportedMediaType } from './body-types.ts';
 import type { RefusalLog } from '../refusal-log.ts';
@@ -34,6 +35,8 @@ export interface AdminDeps {
   refusals: RefusalLog;
   /** The worker thread dry-runs and validations run in. */
   sandbox: AdminSandbox;
+  /** Where the web console is served (`/ui/`), or undefined when it was not built or is off. */
+  consolePath?: string;
 }
 
 export interface AdminOptions {
@@ -57,6 +60,8 @@ export interface AdminOptions {
   allowedOrigins?: readonly string[];
   /** Bounds of the dry-run and validation thread, over those of the environment (SYNAPSE_SANDBOX_*). */
   sandboxLimits?: Partial<SandboxLimits>;
+  /** The built web console to serve at /ui/; default dist/console of the package, when built. `false`: none. */
+  consoleDir?: string | false;
 }
 
 /**
@@ -93,6 +98,7 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
     if (request.headers.upgrade?.toLowerCase() === 'websocket' && reply.statusCode >= 400) request.raw.socket?.destroy();
   });
   const refusals = opts.engine.refusals;
+  const consoleRoot = opts.consoleDir === false ? undefined : (opts.consoleDir ?? consoleDir());
   // Before authentication: a browser must not even learn whether a token is needed.
   const allowedHosts = opts.allowedHosts ?? splitList(process.env.SYNAPSE_ADMIN_ALLOWED_HOSTS);
   app.addHook('onRequest', browserGuard({
@@ -103,8 +109,13 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
   }, refusals));
 
   // With a WS secret, /ws clients are end users proving who they are with their own JWT, so the
-  // admin token does not apply there.
-  if (opts.token) app.addHook('onRequest', bearerAuth(opts.token, opts.wsSecret ? ['/ws'] : []));
+  // admin token does not apply there. The console's static files are open (a browser cannot send
+  // the token on navigation; they hold no data: the console asks for the token and sends it on
+  // each API call), and so is a browser's GET / while it only redirects to them.
+  if (opts.token) {
+    app.addHook('onRequest', bearerAuth(opts.token, opts.wsSecret ? ['/ws'] : [], (req, path) => consoleRoot !== undefined && isConsoleRequest(req.method, path, req.headers.accept)));
+  }
+  if (consoleRoot) await registerConsole(app, consoleRoot);
 
   await app.register(swagger, {
     openapi: {
@@ -128,7 +139,7 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
   });
   // Before the server waits for requests in flight: a dry-run running or waiting is answered 503.
   app.addHook('preClose', async () => sandbox.close());
-  const deps: AdminDeps = { engine: opts.engine, envAllow, refusals, publishStreams, sandbox };
+  const deps: AdminDeps = { engine: opts.engine, envAllow, refusals, publishStreams, sandbox, consolePath: consoleRoot ? CONSOLE_PATH : undefined };
   for (const routes of [rootRoutes, healthRoutes, pipelineRoutes, streamRoutes, eventRoutes, dlqRoutes, replayRoutes, serviceRoutes, tapRoutes, aggregateRoutes]) {
     await app.register(routes, deps);
   }

@@ -1,10 +1,11 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
+import { freePort } from '../../engine/runtime/redis-server.ts';
+import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
 
 // Synapse as a user gets it: `npm pack` of a copy of the working tree (so the pack's own build
 // runs, and dist/ here is left alone for the other suites), the tarball installed with plain npm
@@ -51,14 +52,15 @@ describe('the packed package, installed into an empty folder', () => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  it('ships the built JavaScript, declarations, docs, editor schemas, the monitoring dashboard and alerting rules, and LICENSE, and no tests, bench, CI, scripts, sources or local pipelines', () => {
+  it('ships the built JavaScript, declarations, the console, docs, editor schemas, the monitoring dashboard and alerting rules, and LICENSE, and no tests, bench, CI, scripts, sources or local pipelines', () => {
     for (const f of ['package.json', 'LICENSE', 'README.md', 'bin/synapse.mjs', 'dist/engine/index.js', 'dist/engine/index.d.ts', 'dist/engine/index.js.map',
       'dist/engine/publish/index.js', 'dist/engine/publish/index.d.ts', 'dist/engine/expr/compiler/evaluator.js', 'dist/plugins/sinks/http.js',
-      'editor/pipeline.schema.json', 'editor/pipeline-test.schema.json', 'docs/pipelines.md', 'docs/monitoring.md',
+      'editor/pipeline.schema.json', 'editor/pipeline-test.schema.json', 'docs/pipelines.md', 'docs/monitoring.md', 'dist/console/index.html',
       'monitoring/grafana/synapse.json', 'monitoring/prometheus/alerts.yml', 'monitoring/prometheus/alerts.test.yml']) {
       expect(packed).toContain(f);
     }
-    const outside = packed.filter((f) => !/^(package\.json|LICENSE|README\.md|bin\/synapse\.mjs|dist\/(engine|plugins)\/.*\.(js|d\.ts|map)|editor\/[^/]+\.json|docs\/[^/]+\.md|monitoring\/(grafana\/[^/]+\.json|prometheus\/[^/]+\.yml))$/.test(f));
+    expect(packed.some((f) => /^dist\/console\/assets\/index-[\w-]+\.js$/.test(f))).toBe(true);
+    const outside = packed.filter((f) => !/^(package\.json|LICENSE|README\.md|bin\/synapse\.mjs|dist\/(engine|plugins)\/.*\.(js|d\.ts|map)|dist\/console\/(index\.html|assets\/[\w-]+\.(js|css))|editor\/[^/]+\.json|docs\/[^/]+\.md|docs\/images\/[\w-]+\.png|monitoring\/(grafana\/[^/]+\.json|prometheus\/[^/]+\.yml))$/.test(f));
     expect(outside).toEqual([]);
   });
 
@@ -142,4 +144,30 @@ console.log(JSON.stringify([compileExpression('$sum(items.price)').evaluate({ it
     expect(bad?.code).toBe(1);
     expect(bad?.stdout).toMatch(/pipelines\/broken\.yaml:2:1 .*filtr/);
   }, 30_000);
+
+  it('the installed synapse run serves the web console at /ui/ (a browser at / is sent there)', async () => {
+    const bin = join(app, 'node_modules', '.bin', 'synapse');
+    const dir = join(app, 'console-pipelines');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'orders.yaml'), 'source: { stream: orders }\nsink: { type: log }\n');
+    const port = await freePort();
+    const child = spawn(bin, ['run', '--pipelines', dir, '--schemas', join(app, 'schemas'), '--redis', redis.url, '--port', String(port), '--no-watch'], { cwd: app, env: npmEnv(), stdio: 'ignore' });
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      const page = await waitFor(async () => {
+        const res = await fetch(`${base}/ui/`).catch(() => undefined);
+        return res?.ok ? res : undefined;
+      }, 'the installed engine to serve /ui/', 60_000);
+      const html = await page.text();
+      expect(page.headers.get('content-security-policy')).toMatch(/script-src 'self'/);
+      const src = /<script[^>]*src="([^"]+)"/.exec(html)![1]!;
+      expect((await fetch(`${base}${src}`)).status).toBe(200);
+      const root = await fetch(`${base}/`, { headers: { accept: 'text/html' }, redirect: 'manual' });
+      expect(root.headers.get('location')).toBe('/ui/');
+      expect((await (await fetch(`${base}/`)).json()).console).toBe('/ui/');
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
+    }
+  }, 90_000);
 });

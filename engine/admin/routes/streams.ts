@@ -1,8 +1,43 @@
+import { isUtf8 } from 'node:buffer';
 import type { FastifyPluginAsync } from 'fastify';
+import type { Engine } from '../../runtime/engine.ts';
 import { toRecord } from '../../runtime/stream-reader.ts';
+import { errorReply, streamParam } from '../schemas.ts';
 import type { AdminDeps } from '../server.ts';
 
-/** GET /streams: every stream the pipelines read or write, with length, groups, pending and lag. */
+/** Most entries one peek returns. */
+export const PEEK_MAX_COUNT = 100;
+/** Longest field value a peek shows; longer ones are cut (and marked). */
+export const PEEK_MAX_VALUE_BYTES = 16 * 1024;
+
+/** Every stream the pipelines use, with its role: source, dlq or output (a publish sink's stream). */
+function streamRoles(engine: Engine): Map<string, string> {
+  const roles = new Map<string, string>();
+  for (const h of engine.handles.values()) {
+    const p = h.pipeline;
+    if (p.source.kind === 'stream') roles.set(p.source.stream, 'source');
+    if (!roles.has(p.dlq)) roles.set(p.dlq, 'dlq');
+    for (const s of p.sinks) {
+      const stream = (s.config as { stream?: unknown }).stream;
+      if (s.type === 'publish' && typeof stream === 'string' && !roles.has(stream)) roles.set(stream, 'output');
+    }
+  }
+  return roles;
+}
+
+/** One field value as a peek shows it: UTF-8 text, or base64 when it is not; cut past the limit. */
+function peekValue(b: Buffer): { value: string; encoding?: 'base64'; truncated?: true; bytes?: number } {
+  const cut = b.length > PEEK_MAX_VALUE_BYTES ? b.subarray(0, PEEK_MAX_VALUE_BYTES) : b;
+  const extra = cut === b ? {} : { truncated: true as const, bytes: b.length };
+  // A cut may split a UTF-8 sequence: judge the whole value, then decode the kept part leniently.
+  if (isUtf8(b)) return { value: cut.toString('utf8'), ...extra };
+  return { value: cut.toString('base64'), encoding: 'base64', ...extra };
+}
+
+/**
+ * GET /streams: every stream the pipelines read or write, with length, groups, pending and lag.
+ * GET /streams/:stream/entries: the latest entries of one of them (a peek; nothing is acknowledged).
+ */
 export const streamRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine }) => {
   app.get('/streams', {
     schema: {
@@ -29,16 +64,7 @@ export const streamRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine 
       },
     },
   }, async () => {
-    const roles = new Map<string, string>();
-    for (const h of engine.handles.values()) {
-      const p = h.pipeline;
-      if (p.source.kind === 'stream') roles.set(p.source.stream, 'source');
-      if (!roles.has(p.dlq)) roles.set(p.dlq, 'dlq');
-      for (const s of p.sinks) {
-        const stream = (s.config as { stream?: unknown }).stream;
-        if (s.type === 'publish' && typeof stream === 'string' && !roles.has(stream)) roles.set(stream, 'output');
-      }
-    }
+    const roles = streamRoles(engine);
     const redis = engine.connection;
     const streams = await Promise.all([...roles.entries()].sort().map(async ([stream, role]) => {
       const length = await redis.xlen(stream);
@@ -53,5 +79,51 @@ export const streamRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine 
       return { stream, role, length, groups };
     }));
     return { streams };
+  });
+
+  app.get<{ Params: { stream: string }; Querystring: { count: number; before?: string } }>('/streams/:stream/entries', {
+    schema: {
+      tags: ['streams'], summary: 'The latest entries of a stream the pipelines use, newest first (a peek: read with XREVRANGE, never acknowledged)',
+      description: `Only streams GET /streams lists (a source, DLQ or publish output of a loaded pipeline); any other key gets 404. At most ${PEEK_MAX_COUNT} entries; a field value over ${PEEK_MAX_VALUE_BYTES} bytes is cut (\`truncated\`, with its size in \`bytes\`), one that is not UTF-8 comes as base64 (\`encoding\`). \`before\` (an entry id) pages to older entries; \`next\` is the \`before\` of the following page (null at the end).`,
+      params: streamParam,
+      querystring: { type: 'object', additionalProperties: false, properties: { count: { type: 'integer', minimum: 1, maximum: PEEK_MAX_COUNT, default: 20 }, before: { type: 'string', pattern: '^[0-9]+(-[0-9]+)?$' } } },
+      response: {
+        200: {
+          type: 'object',
+          properties: {
+            stream: { type: 'string' }, role: { type: 'string' }, length: { type: 'integer' },
+            entries: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: {
+                  id: { type: 'string' },
+                  fields: {
+                    type: 'array', description: 'The entry\'s fields in order.',
+                    items: { type: 'object', properties: { name: { type: 'string' }, value: { type: 'string' }, encoding: { type: 'string' }, truncated: { type: 'boolean' }, bytes: { type: 'integer' } } },
+                  },
+                },
+              },
+            },
+            next: { type: ['string', 'null'] },
+          },
+        },
+        404: errorReply,
+      },
+    },
+  }, async (req, reply) => {
+    const { stream } = req.params;
+    const role = streamRoles(engine).get(stream);
+    if (!role) return reply.code(404).send({ error: 'not_found', message: `no pipeline uses a stream '${stream.slice(0, 200)}' (GET /streams lists those that can be peeked)` });
+    const redis = engine.connection;
+    const end = req.query.before ? `(${req.query.before}` : '+';
+    const raw: [Buffer, Buffer[]][] = await redis.xrevrangeBuffer(stream, end, '-', 'COUNT', req.query.count);
+    const entries = raw.map(([id, fields]) => {
+      const out = [];
+      for (let i = 0; i + 1 < fields.length; i += 2) out.push({ name: fields[i]!.toString('utf8'), ...peekValue(fields[i + 1]!) });
+      return { id: id.toString(), fields: out };
+    });
+    const next = raw.length === req.query.count && raw.length > 0 ? entries[entries.length - 1]!.id : null;
+    return { stream, role, length: await redis.xlen(stream), entries, next };
   });
 };

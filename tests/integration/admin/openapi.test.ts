@@ -28,14 +28,14 @@ const ROUTES: [method: string, path: string][] = [
   ['get', '/health'], ['get', '/ready'], ['get', '/metrics'],
   ['get', '/pipelines'], ['get', '/pipelines/{name}'], ['put', '/pipelines/{name}'],
   ['post', '/pipelines/{name}/pause'], ['post', '/pipelines/{name}/resume'], ['post', '/pipelines/{name}/dry-run'],
-  ['post', '/validate'], ['get', '/streams'], ['post', '/events/{stream}'],
+  ['post', '/validate'], ['get', '/streams'], ['get', '/streams/{stream}/entries'], ['post', '/events/{stream}'],
   ['get', '/dlq/{stream}'], ['post', '/dlq/{stream}/redrive'],
   ['post', '/replay'], ['get', '/replay/{id}'],
   ['post', '/services'], ['get', '/services'], ['delete', '/services/{name}'],
   ['get', '/tap/{name}'], ['get', '/aggregates/{name}'], ['get', '/ws'],
 ];
 
-/** Every route the app has (but the docs' own), read from Fastify's route tree: [METHOD, /path/:param]. */
+/** Every API route the app has (but the docs' own and the console's pages), read from Fastify's route tree: [METHOD, /path/:param]. */
 function appRoutes(app: EngineFixture['app']): [string, string][] {
   const out: [string, string][] = [];
   const stack: string[] = [];
@@ -48,7 +48,7 @@ function appRoutes(app: EngineFixture['app']): [string, string][] {
     const path = stack.join('');
     for (const method of (m[3] ?? '').split(', ').filter(Boolean)) out.push([method, path]);
   }
-  return out.filter(([method, path]) => method !== 'HEAD' && !path.startsWith('/docs'));
+  return out.filter(([method, path]) => method !== 'HEAD' && !path.startsWith('/docs') && path !== '/ui' && !path.startsWith('/ui/'));
 }
 
 const toOpenApi = (path: string) => path.replace(/:([A-Za-z0-9_]+)/g, '{$1}');

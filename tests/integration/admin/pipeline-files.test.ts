@@ -158,13 +158,13 @@ describe('415 says what a route takes', () => {
 });
 
 describe('GET /', () => {
-  it('points to the API reference and the main routes', async () => {
+  it('points to the API reference, the console and the main routes', async () => {
     const f = await start();
     const res = await f.inject({ method: 'GET', url: '/' });
     expect(res.statusCode).toBe(200);
     const body = JSON.parse(res.body);
-    expect(body).toMatchObject({ docs: '/docs', openapi: '/docs/json', console: null, routes: { pipelines: '/pipelines' } });
-    for (const path of [body.docs, body.openapi, body.routes.pipelines, body.routes.health]) {
+    expect(body).toMatchObject({ docs: '/docs', openapi: '/docs/json', console: '/ui/', routes: { pipelines: '/pipelines' } });
+    for (const path of [body.docs, body.openapi, body.console, body.routes.pipelines, body.routes.health]) {
       expect((await f.inject({ method: 'GET', url: path })).statusCode, path).toBe(200);
     }
   });
