@@ -148,6 +148,8 @@ function visit(node: unknown, depth: number): void {
     n.compiled = wrap(n, body, !literal);
     if ((literal || n.type === 'name' || n.type === 'variable') && n.predicate === undefined && n.group === undefined && n.keepArray === undefined) {
       n.leaf = leaf(body, !literal);
+    } else if (n.type === 'path') {
+      n.leaf = namePathLeaf(n);
     }
   }
 }
@@ -366,7 +368,7 @@ function compilePath(n: Node): Compiled | undefined {
       const key = keys[i]!;
       if (!hasOwn.call(cur, key)) return undefined;
       const v = (cur as Record<string, unknown>)[key];
-      base.steps++;
+      if ((++base.steps & 255) === 0) checkClock!(base);
       if (v === undefined) return undefined;
       if (Array.isArray(v) && (v as { sequence?: unknown }).sequence !== undefined) break;
       if (i === last) {
@@ -378,6 +380,46 @@ function compilePath(n: Node): Compiled | undefined {
       cur = v;
     }
     return general(input, env);
+  };
+}
+
+/**
+ * A path of plain names (`price`, `data.userId`) as its parent calls it: `wrap` around
+ * compilePath's direct walk in one closure, the depth checked as the path and its steps would
+ * check it. Where the walk stops (an array, a sequence, a function on the way) the path's own
+ * closure evaluates it from the start; names have no side effects, so the restart is invisible.
+ */
+function namePathLeaf(n: Node): Compiled | undefined {
+  const steps = n.steps as Node[];
+  if (!shapeIs(n, 'path') || n.predicate !== undefined || n.group !== undefined || n.keepArray !== undefined
+    || n.tuple !== undefined || n.keepSingletonArray !== undefined || n.seekingParent !== undefined
+    || !steps.every((s) => isPlainName(s) && s.compiled !== undefined)) return undefined;
+  const keys = steps.map((s) => String(s.value));
+  const last = keys.length - 1;
+  const full = n.compiled!;
+  return (input, env) => {
+    const base = env.base;
+    // wrap's depth + 1 for the path, + 1 for its steps (evaluatePath)
+    if (base.depth + 2 > base.stack) return full(input, env);
+    if ((base.steps & 255) === 255) return full(input, env); // the clock check is wrap's
+    base.steps++;
+    let cur = input;
+    for (let i = 0; ; i++) {
+      if (cur === null || typeof cur !== 'object' || Array.isArray(cur) || isFunction(cur)) break;
+      const key = keys[i]!;
+      if (!hasOwn.call(cur, key)) return undefined;
+      const v = (cur as Record<string, unknown>)[key];
+      if (v === undefined) return undefined;
+      if (i === last) {
+        // A JSON array at the last step is the path's result as it is (evaluateStep).
+        if (Array.isArray(v) && ((v as Seq).sequence !== undefined || (v as { cons?: unknown }).cons)) break;
+        return v;
+      }
+      if (Array.isArray(v)) break;
+      cur = v;
+    }
+    base.steps--; // the full evaluation counts its own
+    return full(input, env);
   };
 }
 
@@ -411,10 +453,15 @@ function compileBinary(n: Node): Compiled | undefined {
     };
   }
   if (op === 'and' || op === 'or') {
+    // evaluateBooleanExpression without the closure it takes for the right side: `and` is the
+    // left side's truth when false, else the right side's; `or` the other way round.
+    const isAnd = op === 'and';
     return (input, env) => {
       const l = lhs(input, env);
       try {
-        return evaluateBooleanExpression!(l, () => rhs(input, env), op);
+        const left = boolize(l);
+        if (left !== isAnd) return left;
+        return boolize(rhs(input, env));
       } catch (err) {
         return fail(err);
       }
@@ -428,7 +475,7 @@ function compileBinary(n: Node): Compiled | undefined {
     '>=': evaluateComparisonExpression,
     '&': evaluateStringConcat, in: evaluateIncludesExpression,
   }[op]!;
-  return (input, env) => {
+  const general: Compiled = (input, env) => {
     const l = lhs(input, env);
     const r = rhs(input, env);
     try {
@@ -437,6 +484,79 @@ function compileBinary(n: Node): Compiled | undefined {
       return fail(err);
     }
   };
+  return primitiveBinary(op, lhs, rhs, (l, r) => {
+    try {
+      return apply(l, r, op);
+    } catch (err) {
+      return fail(err);
+    }
+  }) ?? general;
+}
+
+/** fn.boolean with undefined as false (evaluator.ts's boolize). */
+function boolize(value: unknown): boolean {
+  const b = boolean(value);
+  return b === undefined ? false : (b as boolean);
+}
+
+/**
+ * Arithmetic, comparison and equality on the operand types that need no checks beyond their
+ * `typeof`, computed inline; any other operands (undefined, a string in arithmetic, NaN or an
+ * infinity, objects) go to jsonata's operator function (`slow`), which makes the result or error.
+ * - arithmetic: two finite numbers (`x - x === 0` is false for NaN and ±Infinity, which
+ *   isNumeric refuses with T2001/T2002 or D1001);
+ * - comparison: two numbers or two strings (same types, comparable: no T2009/T2010);
+ * - equality: neither undefined and not both objects: isDeepEqual is then `===`.
+ */
+function primitiveBinary(op: string, lhs: Compiled, rhs: Compiled, slow: (l: unknown, r: unknown) => unknown): Compiled | undefined {
+  switch (op) {
+    case '+': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return typeof l === 'number' && typeof r === 'number' && l - l === 0 && r - r === 0 ? l + r : slow(l, r);
+    };
+    case '-': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return typeof l === 'number' && typeof r === 'number' && l - l === 0 && r - r === 0 ? l - r : slow(l, r);
+    };
+    case '*': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return typeof l === 'number' && typeof r === 'number' && l - l === 0 && r - r === 0 ? l * r : slow(l, r);
+    };
+    case '/': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return typeof l === 'number' && typeof r === 'number' && l - l === 0 && r - r === 0 ? l / r : slow(l, r);
+    };
+    case '%': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return typeof l === 'number' && typeof r === 'number' && l - l === 0 && r - r === 0 ? l % r : slow(l, r);
+    };
+    case '<': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return (typeof l === 'number' && typeof r === 'number') || (typeof l === 'string' && typeof r === 'string') ? l < r : slow(l, r);
+    };
+    case '<=': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return (typeof l === 'number' && typeof r === 'number') || (typeof l === 'string' && typeof r === 'string') ? l <= r : slow(l, r);
+    };
+    case '>': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return (typeof l === 'number' && typeof r === 'number') || (typeof l === 'string' && typeof r === 'string') ? l > r : slow(l, r);
+    };
+    case '>=': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return (typeof l === 'number' && typeof r === 'number') || (typeof l === 'string' && typeof r === 'string') ? l >= r : slow(l, r);
+    };
+    case '=': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return l !== undefined && r !== undefined && (typeof l !== 'object' || typeof r !== 'object') ? l === r : slow(l, r);
+    };
+    case '!=': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return l !== undefined && r !== undefined && (typeof l !== 'object' || typeof r !== 'object') ? l !== r : slow(l, r);
+    };
+    default:
+      return undefined;
+  }
 }
 
 /**
@@ -455,6 +575,7 @@ function compileCall(n: Node): (input: unknown, env: Frame, applyto: { context: 
   const args = (n.arguments as Node[]).map(sub);
   const firstStep = procNode.type === 'path' ? (procNode.steps as Node[])[0]!.value : undefined;
   const procName = procNode.type === 'path' ? firstStep : procNode.value;
+  const fast = fastBuiltin(procNode);
   return (input, env, applyto) => {
     const p = proc(input, env);
     if (p === undefined && procNode.type === 'path' && env.lookup(String(firstStep))) {
@@ -477,6 +598,10 @@ function compileCall(n: Node): (input: unknown, env: Frame, applyto: { context: 
         (p as Record<string, unknown>).token = procName;
         (p as Record<string, unknown>).position = n.position;
       }
+      if (fast !== undefined && p === fast.native) {
+        const validated = fast.validate(evaluated);
+        if (validated !== undefined) return callFast(fast, validated);
+      }
       if (p !== null && typeof p === 'object' && (p as Native)._jsonata_function === true) return callNative(p as Native, evaluated, input, env);
       return apply!(p, evaluated, input, env);
     } catch (err) {
@@ -495,6 +620,152 @@ interface Native {
   signature?: { validate(args: unknown[], context: unknown): unknown[] };
   token?: unknown;
   position?: number;
+}
+
+/**
+ * A built-in called by name whose arguments can be checked without its signature's regex (see
+ * fastBuiltin): `validate` gives the arguments the signature's validation would give, or
+ * undefined for anything else, which takes jsonata's way (and gets its errors).
+ */
+interface FastBuiltin {
+  native: Native;
+  validate: (args: unknown[]) => unknown[] | undefined;
+}
+
+/**
+ * Built-ins whose implementation reads nothing from its `this` (jsonata's focus: environment,
+ * input, options) but `createSequence`, so they can be called with a constant one instead of a
+ * focus made per call. The rest ($map, $append, $match, $toMillis, …: they call functions, read
+ * the options or the evaluation's timestamp) are called as jsonata calls them.
+ */
+const THIS_FREE = new Set([
+  'sum', 'count', 'max', 'min', 'average', 'string', 'substring', 'substringBefore', 'substringAfter', 'lowercase',
+  'uppercase', 'length', 'trim', 'pad', 'contains', 'split', 'join', 'formatNumber', 'formatBase', 'formatInteger',
+  'parseInteger', 'number', 'floor', 'ceil', 'round', 'abs', 'sqrt', 'power', 'boolean', 'not', 'keys', 'lookup',
+  'exists', 'type', 'distinct', 'base64encode', 'base64decode', 'encodeUrlComponent', 'encodeUrl',
+  'decodeUrlComponent', 'decodeUrl', 'fromMillis',
+]);
+const CONSTANT_FOCUS = { createSequence: internals.createSequence };
+
+/** A parameter of a parsed signature (signature.js). */
+interface SignatureParam {
+  regex: string;
+  type: string;
+  subtype?: string;
+  context?: boolean;
+}
+
+/**
+ * The fast way to call the built-in a function call's procedure names (`$round(…)`), when the
+ * procedure is a built-in's name the expression never rebinds, the implementation is THIS_FREE
+ * and its signature's parameters are single values of plain types (no function or `+`
+ * parameter). At run time the call takes it only when the procedure evaluates to that very
+ * built-in (bindings given to the evaluation may shadow it).
+ */
+function fastBuiltin(procNode: Node): FastBuiltin | undefined {
+  if (procNode.type !== 'variable' || Object.keys(procNode).some((k) => !NEUTRAL.has(k) || k === 'predicate' || k === 'group'
+    || k === 'keepArray' || k === 'stages')) return undefined;
+  const name = String(procNode.value);
+  if (!THIS_FREE.has(name) || boundNames.has(name)) return undefined;
+  const native = (internals.staticFrame as Frame).lookup(name) as Native | undefined;
+  const params = (native?.signature as { params?: SignatureParam[] } | undefined)?.params;
+  if (!native || native._jsonata_function !== true || !params) return undefined;
+  const validate = plainValidator(params);
+  return validate ? { native, validate } : undefined;
+}
+
+interface PlainParam {
+  /** The argument symbols (getSymbol) the parameter takes, functions excepted. */
+  accepts: string;
+  optional: boolean;
+  /** Takes the context when its argument is missing (`-`). */
+  context: boolean;
+  array: boolean;
+  subtype?: string;
+}
+
+/**
+ * signature.js's validate for arguments that match the parameters one to one (each argument's
+ * type one its parameter takes, the missing ones optional and not taken from the context): the
+ * regex then matches each argument to its own parameter, and validation hands back the
+ * arguments, an array parameter's single value wrapped in an array and missing ones as
+ * undefined. Returns undefined for anything else (a function argument, a type mismatch, an
+ * array of the wrong item types, too many or too few arguments), which the caller leaves to
+ * validate itself.
+ */
+function plainValidator(params: SignatureParam[]): ((args: unknown[]) => unknown[] | undefined) | undefined {
+  const specs: PlainParam[] = [];
+  for (const p of params) {
+    const m = /^\[([a-z]+)\](\??)$/.exec(p.regex);
+    if (!m || (p.subtype !== undefined && p.subtype.length !== 1)) return undefined;
+    specs.push({ accepts: m[1]!.replace('f', ''), optional: m[2] === '?', context: p.context === true, array: p.type === 'a', subtype: p.subtype });
+  }
+  const count = specs.length;
+  const hasArray = specs.some((p) => p.array);
+  return (args) => {
+    const n = args.length;
+    if (n > count) return undefined;
+    for (let i = 0; i < n; i++) if (!specs[i]!.accepts.includes(symbolOf(args[i]))) return undefined;
+    for (let i = n; i < count; i++) if (!specs[i]!.optional || specs[i]!.context) return undefined;
+    if (n === count && !hasArray) return args;
+    const out = new Array<unknown>(count);
+    for (let i = 0; i < count; i++) {
+      const arg = args[i];
+      const spec = specs[i]!;
+      if (i >= n || !spec.array) {
+        out[i] = arg;
+        continue;
+      }
+      const symbol = symbolOf(arg);
+      if (symbol === 'm') {
+        out[i] = undefined;
+        continue;
+      }
+      if (symbol !== 'a') {
+        if (spec.subtype !== undefined && symbol !== spec.subtype) return undefined;
+        out[i] = [arg];
+        continue;
+      }
+      const items = arg as unknown[];
+      if (spec.subtype !== undefined && items.length > 0) {
+        const type = symbolOf(items[0]);
+        if (type !== spec.subtype) return undefined;
+        for (let k = 1; k < items.length; k++) if (symbolOf(items[k]) !== type) return undefined;
+      }
+      out[i] = items;
+    }
+    return out;
+  };
+}
+
+/** signature.js's getSymbol: the one-letter type of an argument. */
+function symbolOf(value: unknown): string {
+  switch (typeof value) {
+    case 'string': return 's';
+    case 'number': return 'n';
+    case 'boolean': return 'b';
+    case 'undefined': return 'm';
+    case 'function': return 'f';
+    case 'object':
+      if (value === null) return 'l';
+      if (isFunction(value)) return 'f';
+      return Array.isArray(value) ? 'a' : 'o';
+    default:
+      return isFunction(value) ? 'f' : 'm';
+  }
+}
+
+/** callNative with the arguments validated by a FastBuiltin and the constant focus. */
+function callFast(fast: FastBuiltin, args: unknown[]): unknown {
+  const proc = fast.native;
+  try {
+    return proc.implementation.apply(CONSTANT_FOCUS, args);
+  } catch (err) {
+    const e = err as JsonataError;
+    if (typeof e.token === 'undefined' && typeof proc.token !== 'undefined') e.token = proc.token;
+    e.position = proc.position || e.position;
+    throw err;
+  }
 }
 
 /**
@@ -606,7 +877,7 @@ function compileStepsPath(n: Node): Compiled | undefined {
         if (cur === null || typeof cur !== 'object' || isFunction(cur)) return createSequence();
         const key = keys[start]!;
         const v = hasOwn.call(cur, key) ? (cur as Record<string, unknown>)[key] : undefined;
-        base.steps++;
+        if ((++base.steps & 255) === 0) checkClock!(base);
         if (v === undefined) return createSequence();
         if (Array.isArray(v)) {
           if ((v as Seq).sequence !== undefined || (v as { cons?: unknown }).cons) break; // the general way
