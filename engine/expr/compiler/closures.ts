@@ -86,11 +86,17 @@ const BINARY = new Set(['+', '-', '*', '/', '%', '=', '!=', '<', '<=', '>', '>='
 export function compileTree(ast: unknown, branchProbe?: BranchProbe): void {
   boundNames = namesBound(ast, new Set(), 0);
   probe = branchProbe;
+  repeatedCalls = new Map();
+  nextMemoSlot = 0;
   try {
+    // A transform (`| … |`) changes the objects it matches while evaluating against them: a
+    // value kept for one of those objects could go stale, so such expressions keep no values.
+    if (!hasTransform(ast, 0)) countCalls(ast, 0);
     visit(ast, 0);
   } finally {
     boundNames = new Set();
     probe = undefined;
+    repeatedCalls = new Map();
   }
 }
 
@@ -110,6 +116,13 @@ export interface BranchProbe {
 
 /** The probe of the compilation under way (see compileTree). */
 let probe: BranchProbe | undefined;
+
+/**
+ * Function calls of the expression being compiled by their structure (callKey): how many times
+ * each occurs, and the memo slot given to those occurring more than once (see memoSlot).
+ */
+let repeatedCalls = new Map<string, { count: number; slot?: number }>();
+let nextMemoSlot = 0;
 
 /** The variable names the expression being compiled binds anywhere (`:=`, lambda parameters, `@$v`, `#$i`). */
 let boundNames = new Set<string>();
@@ -565,7 +578,27 @@ function primitiveBinary(op: string, lhs: Compiled, rhs: Compiled, slow: (l: unk
  */
 function compileFunction(n: Node): Compiled {
   const call = compileCall(n);
-  return (input, env) => call(input, env, undefined);
+  // The node's own `compiled` is not set yet: isPure checks the call's arguments, and the call
+  // itself by its procedure.
+  n.compiled = (input, env) => call(input, env, undefined);
+  const memo = memoSlot(n);
+  n.compiled = undefined;
+  if (memo === undefined) return (input, env) => call(input, env, undefined);
+  const { slot, size } = memo;
+  return (input, env) => {
+    const base = env.base as unknown as MemoBase;
+    const keep = base.plainScope && input !== null && typeof input === 'object' && !Array.isArray(input);
+    if (keep && base.memo !== undefined && base.memo[2 * slot] === input && base.depth + size <= base.stack) {
+      return base.memo[2 * slot + 1];
+    }
+    const value = call(input, env, undefined);
+    if (keep && (value === null || typeof value !== 'object')) {
+      const memoValues = base.memo ?? (base.memo = []);
+      memoValues[2 * slot] = input;
+      memoValues[2 * slot + 1] = value;
+    }
+    return value;
+  };
 }
 
 /** evaluateFunction(expr, input, environment, applyto) with the node's parts compiled. */
@@ -611,6 +644,103 @@ function compileCall(n: Node): (input: unknown, env: Frame, applyto: { context: 
       throw err;
     }
   };
+}
+
+/** Keys that say nothing about what a node computes. */
+const UNKEYED = new Set(['position', 'compiled', 'leaf']);
+
+/** A node's structure (positions aside): two nodes with the same key compute the same way. */
+function callKey(n: Node): string {
+  return JSON.stringify(n, (k, v: unknown) => (UNKEYED.has(k) ? undefined : v instanceof RegExp ? String(v) : v));
+}
+
+function hasTransform(node: unknown, depth: number): boolean {
+  if (depth > 200) return true;
+  if (!node || typeof node !== 'object' || node instanceof RegExp) return false;
+  if (Array.isArray(node)) return node.some((c) => hasTransform(c, depth + 1));
+  const n = node as Node;
+  if (n.type === 'transform') return true;
+  return Object.keys(n).some((key) => key !== 'compiled' && key !== 'leaf' && typeof n[key] === 'object' && hasTransform(n[key], depth + 1));
+}
+
+/** Counts the function calls of `node` by structure (not the right side of `~>`, which gets its first argument from the left). */
+function countCalls(node: unknown, depth: number): void {
+  if (depth > 200 || !node || typeof node !== 'object' || node instanceof RegExp) return;
+  if (Array.isArray(node)) {
+    for (const c of node) countCalls(c, depth + 1);
+    return;
+  }
+  const n = node as Node;
+  if (n.type === 'function') {
+    const key = callKey(n);
+    const entry = repeatedCalls.get(key);
+    if (entry) entry.count++;
+    else repeatedCalls.set(key, { count: 1 });
+  }
+  for (const key of Object.keys(n)) {
+    if (n.type === 'apply' && key === 'rhs' && (n.rhs as Node).type === 'function') {
+      countCalls((n.rhs as Node).arguments, depth + 1);
+      continue;
+    }
+    if (typeof n[key] === 'object') countCalls(n[key], depth + 1);
+  }
+}
+
+/** Node types a pure call's arguments may be made of (each compiled by this module). */
+const PURE_TYPES = new Set(['string', 'number', 'value', 'name', 'path', 'binary', 'condition', 'block', 'unary', 'function', 'variable']);
+/** Keys of nodes that bind variables or group: never in a pure call. */
+const IMPURE_KEYS = new Set(['focus', 'index', 'tuple', 'ancestor', 'seekingParent', 'group', 'slot']);
+
+/**
+ * Whether a node computes its value from its context value (and `$$`) alone, with no side effect:
+ * literals, names and paths, compiled operators, conditions, blocks without bindings,
+ * constructors, `$` and `$$`, and calls of FastBuiltins (none reads a clock or a random source)
+ * with pure arguments. Counts the nodes into `size.n`.
+ */
+function isPure(node: unknown, size: { n: number }, depth: number): boolean {
+  if (depth > 64) return false;
+  if (node === null || typeof node !== 'object') return true;
+  if (node instanceof RegExp) return false;
+  if (Array.isArray(node)) return node.every((c) => isPure(c, size, depth + 1));
+  const n = node as Node;
+  if (n.type === 'filter') return isPure(n.expr, size, depth + 1); // a stage or predicate
+  if (!PURE_TYPES.has(n.type) || !n.compiled) return false;
+  size.n++;
+  if (n.type === 'variable' && n.value !== '' && (n.value !== '$' || boundNames.has('$'))) return false;
+  if (n.type === 'block' && bindsInFrame(n.expressions)) return false;
+  if (n.type === 'function' && fastBuiltin(n.procedure as Node) === undefined) return false;
+  for (const key of Object.keys(n)) {
+    if (IMPURE_KEYS.has(key)) return false;
+    if (key === 'compiled' || key === 'leaf' || key === 'procedure') continue;
+    if (!isPure(n[key], size, depth + 1)) return false;
+  }
+  return true;
+}
+
+/**
+ * A memo slot for a call that occurs more than once in the expression and is pure (isPure): in
+ * one evaluation, the same call on the same context object gives the same value, so the value
+ * of the last evaluation is kept on the evaluation's root frame (`memo`), by slot, with the
+ * context object it was computed on. Only primitive values are kept (an array or object would
+ * be shared, and jsonata may flag its sequences), only for contexts that are objects (never
+ * changed by an evaluation), and a kept value is reused only when evaluating the call again could
+ * not reach the depth limit (`size` bounds the levels it would take), so errors stay the same.
+ */
+function memoSlot(n: Node): { slot: number; size: number } | undefined {
+  const entry = repeatedCalls.get(callKey(n));
+  if (!entry || entry.count < 2) return undefined;
+  const size = { n: 0 };
+  if (!isPure(n, size, 0)) return undefined;
+  entry.slot ??= nextMemoSlot++;
+  return { slot: entry.slot, size: size.n + 1 };
+}
+
+/** The evaluation's root frame as memoSlot uses it. */
+interface MemoBase {
+  depth: number;
+  stack: number;
+  plainScope: boolean;
+  memo?: unknown[];
 }
 
 /** A built-in function: functions.ts's implementation and its parsed signature. */

@@ -128,6 +128,10 @@ const FAST_PATHS = [
   '$floor(a)', '$ceil(a)', '$sqrt(a)', '$power(a, 2)', '$keys(a)', '$lookup(a, "b")', '$lookup(a, b)', '$type(a)',
   '$distinct(a)', '$formatBase(a, 2)', '$sum()', '$count()', '$string()', '$round()', '$uppercase()', 'a.$string()',
   'a.$uppercase()', 'a ~> $sum()', 'a ~> $round(1)', '$sum(a, b)', '$round(a, 2, 3)', '$count(a, b)',
+  // repeated pure calls (kept values): on objects, arrays, in map steps, with $ and $$, beside bindings and transforms
+  '{ "x": $sum(a.b), "y": $sum(a.b) * 2, "z": $count(a[b > 1]) + $count(a[b > 1]) }', 'a.($count(b) + $count(b))',
+  '[$string(a), $string(a)]', '$sum(a) = $sum(a) ? $count($) : $count($$)', 'a.{ "n": $count($), "m": $count($$.a) + $count($$.a) }',
+  '($x := $sum(a); $sum(a) + $x)', '$ ~> |a|{ "c": $count(b) }| ~> |a|{ "d": $count(b) }|', '$count(a) & $count(a) & $keys(a)',
 ];
 
 describe('compiled code vs jsonata on random events', () => {
