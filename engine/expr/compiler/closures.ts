@@ -12,7 +12,12 @@
  * - paths of field names (`a.b.c`) whose steps carry no predicate, stage or binding, with a
  *   direct walk while each step meets a single object;
  * - `+ - * / % = != < <= > >= & in and or`, conditions, blocks, `:=` bindings;
- * - function calls (arguments compiled, the call made as jsonata makes it).
+ * - function calls (arguments compiled, the call made as jsonata makes it); a built-in called by
+ *   name (`$sum`, `$round`, `$string`, …) with plain arguments skips its signature's regex and
+ *   the focus object made per call (fastBuiltin), and a pure built-in call that occurs more than
+ *   once is evaluated once per context object (memoSlot);
+ * - operators on operands needing only a `typeof` check are computed inline (primitiveBinary);
+ *   anything else goes to jsonata's operator functions, for their results and errors.
  * Anything else (predicates, group-by, order-by, ranges, lambdas, transforms, …) runs on
  * evaluator.ts's synchronous code, with its sub-expressions compiled.
  */
