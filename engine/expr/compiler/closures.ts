@@ -415,30 +415,50 @@ function namePathLeaf(n: Node): Compiled | undefined {
   const keys = steps.map((s) => String(s.value));
   const last = keys.length - 1;
   const full = n.compiled!;
+  if (last === 0) {
+    // One name (`price`), the commonest path of all.
+    const key = keys[0]!;
+    return (input, env) => {
+      const base = env.base;
+      // wrap's depth + 1 for the path, + 1 for its step (evaluatePath); the clock check is wrap's
+      if (base.depth + 2 > base.stack || (base.steps & 255) === 255) return full(input, env);
+      if (input === null || typeof input !== 'object' || Array.isArray(input)) return full(input, env);
+      const v = (input as Record<string, unknown>)[key];
+      // Missing, inherited or undefined: nothing, as lookup finds (a function object included).
+      if (v === undefined || !hasOwn.call(input, key)) return undefined;
+      if ((input as Fn)._jsonata_function === true || (input as Fn)._jsonata_lambda === true) return full(input, env);
+      // A JSON array is the path's result as it is (evaluateStep); a sequence is not.
+      if (Array.isArray(v) && ((v as Seq).sequence !== undefined || (v as { cons?: unknown }).cons)) return full(input, env);
+      base.steps++;
+      return v;
+    };
+  }
   return (input, env) => {
     const base = env.base;
-    // wrap's depth + 1 for the path, + 1 for its steps (evaluatePath)
-    if (base.depth + 2 > base.stack) return full(input, env);
-    if ((base.steps & 255) === 255) return full(input, env); // the clock check is wrap's
-    base.steps++;
+    if (base.depth + 2 > base.stack || (base.steps & 255) === 255) return full(input, env);
     let cur = input;
     for (let i = 0; ; i++) {
-      if (cur === null || typeof cur !== 'object' || Array.isArray(cur) || isFunction(cur)) break;
+      if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) break;
       const key = keys[i]!;
-      if (!hasOwn.call(cur, key)) return undefined;
       const v = (cur as Record<string, unknown>)[key];
-      if (v === undefined) return undefined;
+      if (v === undefined || !hasOwn.call(cur, key)) return undefined;
+      if ((cur as Fn)._jsonata_function === true || (cur as Fn)._jsonata_lambda === true) break;
       if (i === last) {
-        // A JSON array at the last step is the path's result as it is (evaluateStep).
         if (Array.isArray(v) && ((v as Seq).sequence !== undefined || (v as { cons?: unknown }).cons)) break;
+        base.steps++;
         return v;
       }
       if (Array.isArray(v)) break;
       cur = v;
     }
-    base.steps--; // the full evaluation counts its own
     return full(input, env);
   };
+}
+
+/** jsonata's marks of a function object (utils.isFunction, for objects). */
+interface Fn {
+  _jsonata_function?: unknown;
+  _jsonata_lambda?: unknown;
 }
 
 function compileBinary(n: Node): Compiled | undefined {

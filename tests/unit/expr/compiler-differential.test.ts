@@ -131,7 +131,10 @@ const FAST_PATHS = [
   // repeated pure calls (kept values): on objects, arrays, in map steps, with $ and $$, beside bindings and transforms
   '{ "x": $sum(a.b), "y": $sum(a.b) * 2, "z": $count(a[b > 1]) + $count(a[b > 1]) }', 'a.($count(b) + $count(b))',
   '[$string(a), $string(a)]', '$sum(a) = $sum(a) ? $count($) : $count($$)', 'a.{ "n": $count($), "m": $count($$.a) + $count($$.a) }',
-  '($x := $sum(a); $sum(a) + $x)', '$ ~> |a|{ "c": $count(b) }| ~> |a|{ "d": $count(b) }|', '$count(a) & $count(a) & $keys(a)',
+  '($x := $sum(a); $sum(a) + $x)',
+  // names on what is not plain data: inherited keys, jsonata's function marks as data, function objects
+  'constructor', 'a.constructor', 'a.toString', '_jsonata_lambda ? a : a.b', 'a.(_jsonata_function = true ? b : c)',
+  '[$sum, $count].(implementation)', '[$sum].(signature.definition)', 'a.b.(c.d)', '$ ~> |a|{ "c": $count(b) }| ~> |a|{ "d": $count(b) }|', '$count(a) & $count(a) & $keys(a)',
 ];
 
 describe('compiled code vs jsonata on random events', () => {
