@@ -675,8 +675,12 @@ function compileCall(n: Node): (input: unknown, env: Frame, applyto: { context: 
 const UNKEYED = new Set(['position', 'compiled', 'leaf']);
 
 /** A node's structure (positions aside): two nodes with the same key compute the same way. */
-function callKey(n: Node): string {
-  return JSON.stringify(n, (k, v: unknown) => (UNKEYED.has(k) ? undefined : v instanceof RegExp ? String(v) : v));
+function callKey(n: Node): string | undefined {
+  try {
+    return JSON.stringify(n, (k, v: unknown) => (UNKEYED.has(k) ? undefined : v instanceof RegExp ? String(v) : v));
+  } catch {
+    return undefined; // not expressible as JSON (a cycle): such a call is not kept
+  }
 }
 
 function hasTransform(node: unknown, depth: number): boolean {
@@ -696,8 +700,8 @@ function countCalls(node: unknown, depth: number): void {
     return;
   }
   const n = node as Node;
-  if (n.type === 'function') {
-    const key = callKey(n);
+  const key = n.type === 'function' ? callKey(n) : undefined;
+  if (key !== undefined) {
     const entry = repeatedCalls.get(key);
     if (entry) entry.count++;
     else repeatedCalls.set(key, { count: 1 });
@@ -752,7 +756,8 @@ function isPure(node: unknown, size: { n: number }, depth: number): boolean {
  * not reach the depth limit (`size` bounds the levels it would take), so errors stay the same.
  */
 function memoSlot(n: Node): { slot: number; size: number } | undefined {
-  const entry = repeatedCalls.get(callKey(n));
+  const key = callKey(n);
+  const entry = key === undefined ? undefined : repeatedCalls.get(key);
   if (!entry || entry.count < 2) return undefined;
   const size = { n: 0 };
   if (!isPure(n, size, 0)) return undefined;
