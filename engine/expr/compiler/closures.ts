@@ -96,7 +96,8 @@ export function compileTree(ast: unknown, branchProbe?: BranchProbe): void {
   try {
     // A transform (`| … |`) changes the objects it matches while evaluating against them: a
     // value kept for one of those objects could go stale, so such expressions keep no values.
-    if (!hasTransform(ast, 0)) countCalls(ast, 0);
+    // Nor does a probed compilation: a call not evaluated again would not report its branches.
+    if (!branchProbe && !hasTransform(ast, 0)) countCalls(ast, 0);
     visit(ast, 0);
   } finally {
     boundNames = new Set();
