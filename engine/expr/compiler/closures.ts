@@ -610,11 +610,15 @@ function compileFunction(n: Node): Compiled {
   const memo = memoSlot(n);
   n.compiled = undefined;
   if (memo === undefined) return (input, env) => call(input, env, undefined);
-  const { slot, size } = memo;
+  const { slot, size, native } = memo;
+  const procName = (n.procedure as Node).value;
   return (input, env) => {
     const base = env.base as unknown as MemoBase;
     const keep = base.plainScope && input !== null && typeof input === 'object' && !Array.isArray(input);
     if (keep && base.memo !== undefined && base.memo[2 * slot] === input && base.depth + size <= base.stack) {
+      // What the call would have left on the built-in (compileCall, as evaluateFunction does).
+      native.token = procName;
+      native.position = n.position;
       return base.memo[2 * slot + 1];
     }
     const value = call(input, env, undefined);
@@ -727,7 +731,7 @@ const IMPURE_KEYS = new Set(['focus', 'index', 'tuple', 'ancestor', 'seekingPare
  * constructors, `$` and `$$`, and calls of FastBuiltins (none reads a clock or a random source)
  * with pure arguments. Counts the nodes into `size.n`.
  */
-function isPure(node: unknown, size: { n: number }, depth: number): boolean {
+function isPure(node: unknown, size: { n: number; calls: number }, depth: number): boolean {
   if (depth > 64) return false;
   if (node === null || typeof node !== 'object') return true;
   if (node instanceof RegExp) return false;
@@ -736,6 +740,7 @@ function isPure(node: unknown, size: { n: number }, depth: number): boolean {
   if (n.type === 'filter') return isPure(n.expr, size, depth + 1); // a stage or predicate
   if (!PURE_TYPES.has(n.type) || !n.compiled) return false;
   size.n++;
+  if (n.type === 'function') size.calls++;
   if (n.type === 'variable' && n.value !== '' && (n.value !== '$' || boundNames.has('$'))) return false;
   if (n.type === 'block' && bindsInFrame(n.expressions)) return false;
   if (n.type === 'function' && fastBuiltin(n.procedure as Node) === undefined) return false;
@@ -756,14 +761,17 @@ function isPure(node: unknown, size: { n: number }, depth: number): boolean {
  * changed by an evaluation), and a kept value is reused only when evaluating the call again could
  * not reach the depth limit (`size` bounds the levels it would take), so errors stay the same.
  */
-function memoSlot(n: Node): { slot: number; size: number } | undefined {
+function memoSlot(n: Node): { slot: number; size: number; native: Native } | undefined {
   const key = callKey(n);
   const entry = key === undefined ? undefined : repeatedCalls.get(key);
   if (!entry || entry.count < 2) return undefined;
-  const size = { n: 0 };
-  if (!isPure(n, size, 0)) return undefined;
+  const size = { n: 0, calls: 0 };
+  // One call only (no call among its arguments): a call leaves its name and position on the
+  // built-in's object (`token`, `position`, which an error raised through the built-in later may
+  // read), and a kept value must leave the same (see compileFunction).
+  if (!isPure(n, size, 0) || size.calls !== 1) return undefined;
   entry.slot ??= nextMemoSlot++;
-  return { slot: entry.slot, size: size.n + 1 };
+  return { slot: entry.slot, size: size.n + 1, native: fastBuiltin(n.procedure as Node)!.native };
 }
 
 /** The evaluation's root frame as memoSlot uses it. */

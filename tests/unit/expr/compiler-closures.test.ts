@@ -8,6 +8,7 @@ import jsonata from 'jsonata';
 import { describe, expect, it } from 'vitest';
 import { compileTree } from '../../../engine/expr/compiler/closures.ts';
 import { compileAst, isCompilable } from '../../../engine/expr/compiler/compile.ts';
+import { internals } from '../../../engine/expr/compiler/evaluator.js';
 
 interface AstNode {
   type?: string;
@@ -106,6 +107,15 @@ describe('the closure compiler', () => {
       const value = compileAst(jsonata(source).ast()).evaluate(input, { sum });
       expect(value).toEqual({ a: 3, b: 3, c: 4 });
       expect(calls).toBe(2);
+    });
+
+    it('leave on the built-in the name and position the call leaves (as jsonata\'s calls do)', () => {
+      const ast = jsonata('($count(a); $count(a))').ast() as unknown as { expressions: { position: number }[] };
+      const second = ast.expressions[1]!.position;
+      expect(second).not.toBe(ast.expressions[0]!.position);
+      compileAst(ast).evaluate({ a: [1, 2] });
+      const count = internals.staticFrame.lookup('count') as { token?: unknown; position?: unknown };
+      expect(count).toMatchObject({ token: 'count', position: second });
     });
 
     it('reach the depth limit where jsonata does', async () => {

@@ -132,6 +132,10 @@ const FAST_PATHS = [
   '{ "x": $sum(a.b), "y": $sum(a.b) * 2, "z": $count(a[b > 1]) + $count(a[b > 1]) }', 'a.($count(b) + $count(b))',
   '[$string(a), $string(a)]', '$sum(a) = $sum(a) ? $count($) : $count($$)', 'a.{ "n": $count($), "m": $count($$.a) + $count($$.a) }',
   '($x := $sum(a); $sum(a) + $x)',
+  // what a call leaves on the built-in (token, position), which an error raised through it later may read
+  '($number(a); $number(a); $map(["x"], $number))', '($string(a); $string(a); $lookup($string, "position"))',
+  '($count(a) + $count(a); $keys($count))', '{ "x": $sum(a), "y": $sum(a), "p": $lookup($sum, "position") }',
+  '($round($sum(a)); $round($sum(a)); $lookup($sum, "position"))',
   // names on what is not plain data: inherited keys, jsonata's function marks as data, function objects
   'constructor', 'a.constructor', 'a.toString', '_jsonata_lambda ? a : a.b', 'a.(_jsonata_function = true ? b : c)',
   '[$sum, $count].(implementation)', '[$sum].(signature.definition)', 'a.b.(c.d)', '$ ~> |a|{ "c": $count(b) }| ~> |a|{ "d": $count(b) }|', '$count(a) & $count(a) & $keys(a)',
