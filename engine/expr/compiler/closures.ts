@@ -12,7 +12,12 @@
  * - paths of field names (`a.b.c`) whose steps carry no predicate, stage or binding, with a
  *   direct walk while each step meets a single object;
  * - `+ - * / % = != < <= > >= & in and or`, conditions, blocks, `:=` bindings;
- * - function calls (arguments compiled, the call made as jsonata makes it).
+ * - function calls (arguments compiled, the call made as jsonata makes it); a built-in called by
+ *   name (`$sum`, `$round`, `$string`, …) with plain arguments skips its signature's regex and
+ *   the focus object made per call (fastBuiltin), and a pure built-in call that occurs more than
+ *   once is evaluated once per context object (memoSlot);
+ * - operators on operands needing only a `typeof` check are computed inline (primitiveBinary);
+ *   anything else goes to jsonata's operator functions, for their results and errors.
  * Anything else (predicates, group-by, order-by, ranges, lambdas, transforms, …) runs on
  * evaluator.ts's synchronous code, with its sub-expressions compiled.
  */
@@ -86,11 +91,18 @@ const BINARY = new Set(['+', '-', '*', '/', '%', '=', '!=', '<', '<=', '>', '>='
 export function compileTree(ast: unknown, branchProbe?: BranchProbe): void {
   boundNames = namesBound(ast, new Set(), 0);
   probe = branchProbe;
+  repeatedCalls = new Map();
+  nextMemoSlot = 0;
   try {
+    // A transform (`| … |`) changes the objects it matches while evaluating against them: a
+    // value kept for one of those objects could go stale, so such expressions keep no values.
+    // Nor does a probed compilation: a call not evaluated again would not report its branches.
+    if (!branchProbe && !hasTransform(ast, 0)) countCalls(ast, 0);
     visit(ast, 0);
   } finally {
     boundNames = new Set();
     probe = undefined;
+    repeatedCalls = new Map();
   }
 }
 
@@ -110,6 +122,13 @@ export interface BranchProbe {
 
 /** The probe of the compilation under way (see compileTree). */
 let probe: BranchProbe | undefined;
+
+/**
+ * Function calls of the expression being compiled by their structure (callKey): how many times
+ * each occurs, and the memo slot given to those occurring more than once (see memoSlot).
+ */
+let repeatedCalls = new Map<string, { count: number; slot?: number }>();
+let nextMemoSlot = 0;
 
 /** The variable names the expression being compiled binds anywhere (`:=`, lambda parameters, `@$v`, `#$i`). */
 let boundNames = new Set<string>();
@@ -148,6 +167,8 @@ function visit(node: unknown, depth: number): void {
     n.compiled = wrap(n, body, !literal);
     if ((literal || n.type === 'name' || n.type === 'variable') && n.predicate === undefined && n.group === undefined && n.keepArray === undefined) {
       n.leaf = leaf(body, !literal);
+    } else if (n.type === 'path') {
+      n.leaf = namePathLeaf(n);
     }
   }
 }
@@ -366,7 +387,7 @@ function compilePath(n: Node): Compiled | undefined {
       const key = keys[i]!;
       if (!hasOwn.call(cur, key)) return undefined;
       const v = (cur as Record<string, unknown>)[key];
-      base.steps++;
+      if ((++base.steps & 255) === 0) checkClock!(base);
       if (v === undefined) return undefined;
       if (Array.isArray(v) && (v as { sequence?: unknown }).sequence !== undefined) break;
       if (i === last) {
@@ -379,6 +400,66 @@ function compilePath(n: Node): Compiled | undefined {
     }
     return general(input, env);
   };
+}
+
+/**
+ * A path of plain names (`price`, `data.userId`) as its parent calls it: `wrap` around
+ * compilePath's direct walk in one closure, the depth checked as the path and its steps would
+ * check it. Where the walk stops (an array, a sequence, a function on the way) the path's own
+ * closure evaluates it from the start; names have no side effects, so the restart is invisible.
+ */
+function namePathLeaf(n: Node): Compiled | undefined {
+  const steps = n.steps as Node[];
+  if (!shapeIs(n, 'path') || n.predicate !== undefined || n.group !== undefined || n.keepArray !== undefined
+    || n.tuple !== undefined || n.keepSingletonArray !== undefined || n.seekingParent !== undefined
+    || !steps.every((s) => isPlainName(s) && s.compiled !== undefined)) return undefined;
+  const keys = steps.map((s) => String(s.value));
+  const last = keys.length - 1;
+  const full = n.compiled!;
+  if (last === 0) {
+    // One name (`price`), the commonest path of all.
+    const key = keys[0]!;
+    return (input, env) => {
+      const base = env.base;
+      // wrap's depth + 1 for the path, + 1 for its step (evaluatePath); the clock check is wrap's
+      if (base.depth + 2 > base.stack || (base.steps & 255) === 255) return full(input, env);
+      if (input === null || typeof input !== 'object' || Array.isArray(input)) return full(input, env);
+      const v = (input as Record<string, unknown>)[key];
+      // Missing, inherited or undefined: nothing, as lookup finds (a function object included).
+      if (v === undefined || !hasOwn.call(input, key)) return undefined;
+      if ((input as Fn)._jsonata_function === true || (input as Fn)._jsonata_lambda === true) return full(input, env);
+      // A JSON array is the path's result as it is (evaluateStep); a sequence is not.
+      if (Array.isArray(v) && ((v as Seq).sequence !== undefined || (v as { cons?: unknown }).cons)) return full(input, env);
+      base.steps++;
+      return v;
+    };
+  }
+  return (input, env) => {
+    const base = env.base;
+    if (base.depth + 2 > base.stack || (base.steps & 255) === 255) return full(input, env);
+    let cur = input;
+    for (let i = 0; ; i++) {
+      if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) break;
+      const key = keys[i]!;
+      const v = (cur as Record<string, unknown>)[key];
+      if (v === undefined || !hasOwn.call(cur, key)) return undefined;
+      if ((cur as Fn)._jsonata_function === true || (cur as Fn)._jsonata_lambda === true) break;
+      if (i === last) {
+        if (Array.isArray(v) && ((v as Seq).sequence !== undefined || (v as { cons?: unknown }).cons)) break;
+        base.steps++;
+        return v;
+      }
+      if (Array.isArray(v)) break;
+      cur = v;
+    }
+    return full(input, env);
+  };
+}
+
+/** jsonata's marks of a function object (utils.isFunction, for objects). */
+interface Fn {
+  _jsonata_function?: unknown;
+  _jsonata_lambda?: unknown;
 }
 
 function compileBinary(n: Node): Compiled | undefined {
@@ -411,10 +492,15 @@ function compileBinary(n: Node): Compiled | undefined {
     };
   }
   if (op === 'and' || op === 'or') {
+    // evaluateBooleanExpression without the closure it takes for the right side: `and` is the
+    // left side's truth when false, else the right side's; `or` the other way round.
+    const isAnd = op === 'and';
     return (input, env) => {
       const l = lhs(input, env);
       try {
-        return evaluateBooleanExpression!(l, () => rhs(input, env), op);
+        const left = boolize(l);
+        if (left !== isAnd) return left;
+        return boolize(rhs(input, env));
       } catch (err) {
         return fail(err);
       }
@@ -428,7 +514,7 @@ function compileBinary(n: Node): Compiled | undefined {
     '>=': evaluateComparisonExpression,
     '&': evaluateStringConcat, in: evaluateIncludesExpression,
   }[op]!;
-  return (input, env) => {
+  const general: Compiled = (input, env) => {
     const l = lhs(input, env);
     const r = rhs(input, env);
     try {
@@ -437,6 +523,79 @@ function compileBinary(n: Node): Compiled | undefined {
       return fail(err);
     }
   };
+  return primitiveBinary(op, lhs, rhs, (l, r) => {
+    try {
+      return apply(l, r, op);
+    } catch (err) {
+      return fail(err);
+    }
+  }) ?? general;
+}
+
+/** fn.boolean with undefined as false (evaluator.ts's boolize). */
+function boolize(value: unknown): boolean {
+  const b = boolean(value);
+  return b === undefined ? false : (b as boolean);
+}
+
+/**
+ * Arithmetic, comparison and equality on the operand types that need no checks beyond their
+ * `typeof`, computed inline; any other operands (undefined, a string in arithmetic, NaN or an
+ * infinity, objects) go to jsonata's operator function (`slow`), which makes the result or error.
+ * - arithmetic: two finite numbers (`x - x === 0` is false for NaN and ±Infinity, which
+ *   isNumeric refuses with T2001/T2002 or D1001);
+ * - comparison: two numbers or two strings (same types, comparable: no T2009/T2010);
+ * - equality: neither undefined and not both objects: isDeepEqual is then `===`.
+ */
+function primitiveBinary(op: string, lhs: Compiled, rhs: Compiled, slow: (l: unknown, r: unknown) => unknown): Compiled | undefined {
+  switch (op) {
+    case '+': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return typeof l === 'number' && typeof r === 'number' && l - l === 0 && r - r === 0 ? l + r : slow(l, r);
+    };
+    case '-': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return typeof l === 'number' && typeof r === 'number' && l - l === 0 && r - r === 0 ? l - r : slow(l, r);
+    };
+    case '*': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return typeof l === 'number' && typeof r === 'number' && l - l === 0 && r - r === 0 ? l * r : slow(l, r);
+    };
+    case '/': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return typeof l === 'number' && typeof r === 'number' && l - l === 0 && r - r === 0 ? l / r : slow(l, r);
+    };
+    case '%': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return typeof l === 'number' && typeof r === 'number' && l - l === 0 && r - r === 0 ? l % r : slow(l, r);
+    };
+    case '<': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return (typeof l === 'number' && typeof r === 'number') || (typeof l === 'string' && typeof r === 'string') ? l < r : slow(l, r);
+    };
+    case '<=': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return (typeof l === 'number' && typeof r === 'number') || (typeof l === 'string' && typeof r === 'string') ? l <= r : slow(l, r);
+    };
+    case '>': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return (typeof l === 'number' && typeof r === 'number') || (typeof l === 'string' && typeof r === 'string') ? l > r : slow(l, r);
+    };
+    case '>=': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return (typeof l === 'number' && typeof r === 'number') || (typeof l === 'string' && typeof r === 'string') ? l >= r : slow(l, r);
+    };
+    case '=': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return l !== undefined && r !== undefined && (typeof l !== 'object' || typeof r !== 'object') ? l === r : slow(l, r);
+    };
+    case '!=': return (input, env) => {
+      const l = lhs(input, env), r = rhs(input, env);
+      return l !== undefined && r !== undefined && (typeof l !== 'object' || typeof r !== 'object') ? l !== r : slow(l, r);
+    };
+    default:
+      return undefined;
+  }
 }
 
 /**
@@ -445,7 +604,31 @@ function compileBinary(n: Node): Compiled | undefined {
  */
 function compileFunction(n: Node): Compiled {
   const call = compileCall(n);
-  return (input, env) => call(input, env, undefined);
+  // The node's own `compiled` is not set yet: isPure checks the call's arguments, and the call
+  // itself by its procedure.
+  n.compiled = (input, env) => call(input, env, undefined);
+  const memo = memoSlot(n);
+  n.compiled = undefined;
+  if (memo === undefined) return (input, env) => call(input, env, undefined);
+  const { slot, size, native } = memo;
+  const procName = (n.procedure as Node).value;
+  return (input, env) => {
+    const base = env.base as unknown as MemoBase;
+    const keep = base.plainScope && input !== null && typeof input === 'object' && !Array.isArray(input);
+    if (keep && base.memo !== undefined && base.memo[2 * slot] === input && base.depth + size <= base.stack) {
+      // What the call would have left on the built-in (compileCall, as evaluateFunction does).
+      native.token = procName;
+      native.position = n.position;
+      return base.memo[2 * slot + 1];
+    }
+    const value = call(input, env, undefined);
+    if (keep && (value === null || typeof value !== 'object')) {
+      const memoValues = base.memo ?? (base.memo = []);
+      memoValues[2 * slot] = input;
+      memoValues[2 * slot + 1] = value;
+    }
+    return value;
+  };
 }
 
 /** evaluateFunction(expr, input, environment, applyto) with the node's parts compiled. */
@@ -455,6 +638,7 @@ function compileCall(n: Node): (input: unknown, env: Frame, applyto: { context: 
   const args = (n.arguments as Node[]).map(sub);
   const firstStep = procNode.type === 'path' ? (procNode.steps as Node[])[0]!.value : undefined;
   const procName = procNode.type === 'path' ? firstStep : procNode.value;
+  const fast = fastBuiltin(procNode);
   return (input, env, applyto) => {
     const p = proc(input, env);
     if (p === undefined && procNode.type === 'path' && env.lookup(String(firstStep))) {
@@ -477,6 +661,10 @@ function compileCall(n: Node): (input: unknown, env: Frame, applyto: { context: 
         (p as Record<string, unknown>).token = procName;
         (p as Record<string, unknown>).position = n.position;
       }
+      if (fast !== undefined && p === fast.native) {
+        const validated = fast.validate(evaluated);
+        if (validated !== undefined) return callFast(fast, validated);
+      }
       if (p !== null && typeof p === 'object' && (p as Native)._jsonata_function === true) return callNative(p as Native, evaluated, input, env);
       return apply!(p, evaluated, input, env);
     } catch (err) {
@@ -488,6 +676,112 @@ function compileCall(n: Node): (input: unknown, env: Frame, applyto: { context: 
   };
 }
 
+/** Keys that say nothing about what a node computes. */
+const UNKEYED = new Set(['position', 'compiled', 'leaf']);
+
+/** A node's structure (positions aside): two nodes with the same key compute the same way. */
+function callKey(n: Node): string | undefined {
+  try {
+    return JSON.stringify(n, (k, v: unknown) => (UNKEYED.has(k) ? undefined : v instanceof RegExp ? String(v) : v));
+  } catch {
+    return undefined; // not expressible as JSON (a cycle): such a call is not kept
+  }
+}
+
+function hasTransform(node: unknown, depth: number): boolean {
+  if (depth > 200) return true;
+  if (!node || typeof node !== 'object' || node instanceof RegExp) return false;
+  if (Array.isArray(node)) return node.some((c) => hasTransform(c, depth + 1));
+  const n = node as Node;
+  if (n.type === 'transform') return true;
+  return Object.keys(n).some((key) => key !== 'compiled' && key !== 'leaf' && typeof n[key] === 'object' && hasTransform(n[key], depth + 1));
+}
+
+/** Counts the function calls of `node` by structure (not the right side of `~>`, which gets its first argument from the left). */
+function countCalls(node: unknown, depth: number): void {
+  if (depth > 200 || !node || typeof node !== 'object' || node instanceof RegExp) return;
+  if (Array.isArray(node)) {
+    for (const c of node) countCalls(c, depth + 1);
+    return;
+  }
+  const n = node as Node;
+  const key = n.type === 'function' ? callKey(n) : undefined;
+  if (key !== undefined) {
+    const entry = repeatedCalls.get(key);
+    if (entry) entry.count++;
+    else repeatedCalls.set(key, { count: 1 });
+  }
+  for (const key of Object.keys(n)) {
+    if (n.type === 'apply' && key === 'rhs' && (n.rhs as Node).type === 'function') {
+      countCalls((n.rhs as Node).arguments, depth + 1);
+      continue;
+    }
+    if (typeof n[key] === 'object') countCalls(n[key], depth + 1);
+  }
+}
+
+/** Node types a pure call's arguments may be made of (each compiled by this module). */
+const PURE_TYPES = new Set(['string', 'number', 'value', 'name', 'path', 'binary', 'condition', 'block', 'unary', 'function', 'variable']);
+/** Keys of nodes that bind variables or group: never in a pure call. */
+const IMPURE_KEYS = new Set(['focus', 'index', 'tuple', 'ancestor', 'seekingParent', 'group', 'slot']);
+
+/**
+ * Whether a node computes its value from its context value (and `$$`) alone, with no side effect:
+ * literals, names and paths, compiled operators, conditions, blocks without bindings,
+ * constructors, `$` and `$$`, and calls of FastBuiltins (none reads a clock or a random source)
+ * with pure arguments. Counts the nodes into `size.n`.
+ */
+function isPure(node: unknown, size: { n: number; calls: number }, depth: number): boolean {
+  if (depth > 64) return false;
+  if (node === null || typeof node !== 'object') return true;
+  if (node instanceof RegExp) return false;
+  if (Array.isArray(node)) return node.every((c) => isPure(c, size, depth + 1));
+  const n = node as Node;
+  if (n.type === 'filter') return isPure(n.expr, size, depth + 1); // a stage or predicate
+  if (!PURE_TYPES.has(n.type) || !n.compiled) return false;
+  size.n++;
+  if (n.type === 'function') size.calls++;
+  if (n.type === 'variable' && n.value !== '' && (n.value !== '$' || boundNames.has('$'))) return false;
+  if (n.type === 'block' && bindsInFrame(n.expressions)) return false;
+  if (n.type === 'function' && fastBuiltin(n.procedure as Node) === undefined) return false;
+  for (const key of Object.keys(n)) {
+    if (IMPURE_KEYS.has(key)) return false;
+    if (key === 'compiled' || key === 'leaf' || key === 'procedure') continue;
+    if (!isPure(n[key], size, depth + 1)) return false;
+  }
+  return true;
+}
+
+/**
+ * A memo slot for a call that occurs more than once in the expression and is pure (isPure): in
+ * one evaluation, the same call on the same context object gives the same value, so the value
+ * of the last evaluation is kept on the evaluation's root frame (`memo`), by slot, with the
+ * context object it was computed on. Only primitive values are kept (an array or object would
+ * be shared, and jsonata may flag its sequences), only for contexts that are objects (never
+ * changed by an evaluation), and a kept value is reused only when evaluating the call again could
+ * not reach the depth limit (`size` bounds the levels it would take), so errors stay the same.
+ */
+function memoSlot(n: Node): { slot: number; size: number; native: Native } | undefined {
+  const key = callKey(n);
+  const entry = key === undefined ? undefined : repeatedCalls.get(key);
+  if (!entry || entry.count < 2) return undefined;
+  const size = { n: 0, calls: 0 };
+  // One call only (no call among its arguments): a call leaves its name and position on the
+  // built-in's object (`token`, `position`, which an error raised through the built-in later may
+  // read), and a kept value must leave the same (see compileFunction).
+  if (!isPure(n, size, 0) || size.calls !== 1) return undefined;
+  entry.slot ??= nextMemoSlot++;
+  return { slot: entry.slot, size: size.n + 1, native: fastBuiltin(n.procedure as Node)!.native };
+}
+
+/** The evaluation's root frame as memoSlot uses it. */
+interface MemoBase {
+  depth: number;
+  stack: number;
+  plainScope: boolean;
+  memo?: unknown[];
+}
+
 /** A built-in function: functions.ts's implementation and its parsed signature. */
 interface Native {
   _jsonata_function: true;
@@ -495,6 +789,152 @@ interface Native {
   signature?: { validate(args: unknown[], context: unknown): unknown[] };
   token?: unknown;
   position?: number;
+}
+
+/**
+ * A built-in called by name whose arguments can be checked without its signature's regex (see
+ * fastBuiltin): `validate` gives the arguments the signature's validation would give, or
+ * undefined for anything else, which takes jsonata's way (and gets its errors).
+ */
+interface FastBuiltin {
+  native: Native;
+  validate: (args: unknown[]) => unknown[] | undefined;
+}
+
+/**
+ * Built-ins whose implementation reads nothing from its `this` (jsonata's focus: environment,
+ * input, options) but `createSequence`, so they can be called with a constant one instead of a
+ * focus made per call. The rest ($map, $append, $match, $toMillis, …: they call functions, read
+ * the options or the evaluation's timestamp) are called as jsonata calls them.
+ */
+const THIS_FREE = new Set([
+  'sum', 'count', 'max', 'min', 'average', 'string', 'substring', 'substringBefore', 'substringAfter', 'lowercase',
+  'uppercase', 'length', 'trim', 'pad', 'contains', 'split', 'join', 'formatNumber', 'formatBase', 'formatInteger',
+  'parseInteger', 'number', 'floor', 'ceil', 'round', 'abs', 'sqrt', 'power', 'boolean', 'not', 'keys', 'lookup',
+  'exists', 'type', 'distinct', 'base64encode', 'base64decode', 'encodeUrlComponent', 'encodeUrl',
+  'decodeUrlComponent', 'decodeUrl', 'fromMillis',
+]);
+const CONSTANT_FOCUS = { createSequence: internals.createSequence };
+
+/** A parameter of a parsed signature (signature.js). */
+interface SignatureParam {
+  regex: string;
+  type: string;
+  subtype?: string;
+  context?: boolean;
+}
+
+/**
+ * The fast way to call the built-in a function call's procedure names (`$round(…)`), when the
+ * procedure is a built-in's name the expression never rebinds, the implementation is THIS_FREE
+ * and its signature's parameters are single values of plain types (no function or `+`
+ * parameter). At run time the call takes it only when the procedure evaluates to that very
+ * built-in (bindings given to the evaluation may shadow it).
+ */
+function fastBuiltin(procNode: Node): FastBuiltin | undefined {
+  if (procNode.type !== 'variable' || Object.keys(procNode).some((k) => !NEUTRAL.has(k) || k === 'predicate' || k === 'group'
+    || k === 'keepArray' || k === 'stages')) return undefined;
+  const name = String(procNode.value);
+  if (!THIS_FREE.has(name) || boundNames.has(name)) return undefined;
+  const native = (internals.staticFrame as Frame).lookup(name) as Native | undefined;
+  const params = (native?.signature as { params?: SignatureParam[] } | undefined)?.params;
+  if (!native || native._jsonata_function !== true || !params) return undefined;
+  const validate = plainValidator(params);
+  return validate ? { native, validate } : undefined;
+}
+
+interface PlainParam {
+  /** The argument symbols (getSymbol) the parameter takes, functions excepted. */
+  accepts: string;
+  optional: boolean;
+  /** Takes the context when its argument is missing (`-`). */
+  context: boolean;
+  array: boolean;
+  subtype?: string;
+}
+
+/**
+ * signature.js's validate for arguments that match the parameters one to one (each argument's
+ * type one its parameter takes, the missing ones optional and not taken from the context): the
+ * regex then matches each argument to its own parameter, and validation hands back the
+ * arguments, an array parameter's single value wrapped in an array and missing ones as
+ * undefined. Returns undefined for anything else (a function argument, a type mismatch, an
+ * array of the wrong item types, too many or too few arguments), which the caller leaves to
+ * validate itself.
+ */
+function plainValidator(params: SignatureParam[]): ((args: unknown[]) => unknown[] | undefined) | undefined {
+  const specs: PlainParam[] = [];
+  for (const p of params) {
+    const m = /^\[([a-z]+)\](\??)$/.exec(p.regex);
+    if (!m || (p.subtype !== undefined && p.subtype.length !== 1)) return undefined;
+    specs.push({ accepts: m[1]!.replace('f', ''), optional: m[2] === '?', context: p.context === true, array: p.type === 'a', subtype: p.subtype });
+  }
+  const count = specs.length;
+  const hasArray = specs.some((p) => p.array);
+  return (args) => {
+    const n = args.length;
+    if (n > count) return undefined;
+    for (let i = 0; i < n; i++) if (!specs[i]!.accepts.includes(symbolOf(args[i]))) return undefined;
+    for (let i = n; i < count; i++) if (!specs[i]!.optional || specs[i]!.context) return undefined;
+    if (n === count && !hasArray) return args;
+    const out = new Array<unknown>(count);
+    for (let i = 0; i < count; i++) {
+      const arg = args[i];
+      const spec = specs[i]!;
+      if (i >= n || !spec.array) {
+        out[i] = arg;
+        continue;
+      }
+      const symbol = symbolOf(arg);
+      if (symbol === 'm') {
+        out[i] = undefined;
+        continue;
+      }
+      if (symbol !== 'a') {
+        if (spec.subtype !== undefined && symbol !== spec.subtype) return undefined;
+        out[i] = [arg];
+        continue;
+      }
+      const items = arg as unknown[];
+      if (spec.subtype !== undefined && items.length > 0) {
+        const type = symbolOf(items[0]);
+        if (type !== spec.subtype) return undefined;
+        for (let k = 1; k < items.length; k++) if (symbolOf(items[k]) !== type) return undefined;
+      }
+      out[i] = items;
+    }
+    return out;
+  };
+}
+
+/** signature.js's getSymbol: the one-letter type of an argument. */
+function symbolOf(value: unknown): string {
+  switch (typeof value) {
+    case 'string': return 's';
+    case 'number': return 'n';
+    case 'boolean': return 'b';
+    case 'undefined': return 'm';
+    case 'function': return 'f';
+    case 'object':
+      if (value === null) return 'l';
+      if (isFunction(value)) return 'f';
+      return Array.isArray(value) ? 'a' : 'o';
+    default:
+      return isFunction(value) ? 'f' : 'm';
+  }
+}
+
+/** callNative with the arguments validated by a FastBuiltin and the constant focus. */
+function callFast(fast: FastBuiltin, args: unknown[]): unknown {
+  const proc = fast.native;
+  try {
+    return proc.implementation.apply(CONSTANT_FOCUS, args);
+  } catch (err) {
+    const e = err as JsonataError;
+    if (typeof e.token === 'undefined' && typeof proc.token !== 'undefined') e.token = proc.token;
+    e.position = proc.position || e.position;
+    throw err;
+  }
 }
 
 /**
@@ -606,7 +1046,7 @@ function compileStepsPath(n: Node): Compiled | undefined {
         if (cur === null || typeof cur !== 'object' || isFunction(cur)) return createSequence();
         const key = keys[start]!;
         const v = hasOwn.call(cur, key) ? (cur as Record<string, unknown>)[key] : undefined;
-        base.steps++;
+        if ((++base.steps & 255) === 0) checkClock!(base);
         if (v === undefined) return createSequence();
         if (Array.isArray(v)) {
           if ((v as Seq).sequence !== undefined || (v as { cons?: unknown }).cons) break; // the general way

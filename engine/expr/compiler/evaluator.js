@@ -110,6 +110,7 @@ var jsonata = (function() {
         this.started = timestamp;
         this.steps = 0;
         this.depth = 0;
+        this.memo = undefined; // Synapse: values of repeated pure calls (closures.ts, memoSlot)
     }
     RootFrame.prototype = Object.create(Frame.prototype);
     RootFrame.prototype.constructor = RootFrame;

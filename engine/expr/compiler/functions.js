@@ -1349,6 +1349,9 @@ const functions = (() => {
         return result;
     }
 
+    /** Synapse: 10^0 … 10^15, exact doubles (round's fast path). */
+    var POWERS_OF_TEN = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+
     /**
      * Round to half even
      * @param {Number} arg - Argument
@@ -1361,6 +1364,20 @@ const functions = (() => {
         // undefined inputs always return undefined
         if (typeof arg === 'undefined') {
             return undefined;
+        }
+
+        // Synapse: the common case without strings. For 1 <= precision <= 15 and a scaled value
+        // arg * 10^precision below 2^52 whose distance to the nearest half-integer is more than
+        // the scaling's rounding error (under 4 units in the last place, |scaled| * 2^-51), the
+        // string shift below would round to the same integer, and dividing that integer by the
+        // exact power of ten rounds correctly, as parsing "<integer>e-<precision>" does.
+        if (typeof arg === 'number' && precision >= 1 && precision <= 15 && precision === Math.floor(precision)) {
+            var scaled = arg * POWERS_OF_TEN[precision];
+            var size = Math.abs(scaled);
+            if (size < 4503599627370496 && Math.abs(size - Math.floor(size) - 0.5) > size * 1e-15) {
+                result = Math.round(scaled) / POWERS_OF_TEN[precision];
+                return result === 0 ? 0 : result; // JSON doesn't do -0
+            }
         }
 
         if (precision) {

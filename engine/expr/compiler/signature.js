@@ -231,6 +231,9 @@ const signature = (() => {
 
         return {
             definition: signature,
+            // Synapse: the parsed parameters ({ regex, type, subtype, context }), read by the
+            // compiled calls of built-ins (closures.ts) to check plain arguments without a regex
+            params: params,
             validate: function (args, context) {
                 var suppliedSig = '';
                 for (var ai = 0; ai < args.length; ai++) {

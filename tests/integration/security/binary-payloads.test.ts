@@ -37,6 +37,19 @@ describe('payloads that are not UTF-8', () => {
     expect(redrive.skipped).toEqual([{ dlqId: listed.id, reason: expect.stringContaining('not UTF-8') }]);
   });
 
+  it('a payload holding U+FFFD itself (valid UTF-8) goes through like any other', async () => {
+    const name = key('p');
+    const stream = key('in');
+    const out = key('out');
+    const dlq = `${stream}:dlq`;
+    const f = await start({ pipelines: { [name]: pipelineYaml({ name, stream, out, transform: '{ "n": data.n, "tag": data.tag }' }) } });
+    await f.client.xadd(stream, '*', 'payload', JSON.stringify(ping(1, { tag: 'a\uFFFDb' })));
+    await f.client.xadd(stream, '*', 'payload', BAD);
+    await f.client.xadd(stream, '*', 'payload', JSON.stringify(ping(3, { tag: 'c' })));
+    await waitFor(async () => (await f.client.xlen(out)) === 2 && (await f.client.xlen(dlq)) === 1, 'two outputs and one DLQ entry');
+    expect(await payloads(f.client, out)).toEqual([{ n: 1, tag: 'a\uFFFDb' }, { n: 3, tag: 'c' }]);
+  });
+
   it('codec fields: a value that is not UTF-8 sends the entry to the DLQ at decode', async () => {
     const name = key('p');
     const stream = key('in');

@@ -45,6 +45,14 @@ describe('branch probe', () => {
     ]);
   });
 
+  it('a call made twice reports the branches of both (no value kept from the first under a probe)', () => {
+    const { probe, log, registered } = logProbe();
+    const e = compileExpression('[$string(a ? 1 : 2), $string(a ? 1 : 2)]', { probe });
+    expect(registered).toEqual(['?@12', '?@32']);
+    expect(e.evaluate({ a: true })).toEqual(['1', '1']);
+    expect(log).toEqual(['?@12 then', '?@32 then']);
+  });
+
   it('a condition without else counts its else when it gives nothing; an error in the condition counts neither', () => {
     const { probe, log } = logProbe();
     const e = compileExpression('$number(a) > 1 ? "big"', { probe });

@@ -8,6 +8,7 @@ import jsonata from 'jsonata';
 import { describe, expect, it } from 'vitest';
 import { compileTree } from '../../../engine/expr/compiler/closures.ts';
 import { compileAst, isCompilable } from '../../../engine/expr/compiler/compile.ts';
+import { internals } from '../../../engine/expr/compiler/evaluator.js';
 
 interface AstNode {
   type?: string;
@@ -87,5 +88,53 @@ describe('the closure compiler', () => {
     expect(isCompilable(jsonata('{"a": $y := 2, "b": $y}').ast())).toBe(false);
     expect(isCompilable(jsonata('[($x := 1), $x]').ast())).toBe(true);
     expect(isCompilable(jsonata('($x := 1; [$x, $x])').ast())).toBe(true);
+  });
+
+  describe('repeated pure calls', () => {
+    const source = '{ "a": $sum(items.(price * qty)), "b": $round($sum(items.(price * qty)), 1), "c": $count(items[qty > 0]) + $count(items[qty > 0]) }';
+    const input = { items: [{ price: 1.25, qty: 2 }, { price: 3, qty: 0 }, { price: 0.35, qty: 1 }] };
+
+    it('give the value each call gives', () => {
+      expect(compileAst(jsonata(source).ast()).evaluate(input)).toEqual({ a: 2.85, b: 2.8, c: 4 });
+    });
+
+    it('are each called again when a binding of the evaluation shadows the built-in', () => {
+      let calls = 0;
+      const sum = (xs: number[]) => {
+        calls++;
+        return xs.length;
+      };
+      const value = compileAst(jsonata(source).ast()).evaluate(input, { sum });
+      expect(value).toEqual({ a: 3, b: 3, c: 4 });
+      expect(calls).toBe(2);
+    });
+
+    it('leave on the built-in the name and position the call leaves (as jsonata\'s calls do)', () => {
+      const ast = jsonata('($count(a); $count(a))').ast() as unknown as { expressions: { position: number }[] };
+      const second = ast.expressions[1]!.position;
+      expect(second).not.toBe(ast.expressions[0]!.position);
+      compileAst(ast).evaluate({ a: [1, 2] });
+      const count = internals.staticFrame.lookup('count') as { token?: unknown; position?: unknown };
+      expect(count).toMatchObject({ token: 'count', position: second });
+    });
+
+    it('reach the depth limit where jsonata does', async () => {
+      // The second $sum sits deeper than the first: with a limit between the two, only the
+      // second would fail, kept value or not.
+      // (Conditions, not constructors: jsonata evaluates a constructor's items concurrently,
+      // which adds their depths up.)
+      const deep = '$sum(a.b) + (true ? (true ? (true ? (true ? (true ? $sum(a.b) : 0) : 0) : 0) : 0) : 0)';
+      for (let stack = 4; stack <= 24; stack++) {
+        const ours = (() => {
+          try {
+            return compileAst(jsonata(deep).ast(), { stack }).evaluate({ a: { b: [1, 2] } });
+          } catch (err) {
+            return (err as { code?: string }).code;
+          }
+        })();
+        const theirs = await jsonata(deep, { stack } as jsonata.JsonataOptions).evaluate({ a: { b: [1, 2] } }).then((v) => v, (err: { code?: string }) => err.code);
+        expect(JSON.parse(JSON.stringify(ours ?? null))).toEqual(JSON.parse(JSON.stringify(theirs ?? null)));
+      }
+    });
   });
 });
