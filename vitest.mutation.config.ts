@@ -13,6 +13,9 @@ export default defineConfig({
       'tests/integration/security/{dlq-limits,binary-payloads}.test.ts',
       // Settling on a Redis Cluster, stream and DLQ in one slot or apart.
       'tests/integration/cluster/settle.test.ts',
+      // Swapping a consumer's pipeline on reload, and pausing and resuming it.
+      'tests/integration/hot-reload/hot-reload.test.ts',
+      'tests/integration/admin/pipelines.test.ts',
     ],
     testTimeout: 60_000,
     hookTimeout: 60_000,
