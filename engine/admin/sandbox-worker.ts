@@ -40,7 +40,7 @@ async function run(job: SandboxJob): Promise<SandboxReply> {
     if (err instanceof ConfigInvalidError) return { kind: 'invalid', diagnostics: err.diagnostics };
     throw err;
   }
-  if (job.kind === 'validate') return { kind: 'valid', name: pipeline.name, stream: pipeline.source.kind === 'stream' ? pipeline.source.stream : null };
+  if (job.kind === 'validate') return { kind: 'valid', name: pipeline.name, stream: pipeline.source.kind === 'stream' ? pipeline.source.stream : null, warnings: pipeline.warnings };
   const result = job.entries
     ? await dryRun(pipeline, job.entries.map(withBuffers), { raw: true })
     : await dryRun(pipeline, job.events ?? []);

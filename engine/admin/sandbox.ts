@@ -62,7 +62,7 @@ export interface SandboxJob {
 export type SandboxReply =
   | { kind: 'invalid'; diagnostics: Diagnostic[] }
   /** `stream`: the source stream (null for a schedule source). */
-  | { kind: 'valid'; name: string; stream: string | null }
+  | { kind: 'valid'; name: string; stream: string | null; warnings: Diagnostic[] }
   /**
    * `body`: the reply `{ results, summary }` as JSON bytes, made in the worker (its size counted
    * against the worker's heap and `maxBytes`) and handed over without a copy.

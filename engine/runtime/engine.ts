@@ -171,7 +171,10 @@ export class Engine extends EventEmitter implements ObservedEngine {
       this.rejected.set(file, diagnostics);
       for (const d of diagnostics) logger.error({ file }, `pipeline rejected: ${formatDiagnostic(d)}`);
     }
-    for (const pipeline of loaded.pipelines) await this.startPipeline(pipeline);
+    for (const pipeline of loaded.pipelines) {
+      logWarnings(logger, pipeline);
+      await this.startPipeline(pipeline);
+    }
     // Started means reading: each group exists, so nothing published from now on is missed by
     // a `start: $` group. With Redis away, start does not wait for it forever.
     await Promise.race([
@@ -413,4 +416,12 @@ export class Engine extends EventEmitter implements ObservedEngine {
 /** A Redis URL without its password, for logs. */
 export function redactUrl(url: string): string {
   return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
+}
+
+/**
+ * Logs the warnings of a pipeline that loads (hints like a string function on a number field,
+ * which `synapse validate` prints too): one line each, at warn, with the pipeline and its file.
+ */
+export function logWarnings(logger: Logger, pipeline: CompiledPipeline): void {
+  for (const d of pipeline.warnings) logger.warn({ pipeline: pipeline.name, file: pipeline.file }, `pipeline loads with a warning: ${formatDiagnostic(d)}`);
 }

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { loadPipeline, sharedGroupMessage, type CompiledPipeline } from '../config/load-pipeline.ts';
 import { SchemaRegistry } from '../config/schema-registry.ts';
 import { ConfigInvalidError, formatDiagnostic } from '../errors.ts';
-import type { Engine, ReloadResult } from './engine.ts';
+import { logWarnings, type Engine, type ReloadResult } from './engine.ts';
 
 /** Options of one reload. */
 export interface ReloadOptions {
@@ -107,6 +107,7 @@ export class Reloader {
       logger.debug({ pipeline: compiled.name, cause }, 'pipeline file unchanged: nothing reloaded');
       return { ok: true, change: 'unchanged', name: compiled.name, generation: existing.generation, hash: compiled.hash };
     }
+    logWarnings(logger, compiled);
     const handle = await this.engine.replacePipeline(existing, compiled);
     this.engine.metrics.reloads.inc({ result: 'ok' });
     const ms = Math.round((performance.now() - started) * 10) / 10;

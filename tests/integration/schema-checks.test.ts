@@ -1,12 +1,16 @@
 /**
  * The schema-aware checks where a running engine meets them: the admin API's POST /validate and
  * hot reload both reject a pipeline whose expression reads a field its schema can never have,
- * at the token's FILE:LINE:COL; a rejected edit leaves the running version in place.
+ * at the token's FILE:LINE:COL; a rejected edit leaves the running version in place. A type that
+ * can never fit is a warning: /validate answers it, and the engine logs it at start and reload.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { key, payloads, publish, sha256, useEngines } from '../helpers/engine.ts';
-import { waitFor } from '../helpers/redis.ts';
+import { spawnEngine, type EngineProcess, type LogLine } from '../helpers/engine-process.ts';
+import { startTestRedis, waitFor } from '../helpers/redis.ts';
 
 const { start } = useEngines();
 
@@ -62,9 +66,66 @@ describe('POST /validate', () => {
     expect(JSON.parse(res.body)).toEqual({
       valid: false,
       diagnostics: [{ file: 'orders.yaml', line, col, message: "transform: field 'custmer' can never exist in 'data' (it allows 'customer', 'total'); did you mean 'customer'?" }],
+      warnings: [],
     });
     const good = await f.inject({ method: 'POST', url: '/validate', payload: { yaml: orderPipeline(p, 'customer') } });
-    expect(JSON.parse(good.body)).toEqual({ valid: true, name: p.name, diagnostics: [] });
+    expect(JSON.parse(good.body)).toEqual({ valid: true, name: p.name, diagnostics: [], warnings: [] });
+  });
+
+  it('a type that can never fit is valid, with a warning at its token', async () => {
+    const f = await start({ schemas: { 'order.json': orderSchema } });
+    const p = { name: key('orders'), stream: key('in'), out: key('out') };
+    const yaml = upperTotalPipeline(p);
+    const res = await f.inject({ method: 'POST', url: '/validate', payload: { yaml, file: 'orders.yaml' } });
+    expect(res.statusCode).toBe(200);
+    expect(JSON.parse(res.body)).toEqual({
+      valid: true, name: p.name, diagnostics: [],
+      warnings: [{ file: 'orders.yaml', ...upperColumn(yaml), message: UPPER_WARNING }],
+    });
+  });
+});
+
+const UPPER_WARNING = "transform: $uppercase needs a string, but 'data.total' is a number (a run-time error on every event that has it)";
+
+/** A pipeline whose transform upper-cases the order's total, a number: it loads, with a warning. */
+function upperTotalPipeline(p: { name: string; stream: string; out: string }): string {
+  return orderPipeline(p, 'customer').replace(`'{ "who": data.customer }'`, `'{ "who": $uppercase(data.total) }'`);
+}
+
+const upperColumn = (yaml: string) => {
+  const lines = yaml.split('\n');
+  const line = lines.findIndex((l) => l.startsWith('transform:')) + 1;
+  return { line, col: lines[line - 1]!.indexOf('data.total') + 1 };
+};
+
+describe('warnings in the log', () => {
+  it('a pipeline that loads with a warning says so at start and at each reload, naming FILE:LINE:COL', async () => {
+    const redis = await startTestRedis();
+    const root = await mkdtemp(join(tmpdir(), 'synapse-warnings-'));
+    const [pipelines, schemas] = [join(root, 'pipelines'), join(root, 'schemas')];
+    let engine: EngineProcess | undefined;
+    try {
+      await mkdir(pipelines);
+      await mkdir(schemas);
+      await writeFile(join(schemas, 'order.json'), JSON.stringify(orderSchema));
+      const p = { name: key('orders'), stream: key('in'), out: key('out') };
+      const yaml = upperTotalPipeline(p);
+      await writeFile(join(pipelines, 'orders.yaml'), yaml);
+      engine = await spawnEngine({ pipelines, schemas, redisUrl: redis.url, consumer: 'warned' });
+      const { line, col } = upperColumn(yaml);
+      const warned = (l: LogLine) => l.msg === `pipeline loads with a warning: ${join(pipelines, 'orders.yaml')}:${line}:${col} ${UPPER_WARNING}`;
+      expect(engine.logs.filter(warned)).toEqual([expect.objectContaining({ pipeline: p.name, level: 40 })]);
+
+      // The watcher starts before the admin API listens.
+      await engine.waitForLog((l) => l.msg === 'admin API listening', 'the admin API');
+      await writeFile(join(pipelines, 'orders.yaml'), `${yaml}description: edited\n`);
+      await engine.waitForLog((l) => l.msg === 'pipeline reloaded', 'the reload');
+      expect(engine.logs.filter(warned)).toHaveLength(2);
+    } finally {
+      await engine?.stop();
+      await redis.close();
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
 

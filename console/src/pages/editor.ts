@@ -120,16 +120,19 @@ export const editorPage: Page = (main, [name = '']) => {
   };
   document.addEventListener('keydown', onKey);
 
-  const showProblems = (diags: ApiDiagnostic[]) => {
-    fill(problems, diags.map((d) => h('li', { class: 'error' }, h('code', {}, `${d.file ?? file}:${d.line ?? 1}:${d.col ?? 1}`), ' ', d.message)));
-    validity.textContent = diags.length ? `${diags.length} problem${diags.length === 1 ? '' : 's'}` : 'valid';
-    validity.className = diags.length ? 'error' : 'ok';
+  const showProblems = (diags: ApiDiagnostic[], warnings: ApiDiagnostic[] = []) => {
+    const item = (severity: 'error' | 'warning', d: ApiDiagnostic) =>
+      h('li', { class: severity }, h('code', {}, `${d.file ?? file}:${d.line ?? 1}:${d.col ?? 1}`), ' ', severity === 'warning' ? `warning: ${d.message}` : d.message);
+    fill(problems, [...diags.map((d) => item('error', d)), ...warnings.map((d) => item('warning', d))]);
+    const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+    validity.textContent = diags.length ? plural(diags.length, 'problem') : warnings.length ? `valid, ${plural(warnings.length, 'warning')}` : 'valid';
+    validity.className = diags.length ? 'error' : warnings.length ? 'warning' : 'ok';
   };
 
   /** POST /validate; its FILE:LINE:COL diagnostics as editor ranges (the rest of the line). */
   const lint = async (v: EditorView): Promise<Diagnostic[]> => {
     const text = v.state.doc.toString();
-    let reply: { valid: boolean; diagnostics: ApiDiagnostic[] };
+    let reply: { valid: boolean; diagnostics: ApiDiagnostic[]; warnings?: ApiDiagnostic[] };
     try {
       reply = await api('/validate', { json: { yaml: text, file } });
     } catch (err) {
@@ -137,13 +140,15 @@ export const editorPage: Page = (main, [name = '']) => {
       return [];
     }
     if (v.state.doc.toString() !== text) return [];
-    showProblems(reply.diagnostics);
+    const warnings = reply.warnings ?? [];
+    showProblems(reply.diagnostics, warnings);
     const doc = v.state.doc;
-    return reply.diagnostics.map((d) => {
+    const mark = (severity: 'error' | 'warning') => (d: ApiDiagnostic): Diagnostic => {
       const line = doc.line(Math.min(Math.max(d.line ?? 1, 1), doc.lines));
       const from = Math.min(line.from + Math.max((d.col ?? 1) - 1, 0), line.to);
-      return { from, to: Math.max(from, line.to), severity: 'error' as const, message: `${d.file ?? file}:${d.line ?? 1}:${d.col ?? 1} ${d.message}` };
-    });
+      return { from, to: Math.max(from, line.to), severity, message: `${d.file ?? file}:${d.line ?? 1}:${d.col ?? 1} ${severity === 'warning' ? 'warning: ' : ''}${d.message}` };
+    };
+    return [...reply.diagnostics.map(mark('error')), ...warnings.map(mark('warning'))];
   };
 
   const refreshMeta = async () => {

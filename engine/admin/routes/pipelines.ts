@@ -313,13 +313,13 @@ export const pipelineRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engin
       description: 'The body is JSON `{ "yaml": "…", "file": "…" }`, or the YAML itself (Content-Type: application/yaml) with `?file=` to name it.',
       querystring: { type: 'object', additionalProperties: false, properties: { file: { type: 'string' } } },
       body: { type: 'object', additionalProperties: false, required: ['yaml'], properties: { yaml: { type: 'string' }, file: { type: 'string', description: 'The name to report errors under (default pipeline.yaml).' } } },
-      response: { 200: { type: 'object', properties: { valid: { type: 'boolean' }, name: { type: 'string' }, diagnostics: errorReply.properties.diagnostics } } },
+      response: { 200: { type: 'object', properties: { valid: { type: 'boolean' }, name: { type: 'string' }, diagnostics: errorReply.properties.diagnostics, warnings: { ...errorReply.properties.diagnostics, description: 'Hints that do not stop the pipeline from loading (as `synapse validate` prints them); only for valid YAML.' } } } },
     },
   }, async (req) => {
     const result = await inSandbox({ kind: 'validate', file: req.body.file ?? req.query.file ?? 'pipeline.yaml', text: req.body.yaml, submitted: submittedData() });
-    if (result.kind === 'invalid') return { valid: false, diagnostics: result.diagnostics };
+    if (result.kind === 'invalid') return { valid: false, diagnostics: result.diagnostics, warnings: [] };
     if (result.kind !== 'valid') throw new Error(`unexpected sandbox reply ${result.kind}`);
-    return { valid: true, name: result.name, diagnostics: [] };
+    return { valid: true, name: result.name, diagnostics: [], warnings: result.warnings };
   });
 };
 

@@ -109,9 +109,9 @@ describe('YAML wherever a pipeline is sent', () => {
     const p = standard();
     const ok = await f.inject({ method: 'POST', url: '/validate', headers: { 'content-type': 'application/yaml' }, payload: pipelineYaml(p) });
     expect(ok.statusCode, ok.body).toBe(200);
-    expect(JSON.parse(ok.body)).toEqual({ valid: true, name: p.name, diagnostics: [] });
+    expect(JSON.parse(ok.body)).toEqual({ valid: true, name: p.name, diagnostics: [], warnings: [] });
     const bad = await f.inject({ method: 'POST', url: '/validate?file=mine.yaml', headers: { 'content-type': 'application/x-yaml' }, payload: 'source:\n  stream: s\nsink:\n  type: nosuch\n' });
-    expect(JSON.parse(bad.body)).toEqual({ valid: false, diagnostics: [{ file: 'mine.yaml', line: 4, col: 9, message: expect.stringContaining("unknown sink type 'nosuch'") }] });
+    expect(JSON.parse(bad.body)).toEqual({ valid: false, diagnostics: [{ file: 'mine.yaml', line: 4, col: 9, message: expect.stringContaining("unknown sink type 'nosuch'") }], warnings: [] });
   });
 
   it('POST /pipelines/:name/dry-run takes the edited YAML itself, run on the slice the query names', async () => {

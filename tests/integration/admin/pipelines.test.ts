@@ -428,7 +428,7 @@ describe('POST /validate', () => {
     const p = standard();
     const res = await f.inject({ method: 'POST', url: '/validate', payload: { yaml: pipelineYaml(p) } });
     expect(res.statusCode).toBe(200);
-    expect(JSON.parse(res.body)).toEqual({ valid: true, name: p.name, diagnostics: [] });
+    expect(JSON.parse(res.body)).toEqual({ valid: true, name: p.name, diagnostics: [], warnings: [] });
     expect(f.engine.handles.size).toBe(0);
   });
 
@@ -443,6 +443,7 @@ describe('POST /validate', () => {
         { file: 'mine.yaml', line: 3, col: 1, message: expect.stringContaining("unknown key 'filtr'") },
         { file: 'mine.yaml', line: 5, col: 9, message: expect.stringContaining("unknown sink type 'nosuch'") },
       ],
+      warnings: [],
     });
     const res2 = await f.inject({ method: 'POST', url: '/validate', payload: { yaml: 'source:\n  stream: s\nsink:\n  type: nosuch\n' } });
     expect(JSON.parse(res2.body).diagnostics).toEqual([{ file: 'pipeline.yaml', line: 4, col: 9, message: expect.stringContaining('nosuch') }]);

@@ -90,7 +90,7 @@ describe('admin dry-runs in the sandbox thread', () => {
     const f = await start({ admin: { sandboxLimits: { memoryMb: 64 } } });
     const name = key('p');
     const ok = await f.inject({ method: 'POST', url: '/validate', payload: { yaml: hungry(name, 1) } });
-    expect(JSON.parse(ok.body)).toEqual({ valid: true, name, diagnostics: [] });
+    expect(JSON.parse(ok.body)).toEqual({ valid: true, name, diagnostics: [], warnings: [] });
     const bad = await f.inject({ method: 'POST', url: '/validate', payload: { yaml: hungry(name, 1).replace('$count(', '$count((') } });
     expect(JSON.parse(bad.body)).toMatchObject({ valid: false, diagnostics: [{ line: expect.any(Number), message: expect.any(String) }] });
   });
