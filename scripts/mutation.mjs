@@ -12,6 +12,7 @@
 //
 //   npm run mutation                                every unit not yet run on its current source
 //   npm run mutation -- engine/runtime/settle.ts    the units of those files (always re-run)
+//   npm run mutation -- engine/runtime/settle.ts:84-131   that unit (as --plan names it)
 //   npm run mutation -- --report                    only print the scores
 //   npm run mutation -- --plan                      only print the units still to run
 //   npm run mutation -- --survivors                 print every surviving mutant of the results
@@ -83,7 +84,7 @@ function resultsOf(source) {
 function plan() {
   const units = all.flatMap(unitsOf);
   const pending = named.length > 0
-    ? units.filter((unit) => named.includes(unit.source))
+    ? units.filter((unit) => named.includes(unit.source) || named.includes(`${unit.source}:${unit.first}-${unit.last}`))
     : units.filter((unit) => !upToDate(unit)).sort((a, b) => rank(a.source) - rank(b.source));
   const runs = [];
   for (const unit of pending) {
