@@ -130,5 +130,12 @@ describe('GET /streams/:stream/entries against a hostile client', () => {
     expect((await f.inject({ method: 'GET', url, auth: true })).statusCode).toBe(200);
     const g = await start();
     expect((await g.inject({ method: 'GET', url: `/streams/${encodeURIComponent(g.stream)}/entries`, headers: { host: 'evil.example' } })).statusCode).toBe(403);
+    // A foreign page may send a GET (a safe method passes the Origin check) but never read it: no CORS grant, no preflight grant.
+    const cross = { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' };
+    const read = await g.inject({ method: 'GET', url: `/streams/${encodeURIComponent(g.stream)}/entries`, headers: cross });
+    expect(read.headers['access-control-allow-origin']).toBeUndefined();
+    const pre = await g.inject({ method: 'OPTIONS', url: `/streams/${encodeURIComponent(g.stream)}/entries`, headers: { ...cross, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } });
+    expect(pre.headers['access-control-allow-origin']).toBeUndefined();
+    expect(pre.headers['access-control-allow-headers']).toBeUndefined();
   });
 });

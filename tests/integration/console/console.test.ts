@@ -411,6 +411,9 @@ describe.skipIf(unavailable)(`the web console with an admin token${unavailable ?
     expect((await fetch(`${base}/`)).status).toBe(401);
     const { page, errors } = await browser.page();
     page.setDefaultTimeout(WAIT);
+    // Every request the page makes: the token only ever goes, as a header, to the engine's origin.
+    const requests: { url: string; auth?: string }[] = [];
+    page.on('request', (r) => requests.push({ url: r.url(), auth: r.headers().authorization }));
     await page.goto(`${base}/`);
     const dialog = page.locator('dialog.token-dialog');
     await dialog.waitFor();
@@ -428,6 +431,15 @@ describe.skipIf(unavailable)(`the web console with an admin token${unavailable ?
     await expect.poll(() => page.locator('[data-testid=tap-state]').textContent(), { timeout: WAIT }).toMatch(/^live/);
     // 401s of the console's first calls are expected before the token is given; nothing else.
     expect(unexpected(errors, [401])).toEqual([]);
+    // The token is in sessionStorage only: never localStorage, a URL, or the engine's logs.
+    expect(await page.evaluate(() => JSON.stringify({ ...localStorage }))).not.toContain(TOKEN);
+    expect(page.url()).not.toContain(TOKEN);
+    expect(requests.some((r) => r.auth === `Bearer ${TOKEN}`)).toBe(true);
+    for (const r of requests) {
+      expect(r.url).not.toContain(TOKEN);
+      if (r.auth) expect(new URL(r.url).origin).toBe(base);
+    }
+    expect(JSON.stringify(engine.logs)).not.toContain(TOKEN);
     await page.context().close();
     void PING_ID;
   }, 120_000);
