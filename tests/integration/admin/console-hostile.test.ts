@@ -63,6 +63,14 @@ describe('/ui/ against a hostile client', () => {
       expect(res.headers['content-type']).toMatch(/^text\/css/);
       expect(res.headers['x-content-type-options']).toBe('nosniff');
     }
+    // index.html reached another way than /ui/ or /ui/index.html: never with its nonce placeholder filled by an old one, never cached for good.
+    for (const url of ['/ui//index.html', '/ui/./index.html', '/ui/assets/../index.html']) {
+      const res = await f.inject({ method: 'GET', url });
+      if (res.statusCode === 200) {
+        expect(String(res.headers['content-security-policy']), url).not.toMatch(/unsafe-inline|nonce-__/);
+        expect(res.headers['cache-control'], url).not.toMatch(/immutable/);
+      }
+    }
     const head = await f.inject({ method: 'HEAD', url: '/ui/index.html' });
     expect(head.headers['cache-control']).toBe('no-store');
   });
