@@ -360,9 +360,11 @@ describe.skipIf(unavailable)(`the web console in chromium${unavailable ? ` (skip
     expect(await page.title()).not.toBe('pwned');
 
     // The DLQ and the peek of the same kind of data (13 fails its transform).
-    await publish(client, 'payments', [{ ...hostile(13), timestamp: 'B'.repeat(100) }]);
+    // A DLQ entry written as the engine writes them, every field hostile (the page reads once: it is there before).
+    const dead = await client.xadd('payments:dlq', '*', 'payload', JSON.stringify(hostile(13)).slice(0, 5000), 'error', html, 'stage', html, 'pipeline', 'javascript:document.title="pwned"',
+      'source_id', html, 'attempts', '1', 'failed_at', html);
     await page.goto(`${base}/ui/#/dlq/payments%3Adlq`);
-    await page.locator('[data-testid=dlq-entries] tbody tr[data-id]').first().waitFor();
+    await page.locator(`[data-testid=dlq-entries] tbody tr[data-id="${dead}"]`).waitFor();
     await page.goto(`${base}/ui/#/streams/audit`);
     await page.locator('[data-testid=peek] .peek-entry').first().waitFor();
     expect(await page.locator('img').count()).toBe(0);
