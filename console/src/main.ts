@@ -94,6 +94,11 @@ function start(): void {
   document.body.append(header, main);
 
   let dispose: (() => void) | void;
+  // A link's part that is not valid percent-encoding (`%E0%A4%A`) is taken as it is, not a blank page.
+  const decodePart = (p: string | undefined) => {
+    if (p === undefined) return '';
+    try { return decodeURIComponent(p); } catch { return p; }
+  };
   const route = () => {
     const path = location.hash.replace(/^#/, '') || '/pipelines';
     if (dispose) dispose();
@@ -103,7 +108,7 @@ function start(): void {
     for (const [re, page] of routes) {
       const m = re.exec(path);
       if (m) {
-        dispose = page(main, m.slice(1).map((p) => (p === undefined ? '' : decodeURIComponent(p))));
+        dispose = page(main, m.slice(1).map(decodePart));
         return;
       }
     }

@@ -32,8 +32,8 @@ function shown(r: DryRunResult | undefined): string {
   return pretty({ outcome: r.outcome, ...(r.stage ? { stage: r.stage } : {}), ...(r.sink ? { sink: r.sink } : {}), ...(r.error ? { error: r.error } : {}) });
 }
 
-function diffView(a: string, b: string): HTMLElement {
-  return h('pre', { class: 'diff' }, diffLines(a, b).map((l) => h('span', { class: l.op === '+' ? 'add' : l.op === '-' ? 'del' : 'same' }, `${l.op} ${l.text}\n`)));
+function diffView(a: string, b: string, budget?: { cells: number }): HTMLElement {
+  return h('pre', { class: 'diff' }, diffLines(a, b, budget).map((l) => h('span', { class: l.op === '+' ? 'add' : l.op === '-' ? 'del' : 'same' }, `${l.op} ${l.text}\n`)));
 }
 
 /** Events pasted by the operator: a JSON array, one JSON object, or one object per line. */
@@ -263,6 +263,8 @@ export const editorPage: Page = (main, [name = '']) => {
   const renderDryRun = (edited: DryRun, current: DryRun | undefined, byIndex: boolean) => {
     const currentById = new Map((current?.results ?? []).map((r) => [r.id, r]));
     let changed = 0;
+    // One bound on the diff tables of all rows (up to 1000 of them): the page stays responsive.
+    const budget = { cells: 20_000_000 };
     const rows = edited.results.map((r, i) => {
       const before = current ? (byIndex ? current.results[i] : currentById.get(r.id)) : undefined;
       const differs = current !== undefined && shown(before) !== shown(r);
@@ -274,7 +276,7 @@ export const editorPage: Page = (main, [name = '']) => {
           before ? [' ', h('span', { class: 'muted small' }, 'running: '), h('span', { class: `badge ${before.outcome}` }, before.outcome)] : null,
           differs ? h('span', { class: 'changed-mark' }, ' changed') : current ? h('span', { class: 'muted small' }, ' same') : null,
           r.error ? h('span', { class: 'error small' }, ` ${r.stage ? `${r.stage}: ` : ''}${r.error}`) : null),
-        current ? diffView(shown(before), shown(r)) : h('pre', {}, shown(r)));
+        current ? diffView(shown(before), shown(r), budget) : h('pre', {}, shown(r)));
     });
     const sum = (s: Record<string, number>) => Object.entries(s).map(([k, v]) => `${k} ${v}`).join(' · ');
     fill(dryOut,

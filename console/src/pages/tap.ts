@@ -2,7 +2,12 @@ import { api, enc, raw } from '../api.ts';
 import { fill, h, pretty } from '../dom.ts';
 import type { Page } from '../main.ts';
 
-interface Trace { pipeline: string; id: string; outcome: string; path: { stage: string; result: string; detail?: string }[]; event?: unknown; value?: unknown }
+interface Trace { pipeline: string; id: string; outcome: string; path: { stage: string; result: string; detail?: string }[]; event?: unknown; value?: unknown; eventCut?: number; valueCut?: number }
+
+/** An event or output as the detail shows it: pretty JSON, or the first characters the engine sent of a long one. */
+function shown(v: unknown, cut: number | undefined): string {
+  return cut ? `${String(v)}… (cut: ${cut} characters of JSON in all)` : pretty(v);
+}
 
 const MAX_ROWS = 500;
 
@@ -70,8 +75,8 @@ export const tapPage: Page = (main, [name = '']) => {
     h('div', { class: 'tap-detail' },
       t.path.filter((s) => s.detail).map((s) => h('div', { class: 'small' }, h('strong', {}, `${s.stage}: `), s.detail!)),
       h('div', { class: 'side-by-side' },
-        h('div', {}, h('h3', {}, 'event'), h('pre', {}, pretty(t.event))),
-        t.value !== undefined ? h('div', {}, h('h3', {}, 'output'), h('pre', {}, pretty(t.value))) : null)));
+        h('div', {}, h('h3', {}, 'event'), h('pre', {}, shown(t.event, t.eventCut))),
+        t.value !== undefined ? h('div', {}, h('h3', {}, 'output'), h('pre', {}, shown(t.value, t.valueCut))) : null)));
 
   const render = () => {
     fill(list, traces.filter(matches).slice(0, 200).map(row));

@@ -1,12 +1,28 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { CompiledPipeline } from '../../config/load-pipeline.ts';
 import type { Outcome } from '../../runner/pipeline-runner.ts';
-import { traceOutcome } from '../../runner/trace.ts';
+import { traceOutcome, type Trace } from '../../runner/trace.ts';
 import { errorReply, nameParam } from '../schemas.ts';
 import { didYouMean } from '../../config/did-you-mean.ts';
 import type { AdminDeps } from '../server.ts';
 
 const HEARTBEAT_MS = 15_000;
+/** Longest event or output a trace carries as JSON text; a longer one comes cut, as text (`eventCut`/`valueCut`: its full length). */
+export const TAP_MAX_VALUE_CHARS = 4096;
+
+/**
+ * A trace as its `data:` line: an event or output over TAP_MAX_VALUE_CHARS (as JSON) comes as the
+ * first characters of its JSON text, with its full length in `eventCut`/`valueCut`. Huge events
+ * would otherwise fill the socket (dropping the traces behind them) and the console's page.
+ */
+export function traceData(t: Trace): string {
+  const cut = (key: 'event' | 'value') => {
+    if (t[key] === undefined) return {};
+    const text = JSON.stringify(t[key]);
+    return text.length <= TAP_MAX_VALUE_CHARS ? {} : { [key]: text.slice(0, TAP_MAX_VALUE_CHARS), [`${key}Cut`]: text.length };
+  };
+  return JSON.stringify({ ...t, ...cut('event'), ...cut('value') });
+}
 
 /**
  * GET /tap/:pipeline: server-sent events, one `trace` event per entry the pipeline settles,
@@ -34,7 +50,15 @@ export const tapRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine }) 
           dropped++;
           continue;
         }
-        res.write(`event: trace\nid: ${o.id}\ndata: ${JSON.stringify(traceOutcome(compiled, o))}\n\n`);
+        let data: string;
+        try {
+          data = traceData(traceOutcome(compiled, o));
+        } catch {
+          // An event JSON cannot write (nested too deep): never an error thrown into the engine's emit.
+          dropped++;
+          continue;
+        }
+        res.write(`event: trace\nid: ${o.id}\ndata: ${data}\n\n`);
       }
     };
     const heartbeat = setInterval(() => res.write(`: alive${dropped ? `, dropped ${dropped}` : ''}\n\n`), HEARTBEAT_MS);

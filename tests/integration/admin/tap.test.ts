@@ -143,4 +143,30 @@ describe('GET /tap/:pipeline', () => {
     const tap = await openSse(`${address}/tap/${name}`, { authorization: `Bearer ${token}` });
     expect(tap.res.status).toBe(200);
   });
+
+  it('a hostile event (nested deeper than JSON.stringify can go, or with __proto__ keys) neither stops the engine nor the tap', async () => {
+    const name = key('p');
+    const stream = key('in');
+    const f = await start({ pipelines: { [name]: pipelineYaml({ name, stream, out: key('out') }) } });
+    const address = await f.app.listen({ host: '127.0.0.1', port: 0 });
+    const tap = await openSse(`${address}/tap/${name}`);
+    await waitFor(() => tap.events.some((e) => e.comment?.startsWith('tap on')), 'the tap greeting');
+    const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
+    const proto = '{"event":"ping","data":{"n":1,"__proto__":{"polluted":true}},"__proto__":{"polluted":true}}';
+    // A huge event comes cut, and the traces behind it are not dropped for it.
+    const huge = ping(2, { tag: '<img src=x onerror=alert(1)>'.repeat(20_000) });
+    const ids = await publish(f.client, stream, [deep, proto, huge, ping(1)]);
+    const traces = await waitFor(() => {
+      const t = tap.events.filter((e) => e.event === 'trace');
+      return t.length >= 4 && t;
+    }, 'four trace events');
+    expect(traces.map((t) => t.id)).toEqual(ids);
+    const cut = JSON.parse(traces[2]!.data!);
+    expect(cut).toMatchObject({ outcome: 'sunk', eventCut: JSON.stringify(huge).length });
+    expect(cut.event).toBe(JSON.stringify(huge).slice(0, 4096));
+    expect(traces[2]!.data!.length).toBeLessThan(20_000);
+    expect(JSON.parse(traces[0]!.data!).outcome).toBe('dlq');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(f.engine.handles.get(name)!.status).not.toBe('failed');
+  });
 });

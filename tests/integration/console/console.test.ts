@@ -338,6 +338,45 @@ describe.skipIf(unavailable)(`the web console in chromium${unavailable ? ` (skip
     expect(errors).toEqual([]);
     await page.context().close();
   }, 120_000);
+  it('hostile event data executes nothing and stays bounded in the tap, DLQ and peek; a malformed link still shows a page', async () => {
+    const client = redis.client();
+    await waitFor(() => settled(client, 'audit', 'orders-audit'), 'orders-audit to settle earlier traffic', WAIT);
+    const html = '<img src=x onerror="document.title=\'pwned\'"><script>document.title=\'pwned\'</script>';
+    const hostile = (n: number) => ({ ...ping(n, { tag: html, keep: true }), source: 'javascript:document.title="pwned"', timestamp: 'A'.repeat(400_000) });
+    const { page, errors } = await open('/ui/#/tap/orders-audit');
+    await expect.poll(() => page.locator('[data-testid=tap-state]').textContent(), { timeout: WAIT }).toMatch(/^live/);
+    const ids = await publish(client, 'audit', [hostile(51), hostile(52), hostile(53), { ...hostile(54), timestamp: 'now' }]);
+    for (const id of ids) await page.locator(`.tap-row[data-id="${id}"]`).waitFor();
+    await page.locator(`.tap-row[data-id="${ids[0]}"] summary`).click();
+    // The detail shows the event, cut: not hundreds of KB per row in the page.
+    await expect.poll(() => page.locator(`.tap-row[data-id="${ids[0]}"] pre`).first().textContent(), { timeout: WAIT }).toMatch(/javascript:.*cut: \d+ characters/s);
+    expect((await page.locator('[data-testid=tap-list]').textContent())!.length).toBeLessThan(300_000);
+    // The filter still answers (on what the engine sent: the markup of the short one only).
+    await page.getByLabel('filter').fill('onerror');
+    await expect.poll(() => page.locator('.tap-row').count(), { timeout: WAIT }).toBe(1);
+    await page.locator(`.tap-row[data-id="${ids[3]}"] summary`).click();
+    expect(await page.locator(`.tap-row[data-id="${ids[3]}"] pre`).first().textContent()).toContain('<img src=x onerror=');
+    expect(await page.locator('img').count()).toBe(0);
+    expect(await page.title()).not.toBe('pwned');
+
+    // The DLQ and the peek of the same kind of data (13 fails its transform).
+    // A DLQ entry written as the engine writes them, every field hostile (the page reads once: it is there before).
+    const dead = await client.xadd('payments:dlq', '*', 'payload', JSON.stringify(hostile(13)).slice(0, 5000), 'error', html, 'stage', html, 'pipeline', 'javascript:document.title="pwned"',
+      'source_id', html, 'attempts', '1', 'failed_at', html);
+    await page.goto(`${base}/ui/#/dlq/payments%3Adlq`);
+    await page.locator(`[data-testid=dlq-entries] tbody tr[data-id="${dead}"]`).waitFor();
+    await page.goto(`${base}/ui/#/streams/audit`);
+    await page.locator('[data-testid=peek] .peek-entry').first().waitFor();
+    expect(await page.locator('img').count()).toBe(0);
+    expect(await page.title()).not.toBe('pwned');
+
+    // A link whose path is not valid percent-encoding: a page, not a blank one.
+    await page.goto(`${base}/ui/#/streams/%E0%A4%A`);
+    await expect.poll(() => page.locator('main').textContent(), { timeout: WAIT }).toMatch(/\S/);
+    // Its peek is a 404 (no pipeline uses such a stream), shown as an error.
+    expect(unexpected(errors, [404])).toEqual([]);
+    await page.context().close();
+  }, 180_000);
 });
 
 describe.skipIf(unavailable)(`the web console with an admin token${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
@@ -374,6 +413,9 @@ describe.skipIf(unavailable)(`the web console with an admin token${unavailable ?
     expect((await fetch(`${base}/`)).status).toBe(401);
     const { page, errors } = await browser.page();
     page.setDefaultTimeout(WAIT);
+    // Every request the page makes: the token only ever goes, as a header, to the engine's origin.
+    const requests: { url: string; auth?: string }[] = [];
+    page.on('request', (r) => requests.push({ url: r.url(), auth: r.headers().authorization }));
     await page.goto(`${base}/`);
     const dialog = page.locator('dialog.token-dialog');
     await dialog.waitFor();
@@ -391,6 +433,15 @@ describe.skipIf(unavailable)(`the web console with an admin token${unavailable ?
     await expect.poll(() => page.locator('[data-testid=tap-state]').textContent(), { timeout: WAIT }).toMatch(/^live/);
     // 401s of the console's first calls are expected before the token is given; nothing else.
     expect(unexpected(errors, [401])).toEqual([]);
+    // The token is in sessionStorage only: never localStorage, a URL, or the engine's logs.
+    expect(await page.evaluate(() => JSON.stringify({ ...localStorage }))).not.toContain(TOKEN);
+    expect(page.url()).not.toContain(TOKEN);
+    expect(requests.some((r) => r.auth === `Bearer ${TOKEN}`)).toBe(true);
+    for (const r of requests) {
+      expect(r.url).not.toContain(TOKEN);
+      if (r.auth) expect(new URL(r.url).origin).toBe(base);
+    }
+    expect(JSON.stringify(engine.logs)).not.toContain(TOKEN);
     await page.context().close();
     void PING_ID;
   }, 120_000);
