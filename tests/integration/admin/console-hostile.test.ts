@@ -1,27 +1,14 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { hasStackTrace, key, pipelineYaml, startEngine, type EngineFixture } from '../../helpers/engine.ts';
-import { startTestRedis, type TestRedis } from '../../helpers/redis.ts';
+import { describe, expect, it } from 'vitest';
+import { hasStackTrace, key, pipelineYaml, startEngine, useEngines, type EngineFixture } from '../../helpers/engine.ts';
 
 // The console and the peek route as a hostile client sees them: traversal and odd paths under
 // /ui/, odd Accept headers on GET /, malformed peek parameters, hostile keys and entries.
-let redis: TestRedis;
-let open: EngineFixture[] = [];
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-});
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((f) => f.close()));
-});
-afterAll(async () => {
-  await redis?.close();
-});
+const engines = useEngines();
 
 async function start(opts: Parameters<typeof startEngine>[0] = {}): Promise<EngineFixture & { name: string; stream: string }> {
   const name = key('p');
   const stream = key('in');
-  const f = await startEngine({ redis, pipelines: { [name]: pipelineYaml({ name, stream, out: key('out') }) }, ...opts });
-  open.push(f);
+  const f = await engines.start({ pipelines: { [name]: pipelineYaml({ name, stream, out: key('out') }) }, ...opts });
   return Object.assign(f, { name, stream });
 }
 

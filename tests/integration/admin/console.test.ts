@@ -1,31 +1,18 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { consoleDir } from '../../../engine/admin/console.ts';
 import { PEEK_MAX_VALUE_BYTES } from '../../../engine/admin/routes/streams.ts';
-import { key, ping, pipelineYaml, publish, startEngine, type EngineFixture } from '../../helpers/engine.ts';
-import { startTestRedis, type TestRedis } from '../../helpers/redis.ts';
+import { key, ping, pipelineYaml, publish, startEngine, useEngines, type EngineFixture } from '../../helpers/engine.ts';
 
 // The console as the admin server serves it (its files, CSP, GET / for browsers and for API
 // clients, the token), and GET /streams/:stream/entries, the peek the console's Streams page uses.
 // The browser itself is driven in tests/integration/console/.
-let redis: TestRedis;
-let open: EngineFixture[] = [];
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-});
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((f) => f.close()));
-});
-afterAll(async () => {
-  await redis?.close();
-});
+const engines = useEngines();
 
 async function start(opts: Parameters<typeof startEngine>[0] = {}): Promise<EngineFixture & { name: string; stream: string; out: string }> {
   const name = key('p');
   const stream = key('in');
   const out = key('out');
-  const f = await startEngine({ redis, pipelines: { [name]: pipelineYaml({ name, stream, out }) }, ...opts });
-  open.push(f);
+  const f = await engines.start({ pipelines: { [name]: pipelineYaml({ name, stream, out }) }, ...opts });
   return Object.assign(f, { name, stream, out });
 }
 
