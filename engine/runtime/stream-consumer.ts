@@ -86,12 +86,16 @@ export class StreamConsumer extends EventEmitter {
 
   /**
    * Stops reading, lets the batch in hand finish and be acknowledged, then resolves. Retry
-   * back-offs are cut short: those entries stay pending for redelivery.
+   * back-offs are cut short: those entries stay pending for redelivery. With no batch in hand, a
+   * read waiting on a quiet stream (up to `block_ms`) is cut by closing this consumer's own
+   * connection: whatever Redis handed it meanwhile stays pending under its name (re-read on
+   * restart, or reclaimed by another consumer).
    */
   async stop(): Promise<void> {
     this.stopping = true;
     this.abort.abort();
     this.wake?.();
+    if (!this.inBatch) this.opts.blocking.disconnect();
     await this.loopDone;
   }
 

@@ -12,6 +12,7 @@ import { settleBatch } from '../../engine/runtime/settle.ts';
 import { metricValue, payloads, ping, pipelineYaml, publish, startEngine as startEngine2 } from '../helpers/engine.ts';
 import { startEngine, type EngineUnderTest } from '../helpers/in-process-engine.ts';
 import { orderEvent, ordersPipeline, pipelineDirs, testKey, type PipelineDoc } from '../helpers/pipelines.ts';
+import { startHttpRecorder } from '../helpers/http-recorder.ts';
 import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
 import { addEvents, pendingSummary, readPayloads, readStream } from '../helpers/streams.ts';
 
@@ -220,6 +221,37 @@ describe('a running pipeline whose DLQ Redis refuses', () => {
     await addEvents(redis, stream, [orderEvent(3)]);
     await waitFor(async () => (await redis.xlen(out)) === 2, 'a later event in the output');
     expect((await readPayloads(redis, out)).map((p) => p.orderId)).toEqual(['o-2', 'o-3']);
+  });
+
+  it('settles a refused DLQ write again without running the entry through its sink again', async () => {
+    // A sink that fails for good (HTTP 500, one attempt): the entry is bound for the DLQ at stage
+    // sink. While the DLQ write is refused, the consumer tries the write again and again; only
+    // the DLQ write repeats, never the webhook call that already failed.
+    const hook = await startHttpRecorder(() => ({ status: 500, body: { error: 'down' } }));
+    try {
+      const stream = testKey('in');
+      const doc = {
+        ...ordersPipeline({ stream, out: 'unused' }),
+        sink: { type: 'http', with: { url: `${hook.url}/hook` } },
+        retry: { attempts: 1, backoff: 'fixed', delay_ms: 10 },
+      };
+      const dlq = `${stream}:dlq`;
+      await redis.set(dlq, 'not a stream');
+      const eut = await run([doc]);
+      const [id] = await addEvents(redis, stream, [orderEvent(1)]);
+      const refusals = async () =>
+        metricValue(await eut.engine.metrics.registry.metrics(), 'synapse_dlq_write_refused_total', { pipeline: doc.name }) ?? 0;
+      // Three refused settles: the back-off (100, 200, 400 ms) has run the loop at least twice.
+      await waitFor(async () => (await refusals()) >= 3, 'three refused DLQ writes', 10_000);
+      expect(hook.requests).toHaveLength(1);
+
+      await redis.del(dlq);
+      await waitFor(async () => (await redis.xlen(dlq)) === 1, 'the DLQ entry');
+      expect((await readStream(redis, dlq))[0]!.fields).toMatchObject({ source_id: id, stage: 'sink', attempts: '1' });
+      expect(hook.requests).toHaveLength(1);
+    } finally {
+      await hook.close();
+    }
   });
 
   it('a pipeline stopped while its DLQ write is refused leaves the entry pending, and a restart dead-letters it', async () => {

@@ -58,6 +58,22 @@ describe('graceful shutdown', () => {
     console.log(`SIGTERM under load: stopped after ${delivered.length} of ${N} events, ${seqs.length - delivered.length} duplicated`);
   }, 60_000);
 
+  it('a quiet pipeline stops at once: its waiting read (block_ms 60000) is cut, not sat out', async () => {
+    const stream = testKey('in');
+    const out = testKey('out');
+    const doc = ordersPipeline({ stream, out, source: { block_ms: 60_000 } });
+    const engine = await spawnEngine({ pipelines: await dirs.make([doc]), schemas: FIXTURE_SCHEMAS, redisUrl: server.url });
+    await addEvents(redis, stream, [orderEvent(1)]);
+    await waitFor(async () => (await redis.xlen(out)) === 1, 'the event through');
+
+    // Past the engine's own 10 s shutdown limit: a stop that sat the read out would close by force.
+    const exit = await engine.stop('SIGTERM', 20_000);
+    expect(exit, engine.report()).toEqual({ code: 0, signal: null });
+    expect(engine.logs.some((l) => l.msg === 'engine stopped')).toBe(true);
+    expect(engine.logs.filter((l) => /timed out/.test(String(l.msg))), engine.report()).toEqual([]);
+    expect((await pendingSummary(redis, stream, doc.name)).count).toBe(0);
+  }, 40_000);
+
   /** Pending entries of a group under one consumer: id → delivery count. */
   async function pendingOf(stream: string, group: string, consumer: string): Promise<Map<string, number>> {
     const rows = (await redis.xpending(stream, group, '-', '+', 100, consumer)) as [string, string, number, number][];

@@ -5,6 +5,7 @@ import {
   entries, groupsOf, key, metricValue, payloads, PING_ID, ping, pingSchema, pipelineYaml, publish, sha256, startEngine,
   type EngineFixture,
 } from '../../helpers/engine.ts';
+import { startHttpRecorder } from '../../helpers/http-recorder.ts';
 import { startTestRedis, waitFor, type TestRedis } from '../../helpers/redis.ts';
 
 let redis: TestRedis;
@@ -188,6 +189,78 @@ describe('hot reload under load (Engine + ConfigWatcher)', () => {
     await drained(f, p.stream, p.name);
     expectExactlyOnceInOrder(await payloads(f.client, p.out), TOTAL, [1, 2]);
     expect(await reloads(f)).toEqual({ ok: 1, error: 1 });
+  });
+
+  it('a quiet pipeline takes a reload at once, before its first batch and after one, without waiting for its read to end', async () => {
+    // block_ms 60000: a swap that waited for the blocking read would not happen before an entry came.
+    const p = { name: key('hr'), stream: key('in'), out: key('out') };
+    const quiet = (version: number) => pipelineYaml({ ...p, filter: 'true', transform: `{ "n": data.n, "version": ${version} }`, blockMs: 60_000 });
+    const f = await start({ pipelines: { [p.name]: quiet(1) } });
+    const file = f.engine.handles.get(p.name)!.pipeline.file;
+
+    await writeFile(file, quiet(2));
+    await waitFor(() => f.engine.handles.get(p.name)?.pipeline.hash === sha256(quiet(2)), 'version 2, with nothing read yet', 10_000);
+    await publish(f.client, p.stream, [ping(1)]);
+    await waitFor(async () => (await f.client.xlen(p.out)) === 1, 'the first output');
+
+    await writeFile(file, quiet(3));
+    await waitFor(() => f.engine.handles.get(p.name)?.pipeline.hash === sha256(quiet(3)), 'version 3, after a batch', 10_000);
+    await publish(f.client, p.stream, [ping(2)]);
+    await waitFor(async () => (await f.client.xlen(p.out)) === 2, 'the second output');
+    expect(await payloads(f.client, p.out)).toEqual([{ n: 1, version: 2 }, { n: 2, version: 3 }]);
+  });
+
+  it('a reload during a batch waits for it: the batch in hand settles with the version that ran it', async () => {
+    // The webhook holds the first request until released, then every request fails for good: the
+    // event goes to the DLQ of the version that ran it (each version names its own DLQ).
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const hook = await startHttpRecorder(async (req) => {
+      if (req.n === 1) await held;
+      return { status: 500, body: { error: 'down' } };
+    });
+    try {
+      const p = { name: key('hr'), stream: key('in') };
+      const version = (v: number) => [
+        `name: ${p.name}`,
+        'source:',
+        `  stream: ${p.stream}`,
+        '  start: "0"',
+        '  block_ms: 100',
+        `dlq: ${p.stream}:dlq-v${v}`,
+        'sink:',
+        '  type: http',
+        `  with: { url: "${hook.url}/v${v}" }`,
+        'retry: { attempts: 1, backoff: fixed, delay_ms: 5 }',
+        '',
+      ].join('\n');
+      const f = await start({ pipelines: { [p.name]: version(1) }, watch: false });
+      await publish(f.client, p.stream, [ping(1)]);
+      await waitFor(() => hook.requests.length === 1, 'the held request');
+
+      await writeFile(f.engine.handles.get(p.name)!.pipeline.file, version(2));
+      let swapped = false;
+      const reload = f.engine.reloadFile(f.engine.handles.get(p.name)!.pipeline.file).then((r) => {
+        swapped = true;
+        return r;
+      });
+      // Time to compile version 2 and ask for the swap; the swap waits for the batch in hand.
+      await delay(500);
+      expect(swapped).toBe(false);
+      release();
+      expect(await reload).toMatchObject({ ok: true });
+      expect(f.engine.handles.get(p.name)!.generation).toBe(2);
+      await waitFor(async () => (await f.client.xlen(`${p.stream}:dlq-v1`)) === 1, 'the DLQ entry of version 1');
+      expect(await f.client.exists(`${p.stream}:dlq-v2`)).toBe(0);
+
+      await publish(f.client, p.stream, [ping(2)]);
+      await waitFor(async () => (await f.client.xlen(`${p.stream}:dlq-v2`)) === 1, 'the DLQ entry of version 2');
+      expect(hook.requests.map((r) => r.url)).toEqual(['/v1', '/v2']);
+      expect(await f.client.xlen(`${p.stream}:dlq-v1`)).toBe(1);
+    } finally {
+      release();
+      await hook.close();
+    }
   });
 
   it('five quick writes end in one reload of the final content', async () => {
