@@ -62,7 +62,7 @@ describe('graceful shutdown', () => {
     const stream = testKey('in');
     const out = testKey('out');
     const doc = ordersPipeline({ stream, out, source: { block_ms: 60_000 } });
-    const engine = await spawnEngine({ pipelines: await dirs.make([doc]), schemas: FIXTURE_SCHEMAS, redisUrl: server.url });
+    const engine = await spawnEngine({ pipelines: await dirs.make([doc]), schemas: FIXTURE_SCHEMAS, redisUrl: server.url, consumer: `it-quiet-${randomUUID().slice(0, 8)}` });
     await addEvents(redis, stream, [orderEvent(1)]);
     await waitFor(async () => (await redis.xlen(out)) === 1, 'the event through');
 
