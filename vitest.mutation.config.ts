@@ -16,6 +16,8 @@ export default defineConfig({
       // Swapping a consumer's pipeline on reload, and pausing and resuming it.
       'tests/integration/hot-reload/hot-reload.test.ts',
       'tests/integration/admin/pipelines.test.ts',
+      // The suites written for the files of this run (scripts/mutation.mjs names them).
+      ...(process.env.SYNAPSE_MUTATION_SUITES?.split(',').filter(Boolean) ?? []),
     ],
     testTimeout: 60_000,
     hookTimeout: 60_000,

@@ -42,6 +42,23 @@ const rank = (source) => {
   return at === -1 ? FIRST.length : at;
 };
 
+/**
+ * Suites that test a file beyond the delivery suites every run has (vitest.mutation.config.ts):
+ * a run of its units adds them (SYNAPSE_MUTATION_SUITES), so each file meets the tests written
+ * for it without every run paying for every suite in its first, coverage-measuring test run.
+ */
+const SUITES = {
+  'engine/runtime/dlq.ts': ['tests/integration/admin/dlq.test.ts', 'tests/integration/security/redrive.test.ts'],
+  'engine/runtime/dlq-log.ts': ['tests/integration/operating/engine-log.test.ts'],
+  'engine/runtime/engine.ts': ['tests/integration/operating/engine-log.test.ts', 'tests/integration/hot-reload/reload-scope.test.ts',
+    'tests/integration/admin/metrics.test.ts'],
+  'engine/runtime/redis-server.ts': ['tests/integration/managed-redis.test.ts'],
+  'engine/runtime/reloader.ts': ['tests/integration/hot-reload/reload-scope.test.ts', 'tests/integration/admin/pipeline-files.test.ts'],
+  'engine/runtime/replay.ts': ['tests/integration/admin/replay.test.ts'],
+  'engine/runtime/retention.ts': ['tests/integration/retention.test.ts'],
+  'engine/runtime/service-registry.ts': ['tests/integration/admin/services.test.ts'],
+};
+
 const sourceHash = (source) => createHash('sha256').update(readFileSync(source)).digest('hex');
 
 /** [first, last] line ranges (1-based) of whole top-level statements and class members. */
@@ -90,7 +107,8 @@ function plan() {
   for (const unit of pending) {
     const open = runs.at(-1);
     const lines = unit.last - unit.first + 1;
-    if (open && open.lines + lines <= RUN_LINES) {
+    const same = open && String(SUITES[open.units[0].source] ?? '') === String(SUITES[unit.source] ?? '');
+    if (open && same && open.lines + lines <= RUN_LINES) {
       open.units.push(unit);
       open.lines += lines;
     } else runs.push({ units: [unit], lines });
@@ -119,11 +137,13 @@ if (!(args.includes('--report') || args.includes('--survivors'))) {
     console.log(`\n=== mutation run ${index + 1}: ${ranges.join(' ')} (${new Date().toISOString()})`);
     const hashes = run.units.map((unit) => sourceHash(unit.source));
     rmSync(REPORT, { force: true });
+    const suites = [...new Set(run.units.flatMap((unit) => SUITES[unit.source] ?? []))];
+    if (suites.length) console.log(`    with ${suites.join(' ')}`);
     const stryker = spawnSync(
       process.execPath,
       ['node_modules/@stryker-mutator/core/bin/stryker.js', 'run', '--mutate', ranges.join(','),
         '--reporters', 'clear-text,progress,json'],
-      { stdio: 'inherit' },
+      { stdio: 'inherit', env: { ...process.env, SYNAPSE_MUTATION_SUITES: suites.join(',') } },
     );
     if (stryker.status !== 0 || !existsSync(REPORT)) {
       console.error(`stryker failed on ${ranges.join(' ')} (exit ${stryker.status}); stopping`);

@@ -1,3 +1,4 @@
+import { startProfile } from './profile.ts';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parse, stringify } from 'yaml';
@@ -148,11 +149,13 @@ export async function runEngine(spec: SideSpec, files: EngineSideFiles, timeoutM
   try {
     const tStart = performance.now();
     await engine.start();
+    const profile = await startProfile('engine');
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
     assertRunning(engine);
     const limit = deadline(timeoutMs, tracker.progress);
     const end = await Promise.race([tracker.done, limit.promise]).finally(limit.cancel);
+    await profile?.();
     const seconds = (end.at - t0) / 1000;
     return {
       seconds,

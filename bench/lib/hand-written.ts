@@ -1,3 +1,4 @@
+import { startProfile } from './profile.ts';
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
@@ -122,6 +123,7 @@ export async function runHandWritten(spec: SideSpec, schemaFile: string, timeout
   await redis.xgroup('CREATE', spec.input, spec.group, '0', 'MKSTREAM');
   const counts: OutcomeCounts = { sunk: 0, filtered: 0, dlq: 0 };
   let batches = 0;
+  const profile = await startProfile('hand-written');
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   try {
@@ -139,6 +141,7 @@ export async function runHandWritten(spec: SideSpec, schemaFile: string, timeout
       batches++;
     }
   } finally {
+    await profile?.();
     redis.disconnect();
   }
   const seconds = (performance.now() - t0) / 1000;
