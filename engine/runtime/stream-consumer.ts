@@ -166,6 +166,8 @@ export class StreamConsumer extends EventEmitter {
         await sleep(errorDelay, this.abort.signal);
       }
     }
+    // A prefetch still waiting on a quiet stream is cut too (see stop()).
+    this.opts.blocking.disconnect();
     await this.drainPrefetch();
     this.opts.metrics.up.set({ pipeline: this.pipelineName }, 0);
     this.markReady();
@@ -180,8 +182,9 @@ export class StreamConsumer extends EventEmitter {
       const { entries, deleted } = await pending;
       if (entries.length || deleted.length) await this.handle(entries, deleted);
     } catch (err) {
-      // Left pending under our name: re-read on restart or reclaimed by another consumer.
-      this.opts.logger.warn({ err: errorMessage(err) }, 'could not finish a prefetched batch');
+      // Left pending under our name: re-read on restart or reclaimed by another consumer. At a
+      // stop, a read still waiting was cut on purpose: nothing to warn about.
+      if (!this.stopping) this.opts.logger.warn({ err: errorMessage(err) }, 'could not finish a prefetched batch');
     }
   }
 

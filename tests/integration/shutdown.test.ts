@@ -74,6 +74,35 @@ describe('graceful shutdown', () => {
     expect((await pendingSummary(redis, stream, doc.name)).count).toBe(0);
   }, 40_000);
 
+  it('stopped during a full batch, with the next read waiting on a now quiet stream: that read is cut too', async () => {
+    // A full batch (2 of batch 2) makes the consumer ask for the next while it works; the stream
+    // is then empty, so that read waits (block_ms 60000) while the webhook holds the batch.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const hook = await startHttpRecorder(async () => {
+      await held;
+      return { status: 200, body: { ok: true } };
+    });
+    try {
+      const stream = testKey('in');
+      const doc = { ...ordersPipeline({ stream, out: 'unused', source: { batch: 2, block_ms: 60_000 } }), sink: { type: 'http', with: { url: `${hook.url}/hook` } } };
+      const engine = await spawnEngine({ pipelines: await dirs.make([doc]), schemas: FIXTURE_SCHEMAS, redisUrl: server.url, consumer: `it-prefetch-${randomUUID().slice(0, 8)}` });
+      await addEvents(redis, stream, [orderEvent(1), orderEvent(2)]);
+      await waitFor(() => hook.requests.length >= 1, 'the batch at the webhook');
+
+      const exit = engine.stop('SIGTERM', 20_000);
+      await waitFor(() => engine.logs.some((l) => /stopping/.test(String(l.msg))), 'the engine to begin stopping');
+      release();
+      expect(await exit, engine.report()).toEqual({ code: 0, signal: null });
+      expect(engine.logs.filter((l) => (l.level ?? 0) >= 40), engine.report()).toEqual([]);
+      // The batch in hand was finished and acknowledged.
+      expect((await pendingSummary(redis, stream, doc.name)).count).toBe(0);
+    } finally {
+      release();
+      await hook.close();
+    }
+  }, 40_000);
+
   /** Pending entries of a group under one consumer: id → delivery count. */
   async function pendingOf(stream: string, group: string, consumer: string): Promise<Map<string, number>> {
     const rows = (await redis.xpending(stream, group, '-', '+', 100, consumer)) as [string, string, number, number][];
