@@ -60,6 +60,32 @@ describe('compiled code enforces its limits', () => {
     }, 20_000);
   }
 
+  it('the depth limit strikes at the same depth as on the interpreter, whatever builds the result', async () => {
+    // Recursion inside array and object constructors (first item or later), arithmetic and `&`.
+    const shapes = [
+      '[$f($n - 1), $n]', '[1, $f($n - 1)]', '{"a": $f($n - 1), "b": 1}', '{"b": 1, "a": $f($n - 1)}',
+      '$f($n - 1) + 1', '($f($n - 1) & "x")', '$f($n - 1).{"v": $}', '[$n, [$n, $f($n - 1)]]', '{"a": [$f($n - 1)], "b": [1, 2]}',
+      '[$n][$ > 0].$f($n - 1)', '$map([$n], function($v) { $f($v - 1) })',
+    ];
+    // The deepest recursion that still evaluates (a call in tail position never deepens: jsonata
+    // runs it as a loop, on both sides).
+    const deepestOk = async (shape: string, compile: boolean) => {
+      for (let n = 100; n <= 240; n++) {
+        const source = `($f := function($n) { $n > 0 ? ${shape} : 0 }; $f(${n}))`;
+        const expression = compileExpression(source, { compile, timeoutMs: 10_000 });
+        expect(expression.sync).toBe(compile);
+        try {
+          await expression.evaluate({});
+        } catch (err) {
+          expect((err as { cause?: { code?: string } }).cause?.code).toBe('D1011');
+          return n - 1;
+        }
+      }
+      return 'no limit met up to 240';
+    };
+    for (const shape of shapes) expect([shape, await deepestOk(shape, true)]).toEqual([shape, await deepestOk(shape, false)]);
+  }, 60_000);
+
   it('L1001 carries a clear message', () => {
     let err: unknown;
     try {
