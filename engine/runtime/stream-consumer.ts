@@ -89,7 +89,9 @@ export class StreamConsumer extends EventEmitter {
    * back-offs are cut short: those entries stay pending for redelivery. With no batch in hand, a
    * read waiting on a quiet stream (up to `block_ms`) is cut by closing this consumer's own
    * connection: whatever Redis handed it meanwhile stays pending under its name (re-read on
-   * restart, or reclaimed by another consumer).
+   * restart, or reclaimed by another consumer). The loop does not wait for that read to fail
+   * either: with Redis away, ioredis never settles a command queued on a connection closed while
+   * it was reconnecting.
    */
   async stop(): Promise<void> {
     this.stopping = true;
@@ -149,6 +151,8 @@ export class StreamConsumer extends EventEmitter {
         }
         await this.housekeeping();
         await this.reclaim();
+        // A stop during the reclaim's batch: no new read (it would wait up to block_ms).
+        if (this.stopping) break;
         await this.readOnce();
         if (errorDelay > 0) log.info({ stream: this.source.stream }, 'reading again after errors');
         errorDelay = 0;
@@ -179,7 +183,7 @@ export class StreamConsumer extends EventEmitter {
     this.prefetched = undefined;
     if (!pending) return;
     try {
-      const { entries, deleted } = await pending;
+      const { entries, deleted } = await this.untilStopped(pending);
       if (entries.length || deleted.length) await this.handle(entries, deleted);
     } catch (err) {
       // Left pending under our name: re-read on restart or reclaimed by another consumer. At a
@@ -202,7 +206,7 @@ export class StreamConsumer extends EventEmitter {
     const own = this.cursor !== '>';
     const prefetched = own ? undefined : this.prefetched;
     this.prefetched = undefined;
-    const { entries, deleted } = await (prefetched ?? this.reader.read(this.cursor, src.batch, src.blockMs));
+    const { entries, deleted } = await this.untilStopped(prefetched ?? this.reader.read(this.cursor, src.batch, src.blockMs));
     if (own) {
       const ids = [...entries.map((e) => e.id), ...deleted];
       this.cursor = ids.length ? maxId(ids) : '>';
@@ -218,6 +222,24 @@ export class StreamConsumer extends EventEmitter {
       this.prefetched.catch(() => undefined); // awaited, and its error handled, on the next read
     }
     await this.handle(own ? await this.reader.withDeliveryCounts(entries) : entries, deleted);
+  }
+
+  /**
+   * `read`, or a rejection once the consumer stops: a stop does not wait for a read to end. A
+   * read already answered still wins (its entries are handled); one still waiting is left alone
+   * (what it may yet bring stays pending under our name). Not for a batch in hand: that finishes.
+   */
+  private untilStopped<T>(read: Promise<T>): Promise<T> {
+    const signal = this.abort.signal;
+    let onAbort!: () => void;
+    const stopped = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new Error('stopped'));
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    stopped.catch(() => undefined);
+    // Listed first, a read already settled wins the race against a stop already made.
+    return Promise.race([read, stopped]).finally(() => signal.removeEventListener('abort', onAbort));
   }
 
   /** Claims entries other consumers left idle past `claim_idle_ms`, a batch at a time. */

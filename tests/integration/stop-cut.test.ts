@@ -1,0 +1,130 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { orderEvent, ordersPipeline, pipelineDirs, testKey } from '../helpers/pipelines.ts';
+import { startEngine, type EngineUnderTest } from '../helpers/in-process-engine.ts';
+import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
+import { addEvents, pendingSummary, readPayloads } from '../helpers/streams.ts';
+import { startHttpRecorder } from '../helpers/http-recorder.ts';
+import { toRecord } from '../../engine/runtime/stream-reader.ts';
+
+// A stop cuts a quiet consumer's waiting read (block_ms up to 60000) instead of sitting it out:
+// also when Redis is away (the read waits on a reconnecting connection), and when the batch in
+// hand at the stop was one reclaimed from a dead consumer.
+
+let server: TestRedis;
+let redis: Redis;
+const dirs = pipelineDirs();
+let open: EngineUnderTest[] = [];
+
+beforeAll(async () => {
+  // A server of the suite's own, persistent, so a test can stop and restart it.
+  server = await startTestRedis({ persistent: true, own: true });
+  if (!server.owned) throw new Error('this suite needs a redis-server it owns (redis-server on PATH)');
+  redis = server.client();
+});
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((e) => e.stop()));
+});
+afterAll(async () => {
+  await dirs.cleanup();
+  await server?.close();
+});
+
+async function start(docs: Parameters<typeof dirs.make>[0], consumer = `it-cut-${randomUUID().slice(0, 8)}`): Promise<EngineUnderTest> {
+  const e = await startEngine({ redisUrl: server.url, pipelines: await dirs.make(docs), consumer });
+  open.push(e);
+  return e;
+}
+
+/** Resolves with how long `p` took, or with Infinity when it takes longer than `ms`. */
+async function timed(p: Promise<unknown>, ms: number): Promise<number> {
+  const t0 = performance.now();
+  return Promise.race([p.then(() => performance.now() - t0), delay(ms).then(() => Infinity)]);
+}
+
+/** Whether the pipeline's own connection is blocked in XREADGROUP on the server. */
+async function blockedInRead(name: string): Promise<boolean> {
+  const list = String(await redis.client('LIST'));
+  return list.split('\n').some((l) => l.includes(`name=synapse:${name} `) && /cmd=xreadgroup/.test(l));
+}
+
+describe('stop cuts a waiting read', () => {
+  it('Redis away while a quiet pipeline waits on its read: removing the pipeline does not wait for Redis, and nothing is lost', async () => {
+    const stream = testKey('in');
+    const out = testKey('out');
+    const consumer = `it-cut-away-${randomUUID().slice(0, 8)}`;
+    const doc = ordersPipeline({ stream, out, source: { block_ms: 60_000 } });
+    const e = await start([doc], consumer);
+    await addEvents(redis, stream, [orderEvent(1)]);
+    await waitFor(async () => (await redis.xlen(out)) === 1, 'the event through');
+    await waitFor(() => blockedInRead(doc.name), 'the pipeline waiting on its read');
+
+    await server.owned!.stop();
+    const blocking = e.engine.handles.get(doc.name)!.blocking!;
+    await waitFor(() => blocking.status === 'reconnecting', 'its connection reconnecting');
+    try {
+      // Nothing in hand: nothing to finish or acknowledge, so nothing to wait for.
+      const took = await timed(e.engine.removePipeline(doc.name), 5_000);
+      expect(took).toBeLessThan(5_000);
+    } finally {
+      await server.owned!.restart();
+    }
+
+    // What the group holds is there for the next consumer of the same name.
+    await addEvents(redis, stream, [orderEvent(2)]);
+    const again = await start([doc], consumer);
+    await waitFor(async () => (await redis.xlen(out)) === 2, 'the next event through, after a restart');
+    expect((await readPayloads<{ seq: number }>(redis, out)).map((p) => p.seq)).toEqual([1, 2]);
+    await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0, 'nothing pending');
+    void again;
+  }, 40_000);
+
+  it('stopped while a batch reclaimed from a dead consumer is in hand: it is finished and acknowledged, and the stop does not then sit out block_ms', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // The webhook holds the reclaimed event (seq 1) until released; others pass at once.
+    const hook = await startHttpRecorder(async (req) => {
+      if (req.body.includes('"o-1"')) await held;
+      return { status: 200, body: { ok: true } };
+    });
+    try {
+      const stream = testKey('in');
+      const doc = {
+        ...ordersPipeline({ stream, out: 'unused', source: { block_ms: 60_000, claim_idle_ms: 2_000 } }),
+        sink: { type: 'http', with: { url: `${hook.url}/hook` } },
+      };
+      // A dead consumer read event 1 and never acknowledged it.
+      await redis.xgroup('CREATE', stream, doc.name, '0', 'MKSTREAM');
+      const [id1] = await addEvents(redis, stream, [orderEvent(1)]);
+      await redis.xreadgroup('GROUP', doc.name, 'dead', 'COUNT', 10, 'STREAMS', stream, '>');
+      const e = await start([doc]);
+      // Its first reclaim came too early (event 1 not idle for 2 s yet); it now waits on a read.
+      await waitFor(() => blockedInRead(doc.name), 'the pipeline waiting on its read');
+      await delay(2_500);
+      // Event 2 ends the read; the reclaim after it takes event 1, which the webhook holds.
+      await addEvents(redis, stream, [orderEvent(2)]);
+      await waitFor(() => hook.requests.some((r) => r.body.includes('"o-1"')), 'the reclaimed event at the webhook', 10_000);
+
+      const stopping = e.engine.stop(30_000);
+      // Event 3 comes after the stop: a stopping consumer reads nothing new, so it stays in the
+      // stream for the group, handed to no one.
+      const [id3] = await addEvents(redis, stream, [orderEvent(3)]);
+      await delay(200);
+      release();
+      const took = await timed(stopping, 20_000);
+      expect(took).toBeLessThan(5_000);
+      // The batch in hand was finished and acknowledged: nothing pending, under any name.
+      expect((await pendingSummary(redis, stream, doc.name)).count).toBe(0);
+      expect(hook.requests.filter((r) => r.body.includes('"o-1"'))).toHaveLength(1);
+      expect(hook.requests.some((r) => r.body.includes('"o-3"'))).toBe(false);
+      const group = ((await redis.xinfo('GROUPS', stream)) as unknown[][]).map(toRecord).find((g) => g.name === doc.name)!;
+      expect(String(group['last-delivered-id'])).not.toBe(id3);
+      void id1;
+    } finally {
+      release();
+      await hook.close();
+    }
+  }, 40_000);
+});
