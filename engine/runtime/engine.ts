@@ -381,6 +381,7 @@ export class Engine extends EventEmitter implements ObservedEngine {
   }
 
   private async doStop(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
     this.shutdown.abort();
     for (const timer of this.dlqTrims.values()) clearTimeout(timer);
     this.dlqTrims.clear();
@@ -406,8 +407,15 @@ export class Engine extends EventEmitter implements ObservedEngine {
     this.dlqLog.flush();
     for (const h of this.handles.values()) h.blocking?.disconnect();
     if (this.redis) {
-      if (timedOut) this.redis.disconnect();
-      else await this.redis.quit().catch(() => this.redis?.disconnect());
+      const redis = this.redis;
+      // QUIT waits behind the commands queued before it: with Redis away (a command sent during
+      // the outage still queued) it would never be answered. It gets what is left of the limit.
+      const quit = timedOut ? false : await Promise.race([
+        redis.quit().then(() => true, () => false),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.max(0, deadline - Date.now())))),
+      ]);
+      clearTimeout(timer);
+      if (!quit) redis.disconnect();
     }
     this.logger.info('engine stopped');
   }

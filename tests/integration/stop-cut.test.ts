@@ -81,6 +81,29 @@ describe('stop cuts a waiting read', () => {
     void again;
   }, 40_000);
 
+  it('Redis away at a stop: the engine stops within its time limit even with a command of its own still waiting on the shared connection', async () => {
+    const stream = testKey('in');
+    const out = testKey('out');
+    const doc = ordersPipeline({ stream, out, source: { block_ms: 60_000 } });
+    const e = await start([doc]);
+    await addEvents(redis, stream, [orderEvent(1)]);
+    await waitFor(async () => (await redis.xlen(out)) === 1, 'the event through');
+    await waitFor(() => blockedInRead(doc.name), 'the pipeline waiting on its read');
+
+    await server.owned!.stop();
+    const shared = e.engine.connection;
+    await waitFor(() => shared.status === 'reconnecting', 'the shared connection reconnecting');
+    // What an admin request or a DLQ trim sent meanwhile waits for Redis on the shared connection.
+    void shared.xlen(out).catch(() => undefined);
+    await delay(50); // the shared connection pipelines automatically: the command is queued on the next tick
+    try {
+      const took = await timed(e.engine.stop(2_000), 8_000);
+      expect(took).toBeLessThan(8_000);
+    } finally {
+      await server.owned!.restart();
+    }
+  }, 40_000);
+
   it('stopped while a batch reclaimed from a dead consumer is in hand: it is finished and acknowledged, and the stop does not then sit out block_ms', async () => {
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
