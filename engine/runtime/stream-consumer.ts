@@ -150,8 +150,10 @@ export class StreamConsumer extends EventEmitter {
           this.markReady();
         }
         await this.housekeeping();
+        // Stopping, it takes nothing new: no reclaim, and after a reclaimed batch no read (which
+        // would wait up to block_ms).
+        if (this.stopping) break;
         await this.reclaim();
-        // A stop during the reclaim's batch: no new read (it would wait up to block_ms).
         if (this.stopping) break;
         await this.readOnce();
         if (errorDelay > 0) log.info({ stream: this.source.stream }, 'reading again after errors');

@@ -104,6 +104,31 @@ describe('stop cuts a waiting read', () => {
     }
   }, 40_000);
 
+  it('stopped as it starts: it claims nothing from a dead consumer on its way out', async () => {
+    const hook = await startHttpRecorder();
+    try {
+      const stream = testKey('in');
+      const doc = {
+        ...ordersPipeline({ stream, out: 'unused', source: { block_ms: 60_000, claim_idle_ms: 1_000 } }),
+        sink: { type: 'http', with: { url: `${hook.url}/hook` } },
+      };
+      // A dead consumer read event 1 and never acknowledged it; it is idle past claim_idle_ms.
+      await redis.xgroup('CREATE', stream, doc.name, '0', 'MKSTREAM');
+      const [id1] = await addEvents(redis, stream, [orderEvent(1)]);
+      await redis.xreadgroup('GROUP', doc.name, 'dead', 'COUNT', 10, 'STREAMS', stream, '>');
+      await delay(1_200);
+      // Started means its group is there; its first look around (metrics, then reclaim) follows.
+      const e = await start([doc]);
+      await e.engine.stop(20_000);
+      // Stopping, it reads nothing: event 1 is still the dead consumer's, for another to reclaim.
+      expect((await pendingSummary(redis, stream, doc.name)).consumers).toEqual({ dead: 1 });
+      expect(hook.requests).toEqual([]);
+      void id1;
+    } finally {
+      await hook.close();
+    }
+  });
+
   it('stopped while a batch reclaimed from a dead consumer is in hand: it is finished and acknowledged, and the stop does not then sit out block_ms', async () => {
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
