@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { orderEvent, ordersPipeline, pipelineDirs, testKey } from '../helpers/pipelines.ts';
+import { FIXTURE_SCHEMAS, orderEvent, ordersPipeline, pipelineDirs, testKey } from '../helpers/pipelines.ts';
+import { killEngines, spawnEngine, stopCleanly } from '../helpers/engine-process.ts';
 import { startEngine, type EngineUnderTest } from '../helpers/in-process-engine.ts';
 import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
 import { addEvents, pendingSummary, readPayloads } from '../helpers/streams.ts';
@@ -25,6 +26,7 @@ beforeAll(async () => {
   redis = server.client();
 });
 afterEach(async () => {
+  await killEngines();
   await Promise.all(open.splice(0).map((e) => e.stop()));
 });
 afterAll(async () => {
@@ -103,6 +105,34 @@ describe('stop cuts a waiting read', () => {
       await server.owned!.restart();
     }
   }, 40_000);
+
+  it('SIGTERM with Redis away: the process exits 0 within its time limit, and the next start reads on, nothing pending', async () => {
+    const stream = testKey('in');
+    const out = testKey('out');
+    const consumer = `it-cut-term-${randomUUID().slice(0, 8)}`;
+    const doc = ordersPipeline({ stream, out, source: { block_ms: 60_000 } });
+    const pipelines = await dirs.make([doc]);
+    const engine = await spawnEngine({ pipelines, schemas: FIXTURE_SCHEMAS, redisUrl: server.url, consumer, env: { SYNAPSE_SHUTDOWN_TIMEOUT_MS: '3000' } });
+    await addEvents(redis, stream, [orderEvent(1)]);
+    await waitFor(async () => (await redis.xlen(out)) === 1, 'the event through');
+    await waitFor(() => blockedInRead(doc.name), 'the pipeline waiting on its read');
+
+    await server.owned!.stop();
+    try {
+      await engine.waitForLog((l) => l.msg === 'redis unavailable; reconnecting with back-off', 'that Redis is gone');
+      const t0 = performance.now();
+      const exit = await engine.stop('SIGTERM', 15_000);
+      expect(exit, engine.report()).toEqual({ code: 0, signal: null });
+      expect(performance.now() - t0).toBeLessThan(8_000);
+    } finally {
+      await server.owned!.restart();
+    }
+    await addEvents(redis, stream, [orderEvent(2)]);
+    const again = await spawnEngine({ pipelines, schemas: FIXTURE_SCHEMAS, redisUrl: server.url, consumer });
+    await waitFor(async () => (await redis.xlen(out)) === 2, 'the next event through, after a restart');
+    await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0, 'nothing pending');
+    await stopCleanly(again);
+  }, 60_000);
 
   it('stopped as it starts: it claims nothing from a dead consumer on its way out', async () => {
     const hook = await startHttpRecorder();
