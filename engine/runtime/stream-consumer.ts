@@ -15,6 +15,12 @@ import { maxId } from './stream-ids.ts';
 export const STALE_CONSUMER_MS = 24 * 60 * 60 * 1000;
 const HOUSEKEEPING_MS = 5_000;
 const MAX_ERROR_BACKOFF_MS = 5_000;
+/**
+ * How long a stop still waits for a read already sent once its connection is closed: the answer
+ * may be on its way (under load, a batch of entries now pending under our name). Closing settles
+ * such a read sooner; this bounds the wait when it cannot (Redis away, a dead link).
+ */
+const STOP_READ_GRACE_MS = 1_000;
 
 export interface StreamConsumerOptions {
   runner: PipelineRunner;
@@ -227,21 +233,25 @@ export class StreamConsumer extends EventEmitter {
   }
 
   /**
-   * `read`, or a rejection once the consumer stops: a stop does not wait for a read to end. A
-   * read already answered still wins (its entries are handled); one still waiting is left alone
-   * (what it may yet bring stays pending under our name). Not for a batch in hand: that finishes.
+   * `read`, or a rejection once the consumer has been stopping for STOP_READ_GRACE_MS: a stop does
+   * not wait for a read to end. A read answered by then is handled; one still waiting is left
+   * alone (what it may yet bring stays pending under our name). Not for a batch in hand: that
+   * finishes.
    */
   private untilStopped<T>(read: Promise<T>): Promise<T> {
     const signal = this.abort.signal;
+    let timer: NodeJS.Timeout | undefined;
     let onAbort!: () => void;
     const stopped = new Promise<never>((_, reject) => {
-      onAbort = () => reject(new Error('stopped'));
+      onAbort = () => (timer = setTimeout(() => reject(new Error('stopped')), STOP_READ_GRACE_MS));
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
     });
     stopped.catch(() => undefined);
-    // Listed first, a read already settled wins the race against a stop already made.
-    return Promise.race([read, stopped]).finally(() => signal.removeEventListener('abort', onAbort));
+    return Promise.race([read, stopped]).finally(() => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    });
   }
 
   /** Claims entries other consumers left idle past `claim_idle_ms`, a batch at a time. */

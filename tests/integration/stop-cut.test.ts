@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
@@ -46,10 +47,40 @@ async function timed(p: Promise<unknown>, ms: number): Promise<number> {
   return Promise.race([p.then(() => performance.now() - t0), delay(ms).then(() => Infinity)]);
 }
 
-/** Whether the pipeline's own connection is blocked in XREADGROUP on the server. */
+/** Whether the pipeline's own connection is blocked (flag b) in XREADGROUP on the server. */
 async function blockedInRead(name: string): Promise<boolean> {
   const list = String(await redis.client('LIST'));
-  return list.split('\n').some((l) => l.includes(`name=synapse:${name} `) && /cmd=xreadgroup/.test(l));
+  return list.split('\n').some((l) => l.includes(`name=synapse:${name} `) && /cmd=xreadgroup/.test(l) && /flags=\w*b/.test(l));
+}
+
+/**
+ * A TCP proxy to the suite's Redis that delivers what Redis sends `delayMs` late (a distant
+ * Redis): a reply is on its way for that long. What the client sends goes through at once.
+ */
+async function slowLink(delayMs: number): Promise<{ url: string; close(): Promise<void> }> {
+  const target = new URL(server.url);
+  const sockets = new Set<Socket>();
+  // Half-open both ways: a client that has sent its FIN still receives what is on its way.
+  const proxy: Server = createServer({ allowHalfOpen: true }, (client) => {
+    const upstream = createConnection({ host: target.hostname, port: Number(target.port), allowHalfOpen: true });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(upstream);
+    upstream.on('data', (chunk: Buffer) => void setTimeout(() => client.write(chunk), delayMs));
+    upstream.on('end', () => void setTimeout(() => client.end(), delayMs));
+  });
+  proxy.listen(0, '127.0.0.1');
+  await new Promise((r) => proxy.once('listening', r));
+  return {
+    url: `redis://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => proxy.close(r));
+    },
+  };
 }
 
 describe('stop cuts a waiting read', () => {
@@ -81,6 +112,25 @@ describe('stop cuts a waiting read', () => {
     expect((await readPayloads<{ seq: number }>(redis, out)).map((p) => p.seq)).toEqual([1, 2]);
     await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0, 'nothing pending');
     void again;
+  }, 40_000);
+
+  it('a read Redis has already answered when the stop comes is still handled, not dropped', async () => {
+    const link = await slowLink(300);
+    try {
+      const stream = testKey('in');
+      const out = testKey('out');
+      const doc = ordersPipeline({ stream, out, source: { block_ms: 60_000 } });
+      const e = await startEngine({ redisUrl: link.url, pipelines: await dirs.make([doc]), consumer: `it-cut-late-${randomUUID().slice(0, 8)}` });
+      open.push(e);
+      await waitFor(() => blockedInRead(doc.name), 'the pipeline waiting on its read');
+      // Redis hands event 1 to the waiting read at once; the answer takes 300 ms to arrive.
+      await addEvents(redis, stream, [orderEvent(1)]);
+      await e.engine.removePipeline(doc.name);
+      expect((await readPayloads<{ seq: number }>(redis, out)).map((p) => p.seq)).toEqual([1]);
+      expect((await pendingSummary(redis, stream, doc.name)).count).toBe(0);
+    } finally {
+      await link.close();
+    }
   }, 40_000);
 
   it('Redis away at a stop: the engine stops within its time limit even with a command of its own still waiting on the shared connection', async () => {
