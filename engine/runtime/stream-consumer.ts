@@ -95,9 +95,9 @@ export class StreamConsumer extends EventEmitter {
    * back-offs are cut short: those entries stay pending for redelivery. With no batch in hand, a
    * read waiting on a quiet stream (up to `block_ms`) is cut by closing this consumer's own
    * connection: whatever Redis handed it meanwhile stays pending under its name (re-read on
-   * restart, or reclaimed by another consumer). The loop does not wait for that read to fail
-   * either: with Redis away, ioredis never settles a command queued on a connection closed while
-   * it was reconnecting.
+   * restart, or reclaimed by another consumer). Nor does the loop wait on that read for more
+   * than STOP_READ_GRACE_MS: with Redis away, ioredis never settles a command queued on a
+   * connection closed while it was reconnecting.
    */
   async stop(): Promise<void> {
     this.stopping = true;
