@@ -91,3 +91,11 @@ export async function startHttpRecorder(script: Script = () => ({ status: 200, b
     },
   };
 }
+
+/** A gate a recorder's script can wait on (`await held`) until the test calls `release()`. */
+export function gate(): { held: Promise<void>; release: () => void } {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  return { held, release };
+}
+

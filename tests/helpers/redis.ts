@@ -77,3 +77,15 @@ export async function waitFor<T>(cond: () => Promise<T | undefined | false> | T 
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/**
+ * Resolves with how long `p` took in ms, or with Infinity once `ms` have passed without it: a bound
+ * on a hang (a stop that sits out a 60 s read), not a measure of speed.
+ */
+export async function timed(p: Promise<unknown>, ms: number): Promise<number> {
+  const t0 = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<number>((resolve) => (timer = setTimeout(() => resolve(Infinity), ms)));
+  return Promise.race([p.then(() => performance.now() - t0), limit]).finally(() => clearTimeout(timer));
+}
+

@@ -6,7 +6,7 @@ import { killEngines, spawnEngine } from '../helpers/engine-process.ts';
 import { FIXTURE_SCHEMAS, orderEvent, ordersPipeline, pipelineDirs, testKey } from '../helpers/pipelines.ts';
 import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
 import { addEvents, pendingSummary, readPayloads } from '../helpers/streams.ts';
-import { startHttpRecorder, type HttpRecorder } from '../helpers/http-recorder.ts';
+import { gate, startHttpRecorder, type HttpRecorder } from '../helpers/http-recorder.ts';
 
 let server: TestRedis;
 let redis: Redis;
@@ -77,8 +77,7 @@ describe('graceful shutdown', () => {
   it('stopped during a full batch, with the next read waiting on a now quiet stream: that read is cut too', async () => {
     // A full batch (2 of batch 2) makes the consumer ask for the next while it works; the stream
     // is then empty, so that read waits (block_ms 60000) while the webhook holds the batch.
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
+    const { held, release } = gate();
     const hook = await startHttpRecorder(async () => {
       await held;
       return { status: 200, body: { ok: true } };

@@ -6,9 +6,9 @@ import type { Redis } from 'ioredis';
 import { FIXTURE_SCHEMAS, orderEvent, ordersPipeline, pipelineDirs, testKey } from '../helpers/pipelines.ts';
 import { killEngines, spawnEngine, stopCleanly } from '../helpers/engine-process.ts';
 import { startEngine, type EngineUnderTest } from '../helpers/in-process-engine.ts';
-import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
+import { startTestRedis, timed, waitFor, type TestRedis } from '../helpers/redis.ts';
 import { addEvents, pendingSummary, readPayloads } from '../helpers/streams.ts';
-import { startHttpRecorder } from '../helpers/http-recorder.ts';
+import { gate, startHttpRecorder } from '../helpers/http-recorder.ts';
 import { toRecord } from '../../engine/runtime/stream-reader.ts';
 
 // A stop cuts a quiet consumer's waiting read (block_ms up to 60000) instead of sitting it out:
@@ -41,11 +41,6 @@ async function start(docs: Parameters<typeof dirs.make>[0], consumer = `it-cut-$
   return e;
 }
 
-/** Resolves with how long `p` took, or with Infinity when it takes longer than `ms`. */
-async function timed(p: Promise<unknown>, ms: number): Promise<number> {
-  const t0 = performance.now();
-  return Promise.race([p.then(() => performance.now() - t0), delay(ms).then(() => Infinity)]);
-}
 
 /** Whether the pipeline's own connection is blocked (flag b) in XREADGROUP on the server. */
 async function blockedInRead(name: string): Promise<boolean> {
@@ -210,8 +205,7 @@ describe('stop cuts a waiting read', () => {
   });
 
   it('stopped while a batch reclaimed from a dead consumer is in hand: it is finished and acknowledged, and the stop does not then sit out block_ms', async () => {
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
+    const { held, release } = gate();
     // The webhook holds the reclaimed event (seq 1) until released; others pass at once.
     const hook = await startHttpRecorder(async (req) => {
       if (req.body.includes('"o-1"')) await held;

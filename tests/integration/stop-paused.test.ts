@@ -6,9 +6,9 @@ import type { Redis } from 'ioredis';
 import { Engine } from '../../engine/runtime/engine.ts';
 import { createLogger } from '../../engine/logger.ts';
 import { FIXTURE_SCHEMAS, orderEvent, ordersPipeline, pipelineDirs, testKey, type PipelineDoc } from '../helpers/pipelines.ts';
-import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
+import { startTestRedis, timed, waitFor, type TestRedis } from '../helpers/redis.ts';
 import { addEvents, pendingSummary } from '../helpers/streams.ts';
-import { startHttpRecorder } from '../helpers/http-recorder.ts';
+import { gate, startHttpRecorder } from '../helpers/http-recorder.ts';
 
 // Pause, then stop: a paused pipeline (waiting for a resume, or still finishing a read it had
 // asked for) stops at once, with nothing to warn about and nothing of its own left behind.
@@ -51,10 +51,6 @@ async function start(docs: PipelineDoc[]): Promise<{ engine: Engine; warnings: R
   return { engine, warnings };
 }
 
-async function timed(p: Promise<unknown>, ms: number): Promise<number> {
-  const t0 = performance.now();
-  return Promise.race([p.then(() => performance.now() - t0), delay(ms).then(() => Infinity)]);
-}
 
 describe('pause, then stop', () => {
   it('a quiet pipeline paused while waiting on its read stops at once', async () => {
@@ -72,8 +68,7 @@ describe('pause, then stop', () => {
   });
 
   it('paused during a full batch, its next read still waiting on a now quiet stream: the batch settles, and a stop then cuts that read', async () => {
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
+    const { held, release } = gate();
     const hook = await startHttpRecorder(async () => {
       await held;
       return { status: 200, body: { ok: true } };

@@ -5,7 +5,7 @@ import {
   entries, groupsOf, key, metricValue, payloads, PING_ID, ping, pingSchema, pipelineYaml, publish, sha256, startEngine,
   type EngineFixture,
 } from '../../helpers/engine.ts';
-import { startHttpRecorder } from '../../helpers/http-recorder.ts';
+import { gate, startHttpRecorder } from '../../helpers/http-recorder.ts';
 import { startTestRedis, waitFor, type TestRedis } from '../../helpers/redis.ts';
 
 let redis: TestRedis;
@@ -213,8 +213,7 @@ describe('hot reload under load (Engine + ConfigWatcher)', () => {
   it('a reload during a batch waits for it: the batch in hand settles with the version that ran it', async () => {
     // The webhook holds the first request until released, then every request fails for good: the
     // event goes to the DLQ of the version that ran it (each version names its own DLQ).
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
+    const { held, release } = gate();
     const hook = await startHttpRecorder(async (req) => {
       if (req.n === 1) await held;
       return { status: 500, body: { error: 'down' } };
