@@ -85,10 +85,4 @@ export class EngineMetrics {
     for (const [outcome, n] of Object.entries(counts)) if (n) this.events.inc({ pipeline, outcome }, n);
     for (const [stage, seconds] of Object.entries(result.stageSeconds ?? {})) this.stageSeconds.observe({ pipeline, stage }, seconds);
   }
-
-  /** Records entries sent to the DLQ outside the runner (poison entries). */
-  recordPoison(pipeline: string, n: number): void {
-    this.events.inc({ pipeline, outcome: 'dlq' }, n);
-    this.dlq.inc({ pipeline, stage: 'delivery' }, n);
-  }
 }

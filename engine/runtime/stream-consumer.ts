@@ -341,10 +341,8 @@ export class StreamConsumer extends EventEmitter {
       if (reason) unsettled.push({ outcome: o, reason });
       else if (o.kind !== 'deferred') settled.push(o);
     }
-    const { metrics } = this.opts;
-    const poison = settled.filter((o) => o.kind === 'dlq' && o.stage === 'delivery').length;
-    metrics.recordBatch(this.pipelineName, { outcomes: settled.filter((o) => o.kind !== 'dlq' || o.stage !== 'delivery'), stageSeconds });
-    if (poison) metrics.recordPoison(this.pipelineName, poison);
+    // Poison entries (stage delivery) are counted with the rest: events_total{outcome=dlq} and dlq_total{stage=delivery}.
+    this.opts.metrics.recordBatch(this.pipelineName, { outcomes: settled, stageSeconds });
     this.emit('settled', settled);
     return unsettled;
   }

@@ -251,7 +251,7 @@ describe('max_deliveries: the boundary, on reclaimed entries and on a consumer\'
     return ids;
   }
 
-  async function expectOnlyPoison(stream: string, out: string, group: string, processed: string[], poisonId: string, deliveries: number): Promise<void> {
+  async function expectOnlyPoison(eut: EngineUnderTest, stream: string, out: string, group: string, processed: string[], poisonId: string, deliveries: number): Promise<void> {
     const [entry] = await entriesOf(`${stream}:dlq`, 1, 'the DLQ');
     expect(entry!.fields).toMatchObject({ stage: 'delivery', source_id: poisonId, attempts: String(deliveries) });
     expect(entry!.fields.error).toBe(`poison: delivered ${deliveries} times, over max_deliveries (2)`);
@@ -259,6 +259,16 @@ describe('max_deliveries: the boundary, on reclaimed entries and on a consumer\'
     await waitFor(async () => (await pendingSummary(redis, stream, group)).count === 0, 'nothing pending');
     expect((await readPayloads(redis, out)).map((p) => p.orderId)).toEqual(processed);
     expect(await redis.xlen(`${stream}:dlq`)).toBe(1);
+    // Counted once each: the poison entry as a DLQ outcome at stage delivery, the others as sunk.
+    const [{ pipeline }] = [...eut.engine.pipelineStates()] as [{ pipeline: string }];
+    const counter = async (metric: 'events' | 'dlq', labels: Record<string, string>) =>
+      (await eut.engine.metrics[metric].get()).values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))
+        .reduce((sum, v) => sum + v.value, 0);
+    expect(await counter('events', { pipeline, outcome: 'dlq' })).toBe(1);
+    expect(await counter('events', { pipeline, outcome: 'sunk' })).toBe(processed.length);
+    expect(await counter('events', { pipeline })).toBe(processed.length + 1);
+    expect(await counter('dlq', { pipeline, stage: 'delivery' })).toBe(1);
+    expect(await counter('dlq', { pipeline })).toBe(1);
   }
 
   it('reclaimed from a dead consumer: delivered exactly max_deliveries times is processed, one more is poison', async () => {
@@ -267,8 +277,8 @@ describe('max_deliveries: the boundary, on reclaimed entries and on a consumer\'
     const group = `g-${stream.slice(5, 13)}`;
     // The reclaim adds a delivery: these become 2 (= max) and 3 (max + 1).
     const [, poisonId] = await pendingWithCounts(stream, group, 'ghost', [1, 2]);
-    await run([ordersPipeline({ stream, out, source: { group, claim_idle_ms: 1000, max_deliveries: 2 } })]);
-    await expectOnlyPoison(stream, out, group, ['o-1'], poisonId!, 3);
+    const eut = await run([ordersPipeline({ stream, out, source: { group, claim_idle_ms: 1000, max_deliveries: 2 } })]);
+    await expectOnlyPoison(eut, stream, out, group, ['o-1'], poisonId!, 3);
   });
 
   it('a stable-named consumer that keeps crashing on an entry re-reads it as its own, and dead-letters it past the limit', async () => {
@@ -279,8 +289,8 @@ describe('max_deliveries: the boundary, on reclaimed entries and on a consumer\'
     // What a consumer named `name` leaves behind when it dies with these entries in hand; its
     // re-read at start adds a delivery: 2 (= max) and 3 (max + 1).
     const [, poisonId] = await pendingWithCounts(stream, group, name, [1, 2]);
-    await run([ordersPipeline({ stream, out, source: { group, claim_idle_ms: 600_000, max_deliveries: 2 } })], name);
-    await expectOnlyPoison(stream, out, group, ['o-1'], poisonId!, 3);
+    const eut = await run([ordersPipeline({ stream, out, source: { group, claim_idle_ms: 600_000, max_deliveries: 2 } })], name);
+    await expectOnlyPoison(eut, stream, out, group, ['o-1'], poisonId!, 3);
   });
 });
 
