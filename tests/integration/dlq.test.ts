@@ -260,9 +260,9 @@ describe('max_deliveries: the boundary, on reclaimed entries and on a consumer\'
     expect((await readPayloads(redis, out)).map((p) => p.orderId)).toEqual(processed);
     expect(await redis.xlen(`${stream}:dlq`)).toBe(1);
     // Counted once each: the poison entry as a DLQ outcome at stage delivery, the others as sunk.
-    const [{ pipeline }] = [...eut.engine.pipelineStates()] as [{ pipeline: string }];
+    const pipeline = [...eut.engine.pipelineStates()][0]!.pipeline;
     const counter = async (metric: 'events' | 'dlq', labels: Record<string, string>) =>
-      (await eut.engine.metrics[metric].get()).values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))
+      (await eut.engine.metrics[metric].get()).values.filter((v) => Object.entries(labels).every(([k, x]) => (v.labels as Record<string, unknown>)[k] === x))
         .reduce((sum, v) => sum + v.value, 0);
     expect(await counter('events', { pipeline, outcome: 'dlq' })).toBe(1);
     expect(await counter('events', { pipeline, outcome: 'sunk' })).toBe(processed.length);
