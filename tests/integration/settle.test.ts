@@ -254,6 +254,49 @@ describe('a running pipeline whose DLQ Redis refuses', () => {
     }
   });
 
+  it('while stalled, a settle Redis rejects outright keeps the outcome in hand: the entry is neither run again nor re-read', async () => {
+    // Stalled on a refused DLQ write, then the settle script itself is refused (NOPERM: the
+    // engine's user may no longer run scripts). The consumer keeps the failed outcome and tries
+    // the settle again; it does not go back to the loop's error path, which would re-read its
+    // pending entry (a second delivery) and call the failing webhook again.
+    const hook = await startHttpRecorder(() => ({ status: 500, body: { error: 'down' } }));
+    try {
+      const stream = testKey('in');
+      const doc = {
+        ...ordersPipeline({ stream, out: 'unused' }),
+        sink: { type: 'http', with: { url: `${hook.url}/hook` } },
+        retry: { attempts: 1, backoff: 'fixed', delay_ms: 10 },
+      };
+      const dlq = `${stream}:dlq`;
+      await redis.set(dlq, 'not a stream');
+      const eut = await run([doc]);
+      const consumer = eut.engine.handles.get(doc.name)!.consumer!;
+      const [id] = await addEvents(redis, stream, [orderEvent(1)]);
+      await waitFor(() => consumer.stalled, 'the pipeline stalled on the refused DLQ write');
+
+      await redis.call('ACL', 'SETUSER', 'default', '-evalsha', '-eval');
+      try {
+        await waitFor(() => /NOPERM/.test(consumer.lastError?.message ?? ''), 'the settle script refused', 10_000);
+        const failedAt = consumer.lastError!.at;
+        await waitFor(() => /NOPERM/.test(consumer.lastError!.message) && consumer.lastError!.at !== failedAt, 'a second refused settle', 10_000);
+        expect(consumer.stalled).toBeDefined();
+      } finally {
+        await redis.call('ACL', 'SETUSER', 'default', '+evalsha', '+eval');
+      }
+      expect(hook.requests).toHaveLength(1);
+      expect(await pendingDeliveries(stream, doc.name)).toEqual(new Map([[id, 1]]));
+
+      await redis.del(dlq);
+      await waitFor(async () => (await redis.xlen(dlq)) === 1, 'the DLQ entry');
+      expect((await readStream(redis, dlq))[0]!.fields).toMatchObject({ source_id: id, stage: 'sink', attempts: '1' });
+      await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0, 'nothing pending');
+      await waitFor(() => consumer.stalled === undefined, 'the stall over');
+      expect(hook.requests).toHaveLength(1);
+    } finally {
+      await hook.close();
+    }
+  });
+
   it('a pipeline stopped while its DLQ write is refused leaves the entry pending, and a restart dead-letters it', async () => {
     const stream = testKey('in');
     const out = testKey('out');
