@@ -33,11 +33,20 @@ export interface StreamConsumerOptions {
   metrics: EngineMetrics;
 }
 
+/** A batch's pipeline version, and where it settles. */
+interface Batch {
+  runner: PipelineRunner;
+  target: SettleTarget;
+  source: StreamSourceSpec;
+}
+
 /**
  * Runs one pipeline against its stream: reads batches through the consumer group (its own pending
  * entries first, then new ones), reclaims entries dead consumers left behind, hands each batch to
- * the runner, and settles the outcomes (DLQ + XACK) before reading on. Redis errors never end the
- * loop: it backs off, logs, and resumes from its own pending entries.
+ * the runner, and settles the outcomes (DLQ + XACK). With a backlog, the next batch is read while
+ * one is processed, and processed while that one settles; settles run one at a time, in order,
+ * each after its batch's sink writes. Redis errors never end the loop: it backs off, logs, and
+ * resumes from its own pending entries.
  *
  * Events: `settled` (outcomes) after each batch is acknowledged, `idle` when a read found nothing.
  */
@@ -55,6 +64,13 @@ export class StreamConsumer extends EventEmitter {
   private cursor = '0';
   /** The next batch of new entries, asked for while the current one is processed. */
   private prefetched?: Promise<{ entries: StreamEntry[]; deleted: string[] }>;
+  /**
+   * The settle of the last batch (DLQ writes and acks), still running while the next batch, read
+   * ahead, is processed: with a backlog, the settle's round trip overlaps that work. At most one;
+   * awaited before the next settle, before this consumer reads its own pending entries again,
+   * when a read comes back empty, and at a stop.
+   */
+  private settling?: Promise<void>;
   private lastClaim = 0;
   private lastHousekeeping = 0;
   /** Resolves once the consumer group exists (the first read can then not miss an entry). */
@@ -171,6 +187,8 @@ export class StreamConsumer extends EventEmitter {
         this.lastError = { message, at: new Date().toISOString() };
         // What a prefetch may have read is pending under our name too: the re-read below gets it.
         this.prefetched = undefined;
+        // A settle still running ends first, or the re-read would run its entries again.
+        await this.settled().catch((e: unknown) => log.warn({ err: errorMessage(e) }, 'could not settle a batch; its entries are read again'));
         errorDelay = Math.min(MAX_ERROR_BACKOFF_MS, errorDelay ? errorDelay * 2 : 100);
         log.warn({ err: message, retryInMs: errorDelay, stream: this.source.stream }, 'stream read failed; retrying');
         // Whatever was in hand is still pending under our name: start over from it.
@@ -181,6 +199,8 @@ export class StreamConsumer extends EventEmitter {
     // A prefetch still waiting on a quiet stream is cut too (see stop()).
     this.opts.blocking.disconnect();
     await this.drainPrefetch();
+    await this.settled().catch((err: unknown) =>
+      log.warn({ err: errorMessage(err) }, 'could not settle the last batch; its entries stay pending for redelivery'));
     this.opts.metrics.up.set({ pipeline: this.pipelineName }, 0);
     this.markReady();
   }
@@ -220,6 +240,7 @@ export class StreamConsumer extends EventEmitter {
       this.cursor = ids.length ? maxId(ids) : '>';
     }
     if (entries.length === 0 && deleted.length === 0) {
+      await this.settled();
       this.emit('idle');
       return;
     }
@@ -290,31 +311,57 @@ export class StreamConsumer extends EventEmitter {
   }
 
   private async handleBatch(entries: StreamEntry[], deleted: string[]): Promise<void> {
-    const max = this.source.maxDeliveries;
+    // The version that runs a batch settles it (into its DLQ), whatever a swap does meanwhile.
+    const batch: Batch = { runner: this.runner, target: this.target, source: this.source };
+    const max = batch.source.maxDeliveries;
     const poison: Outcome[] = [];
     const fresh: StreamEntry[] = [];
     for (const e of entries) {
       if ((e.deliveries ?? 1) > max) {
-        poison.push({ id: e.id, kind: 'dlq', stage: 'delivery', attempts: e.deliveries!, payload: rawPayload(e, this.source.codec),
+        poison.push({ id: e.id, kind: 'dlq', stage: 'delivery', attempts: e.deliveries!, payload: rawPayload(e, batch.source.codec),
           error: `poison: delivered ${e.deliveries} times, over max_deliveries (${max})` });
       } else fresh.push(e);
     }
-    await this.keepingClaimed(entries, async () => {
-      const result = await this.runner.process(fresh);
-      let unsettled = await this.settle([...poison, ...result.outcomes], deleted, result.stageSeconds);
-      for (let delay = 100; unsettled.length && !this.stopping; delay = Math.min(MAX_ERROR_BACKOFF_MS, delay * 2)) {
-        this.stall(unsettled, delay);
-        if (!(await sleep(delay, this.abort.signal))) break;
-        // Deferred entries run again; entries whose DLQ write was refused are only settled again.
-        const again = new Set(unsettled.flatMap((u) => u.outcome.kind === 'deferred' ? [u.outcome.id] : []));
-        const rerun = again.size ? (await this.runner.process(fresh.filter((e) => again.has(e.id)))).outcomes : [];
-        unsettled = await this.settle([...unsettled.filter((u) => !again.has(u.outcome.id)).map((u) => u.outcome), ...rerun], []);
-      }
-      if (this.stalled && !unsettled.length) {
-        this.opts.logger.info({ stalledSince: this.stalled.since }, 'Redis accepts the writes again; reading on');
-        this.stalled = undefined;
-      }
-    });
+    const result = await this.keepingClaimed(batch.source, entries, () => batch.runner.process(fresh));
+    // One settle at a time, in order: the previous batch's first (a failure of it is thrown here).
+    await this.settled();
+    const settling = this.keepingClaimed(batch.source, entries, () =>
+      this.settleInPlace(batch, fresh, [...poison, ...result.outcomes], deleted, result.stageSeconds));
+    if (this.prefetched && !this.stopping) {
+      // A backlog: the next batch is already on its way; it is processed while this one settles.
+      this.settling = settling;
+      settling.catch(() => undefined); // thrown where it is awaited
+    } else {
+      await settling;
+    }
+  }
+
+  /** Waits for the settle still running in the background, if any (see `settling`). */
+  private async settled(): Promise<void> {
+    const settling = this.settling;
+    this.settling = undefined;
+    await settling;
+  }
+
+  /**
+   * Settles a batch's outcomes. While Redis refuses a write (a sink's, or the DLQ's), the entries
+   * concerned stay in hand and the consumer stalls, trying them again in place.
+   */
+  private async settleInPlace(batch: Batch, fresh: StreamEntry[], outcomes: Outcome[], deleted: string[],
+    stageSeconds: BatchResult['stageSeconds']): Promise<void> {
+    let unsettled = await this.settle(batch.target, outcomes, deleted, stageSeconds);
+    for (let delay = 100; unsettled.length && !this.stopping; delay = Math.min(MAX_ERROR_BACKOFF_MS, delay * 2)) {
+      this.stall(unsettled, delay);
+      if (!(await sleep(delay, this.abort.signal))) break;
+      // Deferred entries run again; entries whose DLQ write was refused are only settled again.
+      const again = new Set(unsettled.flatMap((u) => u.outcome.kind === 'deferred' ? [u.outcome.id] : []));
+      const rerun = again.size ? (await batch.runner.process(fresh.filter((e) => again.has(e.id)))).outcomes : [];
+      unsettled = await this.settle(batch.target, [...unsettled.filter((u) => !again.has(u.outcome.id)).map((u) => u.outcome), ...rerun], []);
+    }
+    if (this.stalled && !unsettled.length) {
+      this.opts.logger.info({ stalledSince: this.stalled.since }, 'Redis accepts the writes again; reading on');
+      this.stalled = undefined;
+    }
   }
 
   /**
@@ -322,18 +369,18 @@ export class StreamConsumer extends EventEmitter {
    * pending for a reason other than shutdown: entries deferred by a sink Redis refused, and
    * entries whose DLQ write Redis refused, each with the reason.
    */
-  private async settle(outcomes: Outcome[], deleted: string[], stageSeconds?: BatchResult['stageSeconds']): Promise<{ outcome: Outcome; reason: string }[]> {
+  private async settle(target: SettleTarget, outcomes: Outcome[], deleted: string[], stageSeconds?: BatchResult['stageSeconds']): Promise<{ outcome: Outcome; reason: string }[]> {
     let refused: { id: string; error: string }[];
     try {
-      ({ refused } = await settleBatch(this.opts.redis, this.target, outcomes, deleted));
+      ({ refused } = await settleBatch(this.opts.redis, target, outcomes, deleted));
     } catch (err) {
       if (!this.stalled) throw err; // the loop's error path: back off, re-read own pending entries
       // Already stalled: keep the outcomes in hand and try again rather than re-run the events.
       const reason = errorMessage(err);
       return outcomes.filter((o) => o.kind !== 'deferred' || !this.stopping).map((outcome) => ({ outcome, reason }));
     }
-    const refusedReason = new Map(refused.map((r) => [r.id, `Redis refused the DLQ write to ${this.target.dlq}: ${r.error}`]));
-    if (refused.length) this.opts.metrics.settleRefused.inc({ pipeline: this.pipelineName }, refused.length);
+    const refusedReason = new Map(refused.map((r) => [r.id, `Redis refused the DLQ write to ${target.dlq}: ${r.error}`]));
+    if (refused.length) this.opts.metrics.settleRefused.inc({ pipeline: target.pipeline }, refused.length);
     const unsettled: { outcome: Outcome; reason: string }[] = [];
     const settled: Outcome[] = [];
     for (const o of outcomes) {
@@ -342,7 +389,7 @@ export class StreamConsumer extends EventEmitter {
       else if (o.kind !== 'deferred') settled.push(o);
     }
     // Poison entries (stage delivery) are counted with the rest: events_total{outcome=dlq} and dlq_total{stage=delivery}.
-    this.opts.metrics.recordBatch(this.pipelineName, { outcomes: settled, stageSeconds });
+    this.opts.metrics.recordBatch(target.pipeline, { outcomes: settled, stageSeconds });
     this.emit('settled', settled);
     return unsettled;
   }
@@ -365,9 +412,8 @@ export class StreamConsumer extends EventEmitter {
    * delivery count stays). An entry another consumer took meanwhile is not idle that long, so it
    * is left alone.
    */
-  private async keepingClaimed<T>(entries: StreamEntry[], work: () => Promise<T>): Promise<T> {
+  private async keepingClaimed<T>(src: StreamSourceSpec, entries: StreamEntry[], work: () => Promise<T>): Promise<T> {
     if (entries.length === 0) return work();
-    const src = this.source;
     const every = Math.max(250, Math.floor(src.claimIdleMs / 3));
     const ids = entries.map((e) => e.id);
     const timer = setInterval(() => {

@@ -318,6 +318,94 @@ describe('a running pipeline whose DLQ Redis refuses', () => {
   });
 });
 
+describe('with a backlog, a batch settles while the next one runs', () => {
+  // Batches of 10 over a webhook sink; the request for seq 10 (batch 1's last) holds batch 1's
+  // settle back: it pauses Redis's writes (CLIENT PAUSE WRITE: the settle script waits, reads are
+  // served) or takes the script away (ACL), before it answers.
+  const BATCH = 10;
+  async function backlog(n: number, script: (seq: number) => Promise<void>) {
+    const hook = await startHttpRecorder(async (req) => {
+      await script((req.json as { seq: number }).seq);
+      return { status: 200, body: { ok: true } };
+    });
+    const stream = testKey('in');
+    const doc = {
+      ...ordersPipeline({ stream, out: 'unused', source: { batch: BATCH } }),
+      sink: { type: 'http', with: { url: `${hook.url}/hook` } },
+    };
+    const ids = await addEvents(redis, stream, Array.from({ length: n }, (_, i) => orderEvent(i + 1)));
+    return { hook, stream, doc, ids, seqs: () => hook.requests.map((r) => (r.json as { seq: number }).seq) };
+  }
+  const pendingIn = async (stream: string, group: string, from: string, to: string) =>
+    ((await redis.xpending(stream, group, from, to, 1000)) as unknown[]).length;
+
+  it('the next batch reaches its sink before the previous one is acknowledged; each is acknowledged after its own writes, in order', async () => {
+    let batch1PendingAtSeq11: number | undefined;
+    let group = '';
+    const { hook, stream, doc, ids } = await backlog(3 * BATCH, async (seq) => {
+      if (seq === BATCH) await redis.call('CLIENT', 'PAUSE', 1500, 'WRITE');
+      if (seq === BATCH + 1) batch1PendingAtSeq11 = await pendingIn(stream, group, ids[0]!, ids[BATCH - 1]!);
+    });
+    try {
+      group = doc.name;
+      const eut = await run([doc]);
+      await waitFor(async () => (await pendingSummary(redis, stream, group)).count === 0 && hook.requests.length === 3 * BATCH, 'every event sent and acknowledged', 10_000);
+      // Batch 2 ran while batch 1's settle waited on the pause: all of batch 1 was still pending.
+      expect(batch1PendingAtSeq11).toBe(BATCH);
+      // Settled once each, batch by batch in order.
+      expect(eut.outcomes.get(doc.name)!.map((o) => o.id)).toEqual(ids);
+      expect(eut.tally(doc.name)).toMatchObject({ sunk: 3 * BATCH, total: 3 * BATCH });
+    } finally {
+      await redis.call('CLIENT', 'UNPAUSE');
+      await hook.close();
+    }
+  });
+
+  it('a stop waits for the settle still running: nothing it processed is left unacknowledged', async () => {
+    // One full batch: the consumer reads ahead (nothing comes), and batch 1 settles meanwhile.
+    const { hook, stream, doc } = await backlog(BATCH, async (seq) => {
+      if (seq === BATCH) await redis.call('CLIENT', 'PAUSE', 1000, 'WRITE');
+    });
+    try {
+      const eut = await run([doc]);
+      await waitFor(() => hook.requests.length === BATCH, 'the batch sent');
+      // The writes are paused: batch 1's settle cannot have run yet.
+      expect((await pendingSummary(redis, stream, doc.name)).count).toBe(BATCH);
+      await eut.engine.handles.get(doc.name)!.consumer!.stop();
+      expect((await pendingSummary(redis, stream, doc.name)).count).toBe(0);
+      expect(eut.tally(doc.name)).toMatchObject({ sunk: BATCH, total: BATCH });
+    } finally {
+      await redis.call('CLIENT', 'UNPAUSE');
+      await hook.close();
+    }
+  });
+
+  it('a settle that fails while the next batch runs is not lost: both batches are read again and settled, nothing dead-lettered', async () => {
+    let revoked = false;
+    const { hook, stream, doc, seqs } = await backlog(3 * BATCH, async (seq) => {
+      // Once: batch 1's settle is refused, and the script allowed again when batch 2 runs.
+      if (seq === BATCH && !revoked) {
+        revoked = true;
+        await redis.call('ACL', 'SETUSER', 'default', '-evalsha', '-eval');
+      }
+      if (seq === BATCH + 1) await redis.call('ACL', 'SETUSER', 'default', '+evalsha', '+eval');
+    });
+    try {
+      const eut = await run([doc]);
+      await waitFor(async () => new Set(seqs()).size === 3 * BATCH && (await pendingSummary(redis, stream, doc.name)).count === 0,
+        'every event sent and acknowledged', 10_000);
+      expect(eut.engine.handles.get(doc.name)!.consumer!.lastError?.message).toMatch(/NOPERM/);
+      // At least once: batch 1 (whose settle failed) ran again; every event reached the webhook.
+      for (let seq = 1; seq <= BATCH; seq++) expect(seqs().filter((s) => s === seq)).toHaveLength(2);
+      expect(new Set(seqs())).toEqual(new Set(Array.from({ length: 3 * BATCH }, (_, i) => i + 1)));
+      expect(await redis.exists(`${stream}:dlq`)).toBe(0);
+    } finally {
+      await redis.call('ACL', 'SETUSER', 'default', '+evalsha', '+eval');
+      await hook.close();
+    }
+  });
+});
+
 describe('Redis out of memory (maxmemory, noeviction)', () => {
   it('burns no delivery and dead-letters no healthy event: the pipeline stalls, /ready says so, and every event flows once Redis has room', async () => {
     const fx = await startEngine2({
