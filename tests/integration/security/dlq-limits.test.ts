@@ -39,7 +39,11 @@ describe('DLQ limits', () => {
       payload_sha256: createHash('sha256').update(payload).digest('hex'),
     });
     const listed = JSON.parse((await f.inject({ method: 'GET', url: `/dlq/${dlq}` })).body);
-    expect(listed.entries[0]).toMatchObject({ payload_truncated: true, payload_bytes: Buffer.byteLength(payload) });
+    expect(listed.entries[0]).toEqual({
+      id: stored!.id, payload: stored!.fields.payload, error: stored!.fields.error, stage: 'decode', pipeline: stored!.fields.pipeline,
+      source_stream: stream, source_id: id, attempts: 1, failed_at: stored!.fields.failed_at,
+      payload_truncated: true, payload_bytes: Buffer.byteLength(payload), payload_sha256: createHash('sha256').update(payload).digest('hex'),
+    });
     const redrive = JSON.parse((await f.inject({ method: 'POST', url: `/dlq/${dlq}/redrive`, payload: {} })).body);
     expect(redrive.skipped).toEqual([{ dlqId: stored!.id, reason: expect.stringContaining('stored truncated') }]);
   });
