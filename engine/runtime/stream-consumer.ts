@@ -71,6 +71,12 @@ export class StreamConsumer extends EventEmitter {
    * when a read comes back empty, and at a stop.
    */
   private settling?: Promise<void>;
+  /**
+   * Set while a settle runs in the background (cleared when it ends, whether or not it failed): a
+   * swap waits for it, as for a batch in hand, for the old version still owns that batch — a
+   * stalled settle runs its deferred entries again through the old version's sinks.
+   */
+  private backgroundSettle?: Promise<void>;
   private lastClaim = 0;
   private lastHousekeeping = 0;
   /** Resolves once the consumer group exists (the first read can then not miss an entry). */
@@ -221,7 +227,8 @@ export class StreamConsumer extends EventEmitter {
   }
 
   private applySwap(): void {
-    if (!this.nextRunner) return;
+    // A settle of the old version still running: applied once it ends (see handleBatch).
+    if (!this.nextRunner || this.backgroundSettle) return;
     const { runner, applied } = this.nextRunner;
     this.nextRunner = undefined;
     this.runner = runner;
@@ -300,6 +307,8 @@ export class StreamConsumer extends EventEmitter {
    * charged to them, until Redis accepts or the consumer stops (then they are redelivered later).
    */
   private async handle(entries: StreamEntry[], deleted: string[]): Promise<void> {
+    // A swap asked for: the batch is the new version's, once the old one's settle has ended.
+    if (this.nextRunner && this.backgroundSettle) await this.backgroundSettle;
     this.applySwap();
     this.inBatch = true;
     try {
@@ -327,10 +336,16 @@ export class StreamConsumer extends EventEmitter {
     await this.settled();
     const settling = this.keepingClaimed(batch.source, entries, () =>
       this.settleInPlace(batch, fresh, [...poison, ...result.outcomes], deleted, result.stageSeconds));
-    if (this.prefetched && !this.stopping) {
+    if (this.prefetched && !this.stopping && !this.nextRunner) {
       // A backlog: the next batch is already on its way; it is processed while this one settles.
       this.settling = settling;
       settling.catch(() => undefined); // thrown where it is awaited
+      const ended: Promise<void> = settling.then(() => undefined, () => undefined).then(() => {
+        if (this.backgroundSettle !== ended) return;
+        this.backgroundSettle = undefined;
+        if (!this.inBatch) this.applySwap(); // a swap asked for meanwhile (none is in hand)
+      });
+      this.backgroundSettle = ended;
     } else {
       await settling;
     }

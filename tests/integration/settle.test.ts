@@ -451,3 +451,39 @@ describe('Redis out of memory (maxmemory, noeviction)', () => {
     }
   });
 });
+
+describe('a reload while a batch settles in the background', () => {
+  it('the old version\'s stalled settle is not cut short by the swap: no healthy event is dead-lettered with a closed sink', async () => {
+    // Batches of 10; Redis out of memory refuses the publish sink's writes: batch 1 is deferred,
+    // its settle stalls in the background while batch 2 (read ahead) runs and is deferred too.
+    // A reload (same stream) is asked for meanwhile; then Redis has room again. The old version's
+    // settles must still run (and re-run deferred entries) on the old sinks: the swap may not
+    // resolve, and close them, before its last settle has ended.
+    const stream = testKey('in');
+    const out = testKey('out');
+    const doc = { ...ordersPipeline({ stream, out, source: { batch: 10 } }), retry: { attempts: 1, backoff: 'fixed', delay_ms: 10 } };
+    const eut = await run([doc]);
+    const consumer = eut.engine.handles.get(doc.name)!.consumer!;
+    const idle = once(consumer, 'idle');
+    eut.engine.pause(doc.name);
+    await idle;
+    const ids = await addEvents(redis, stream, Array.from({ length: 30 }, (_, i) => orderEvent(i + 1)));
+    try {
+      await redis.config('SET', 'maxmemory-policy', 'noeviction');
+      await redis.config('SET', 'maxmemory', '1');
+      eut.engine.resume(doc.name);
+      await waitFor(() => consumer.stalled, 'the pipeline stalled');
+      // Batch 2 is read and run (deferred) while batch 1's settle stalls.
+      await new Promise((r) => setTimeout(r, 300));
+      const reload = eut.engine.reloadFile(eut.engine.handles.get(doc.name)!.pipeline.file, { force: true, cause: 'test' });
+      await new Promise((r) => setTimeout(r, 100));
+      await redis.config('SET', 'maxmemory', '0');
+      expect((await reload).ok).toBe(true);
+      await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0, 'nothing pending', 15_000);
+      expect((await readStream(redis, `${stream}:dlq`)).map((e) => e.fields.error)).toEqual([]);
+      expect((await readPayloads(redis, out)).map((p) => p.orderId).sort()).toEqual(ids.map((_, i) => `o-${i + 1}`).sort());
+    } finally {
+      await redis.config('SET', 'maxmemory', '0');
+    }
+  });
+});
