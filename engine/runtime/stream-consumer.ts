@@ -331,9 +331,13 @@ export class StreamConsumer extends EventEmitter {
           error: `poison: delivered ${e.deliveries} times, over max_deliveries (${max})` });
       } else fresh.push(e);
     }
-    const result = await this.keepingClaimed(batch.source, entries, () => batch.runner.process(fresh));
-    // One settle at a time, in order: the previous batch's first (a failure of it is thrown here).
-    await this.settled();
+    const result = await this.keepingClaimed(batch.source, entries, async () => {
+      const processed = await batch.runner.process(fresh);
+      // One settle at a time, in order: the previous batch's first (a failure of it is thrown
+      // here). A stalled one may take long: this batch's entries are kept ours meanwhile.
+      await this.settled();
+      return processed;
+    });
     const settling = this.keepingClaimed(batch.source, entries, () =>
       this.settleInPlace(batch, fresh, [...poison, ...result.outcomes], deleted, result.stageSeconds));
     if (this.prefetched && !this.stopping && !this.nextRunner) {

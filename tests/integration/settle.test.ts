@@ -487,3 +487,35 @@ describe('a reload while a batch settles in the background', () => {
     }
   });
 });
+
+describe('a batch waiting for the previous one\'s stalled settle', () => {
+  it('stays claimed: its entries never look abandoned (idle past claim_idle_ms) to another consumer', async () => {
+    // Batch 1 holds an invalid event whose DLQ write Redis refuses (the DLQ key is a string): its
+    // settle stalls in the background. Batch 2, read ahead, runs meanwhile and reaches its sink,
+    // then waits for batch 1's settle before its own. While it waits, its entries must be kept
+    // ours, or another replica reclaims them after claim_idle_ms and runs them a second time.
+    const stream = testKey('in');
+    const out = testKey('out');
+    const doc = ordersPipeline({ stream, out, source: { batch: 10, claim_idle_ms: 1000 } });
+    const dlq = `${stream}:dlq`;
+    await redis.set(dlq, 'not a stream');
+    const invalid = JSON.stringify({ ...orderEvent(1), data: { orderId: 'o-1', amount: 'lots' } });
+    const ids = await addEvents(redis, stream, [invalid, ...Array.from({ length: 29 }, (_, i) => orderEvent(i + 2))]);
+    const eut = await run([doc]);
+    const consumer = eut.engine.handles.get(doc.name)!.consumer!;
+    await waitFor(() => consumer.stalled, 'the pipeline stalled on the refused DLQ write');
+    await waitFor(async () => (await redis.xlen(out)) >= 19, 'batch 2 reached its sink');
+    await new Promise((r) => setTimeout(r, 2500));
+    const rows = (await redis.xpending(stream, doc.name, ids[10]!, ids[19]!, 100)) as [string, string, number, number][];
+    expect(rows).toHaveLength(10);
+    // Idle times of batch 2's entries: kept under claim_idle_ms by the in-flight refresh.
+    expect(rows.map((r) => Number(r[2])).filter((idle) => idle >= 1000)).toEqual([]);
+
+    await redis.del(dlq);
+    await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0, 'nothing pending', 10_000);
+    // Batch 2 reached its sink once (batch 3, read ahead and not yet run, is not kept claimed:
+    // the consumer's own reclaim may run it ahead of the read-ahead, as before overlapped settles).
+    const sent = (await readPayloads(redis, out)).map((p) => p.orderId);
+    for (let seq = 11; seq <= 20; seq++) expect(sent.filter((o) => o === `o-${seq}`), `o-${seq}`).toHaveLength(1);
+  });
+});
