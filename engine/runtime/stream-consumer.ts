@@ -221,8 +221,14 @@ export class StreamConsumer extends EventEmitter {
       if (entries.length || deleted.length) await this.handle(entries, deleted);
     } catch (err) {
       // Left pending under our name: re-read on restart or reclaimed by another consumer. At a
-      // stop, a read still waiting was cut on purpose: nothing to warn about.
-      if (!this.stopping) this.opts.logger.warn({ err: errorMessage(err) }, 'could not finish a prefetched batch');
+      // stop, a read still waiting was cut on purpose: nothing to warn about. So is the batch before
+      // it when its settle, still running in the background, failed: after a pause, the next read
+      // starts from our own pending entries, as the loop's error path does.
+      this.cursor = '0';
+      if (!this.stopping) {
+        this.lastError = { message: errorMessage(err), at: new Date().toISOString() };
+        this.opts.logger.warn({ err: errorMessage(err) }, 'could not finish a prefetched batch');
+      }
     }
   }
 
