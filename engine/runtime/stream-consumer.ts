@@ -346,7 +346,11 @@ export class StreamConsumer extends EventEmitter {
     });
     const settling = this.keepingClaimed(batch.source, entries, () =>
       this.settleInPlace(batch, fresh, [...poison, ...result.outcomes], deleted, result.stageSeconds));
-    if (this.prefetched && !this.stopping && !this.nextRunner) {
+    // Entries a sink deferred run again in place (settleInPlace): that stays in the foreground, so
+    // the runner still runs one batch at a time and the next batch's sink writes come after them.
+    // A background settle only writes (DLQ entries, acks), and only those it tries again.
+    const deferred = result.outcomes.some((o) => o.kind === 'deferred');
+    if (this.prefetched && !this.stopping && !this.nextRunner && !deferred) {
       // A backlog: the next batch is already on its way; it is processed while this one settles.
       this.settling = settling;
       settling.catch(() => undefined); // thrown where it is awaited

@@ -554,3 +554,33 @@ describe('a batch waiting for the previous one\'s stalled settle', () => {
     for (let seq = 11; seq <= 20; seq++) expect(sent.filter((o) => o === `o-${seq}`), `o-${seq}`).toHaveLength(1);
   });
 });
+
+describe('a sink Redis refuses while batches settle in the background', () => {
+  it('entries deferred by the sink run again before the next batch runs: one batch at a time through the sink, in order', async () => {
+    // Batches of 10, Redis out of memory: batch 1's publish writes are refused (deferred). Its
+    // entries are run again in place; batch 2, read ahead, may not reach the sink before them
+    // (nor run through the pipeline while they do: one runner runs one batch at a time).
+    const stream = testKey('in');
+    const out = testKey('out');
+    const doc = { ...ordersPipeline({ stream, out, source: { batch: 10 } }), retry: { attempts: 1, backoff: 'fixed', delay_ms: 10 } };
+    const eut = await run([doc]);
+    const consumer = eut.engine.handles.get(doc.name)!.consumer!;
+    const idle = once(consumer, 'idle');
+    eut.engine.pause(doc.name);
+    await idle;
+    await addEvents(redis, stream, Array.from({ length: 30 }, (_, i) => orderEvent(i + 1)));
+    try {
+      await redis.config('SET', 'maxmemory-policy', 'noeviction');
+      await redis.config('SET', 'maxmemory', '1');
+      eut.engine.resume(doc.name);
+      await waitFor(() => consumer.stalled, 'the pipeline stalled');
+      await new Promise((r) => setTimeout(r, 300));
+      await redis.config('SET', 'maxmemory', '0');
+      await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0, 'nothing pending', 15_000);
+      expect((await readPayloads(redis, out)).map((p) => p.orderId)).toEqual(Array.from({ length: 30 }, (_, i) => `o-${i + 1}`));
+      expect(await redis.exists(`${stream}:dlq`)).toBe(0);
+    } finally {
+      await redis.config('SET', 'maxmemory', '0');
+    }
+  });
+});
