@@ -142,9 +142,10 @@ export class StreamConsumer extends EventEmitter {
 
   /**
    * Replaces the runner (a new version of the pipeline) at the next batch boundary: the batch in
-   * hand finishes with the old version. Resolves once the new one is in place — at once when no
-   * batch is in hand (the consumer is waiting on a read, or paused): what that read returns is
-   * then handled by the new version, so a reload never waits for a quiet stream's read to time out.
+   * hand finishes with the old version, and so does a settle of the old version still running in
+   * the background. Resolves once the new one is in place — at once when neither is (the consumer
+   * is waiting on a read, or paused): what that read returns is then handled by the new version,
+   * so a reload never waits for a quiet stream's read to time out.
    */
   swap(runner: PipelineRunner): Promise<void> {
     return new Promise((resolve) => {

@@ -439,6 +439,35 @@ describe('with a backlog, a batch settles while the next one runs', () => {
       await hook.close();
     }
   });
+
+  it('a hot reload during a backlog resolves once the old version\'s batch is acknowledged, its settle included', async () => {
+    // The reload is asked for while batch 2 runs (v1); batch 2's settle is held (CLIENT PAUSE
+    // WRITE). The swap may only take effect, and the reload resolve (closing v1's sinks), once
+    // v1 has finished batch 2: run and acknowledged.
+    let eut: EngineUnderTest | undefined;
+    let reload: Promise<{ ok: boolean; batch2Pending: number }> | undefined;
+    let stream = '';
+    let group = '';
+    let ids: string[] = [];
+    const b = await backlog(3 * BATCH, async (seq) => {
+      if (seq === BATCH + 1 && eut) {
+        reload = eut.engine.reloadFile(eut.engine.handles.get(group)!.pipeline.file, { force: true, cause: 'test' })
+          .then(async (r) => ({ ok: r.ok, batch2Pending: await pendingIn(stream, group, ids[BATCH]!, ids[2 * BATCH - 1]!) }));
+      }
+      if (seq === 2 * BATCH) await redis.call('CLIENT', 'PAUSE', 800, 'WRITE');
+    });
+    ({ stream, ids } = b);
+    group = b.doc.name;
+    try {
+      eut = await run([b.doc]);
+      await waitFor(() => reload !== undefined, 'the reload asked for', 10_000);
+      expect(await reload).toEqual({ ok: true, batch2Pending: 0 });
+      await waitFor(async () => (await pendingSummary(redis, stream, group)).count === 0 && b.hook.requests.length === 3 * BATCH, 'every event sent and acknowledged', 10_000);
+    } finally {
+      await redis.call('CLIENT', 'UNPAUSE');
+      await b.hook.close();
+    }
+  });
 });
 
 describe('Redis out of memory (maxmemory, noeviction)', () => {
