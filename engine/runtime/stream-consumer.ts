@@ -71,6 +71,12 @@ export class StreamConsumer extends EventEmitter {
    * when a read comes back empty, and at a stop.
    */
   private settling?: Promise<void>;
+  /**
+   * Set while a settle runs in the background (cleared when it ends, whether or not it failed): a
+   * swap waits for it, as for a batch in hand, for the old version still owns that batch — a
+   * stalled settle runs its deferred entries again through the old version's sinks.
+   */
+  private backgroundSettle?: Promise<void>;
   private lastClaim = 0;
   private lastHousekeeping = 0;
   /** Resolves once the consumer group exists (the first read can then not miss an entry). */
@@ -136,9 +142,10 @@ export class StreamConsumer extends EventEmitter {
 
   /**
    * Replaces the runner (a new version of the pipeline) at the next batch boundary: the batch in
-   * hand finishes with the old version. Resolves once the new one is in place — at once when no
-   * batch is in hand (the consumer is waiting on a read, or paused): what that read returns is
-   * then handled by the new version, so a reload never waits for a quiet stream's read to time out.
+   * hand finishes with the old version, and so does a settle of the old version still running in
+   * the background. Resolves once the new one is in place — at once when neither is (the consumer
+   * is waiting on a read, or paused): what that read returns is then handled by the new version,
+   * so a reload never waits for a quiet stream's read to time out.
    */
   swap(runner: PipelineRunner): Promise<void> {
     return new Promise((resolve) => {
@@ -215,13 +222,20 @@ export class StreamConsumer extends EventEmitter {
       if (entries.length || deleted.length) await this.handle(entries, deleted);
     } catch (err) {
       // Left pending under our name: re-read on restart or reclaimed by another consumer. At a
-      // stop, a read still waiting was cut on purpose: nothing to warn about.
-      if (!this.stopping) this.opts.logger.warn({ err: errorMessage(err) }, 'could not finish a prefetched batch');
+      // stop, a read still waiting was cut on purpose: nothing to warn about. So is the batch before
+      // it when its settle, still running in the background, failed: after a pause, the next read
+      // starts from our own pending entries, as the loop's error path does.
+      this.cursor = '0';
+      if (!this.stopping) {
+        this.lastError = { message: errorMessage(err), at: new Date().toISOString() };
+        this.opts.logger.warn({ err: errorMessage(err) }, 'could not finish a prefetched batch');
+      }
     }
   }
 
   private applySwap(): void {
-    if (!this.nextRunner) return;
+    // A settle of the old version still running: applied once it ends (see handleBatch).
+    if (!this.nextRunner || this.backgroundSettle) return;
     const { runner, applied } = this.nextRunner;
     this.nextRunner = undefined;
     this.runner = runner;
@@ -300,6 +314,8 @@ export class StreamConsumer extends EventEmitter {
    * charged to them, until Redis accepts or the consumer stops (then they are redelivered later).
    */
   private async handle(entries: StreamEntry[], deleted: string[]): Promise<void> {
+    // A swap asked for: the batch is the new version's, once the old one's settle has ended.
+    if (this.nextRunner && this.backgroundSettle) await this.backgroundSettle;
     this.applySwap();
     this.inBatch = true;
     try {
@@ -322,15 +338,29 @@ export class StreamConsumer extends EventEmitter {
           error: `poison: delivered ${e.deliveries} times, over max_deliveries (${max})` });
       } else fresh.push(e);
     }
-    const result = await this.keepingClaimed(batch.source, entries, () => batch.runner.process(fresh));
-    // One settle at a time, in order: the previous batch's first (a failure of it is thrown here).
-    await this.settled();
+    const result = await this.keepingClaimed(batch.source, entries, async () => {
+      const processed = await batch.runner.process(fresh);
+      // One settle at a time, in order: the previous batch's first (a failure of it is thrown
+      // here). A stalled one may take long: this batch's entries are kept ours meanwhile.
+      await this.settled();
+      return processed;
+    });
     const settling = this.keepingClaimed(batch.source, entries, () =>
       this.settleInPlace(batch, fresh, [...poison, ...result.outcomes], deleted, result.stageSeconds));
-    if (this.prefetched && !this.stopping) {
+    // Entries a sink deferred run again in place (settleInPlace): that stays in the foreground, so
+    // the runner still runs one batch at a time and the next batch's sink writes come after them.
+    // A background settle only writes (DLQ entries, acks), and only those it tries again.
+    const deferred = result.outcomes.some((o) => o.kind === 'deferred');
+    if (this.prefetched && !this.stopping && !this.nextRunner && !deferred) {
       // A backlog: the next batch is already on its way; it is processed while this one settles.
       this.settling = settling;
       settling.catch(() => undefined); // thrown where it is awaited
+      const ended: Promise<void> = settling.then(() => undefined, () => undefined).then(() => {
+        if (this.backgroundSettle !== ended) return;
+        this.backgroundSettle = undefined;
+        if (!this.inBatch) this.applySwap(); // a swap asked for meanwhile (none is in hand)
+      });
+      this.backgroundSettle = ended;
     } else {
       await settling;
     }
