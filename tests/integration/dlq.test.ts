@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
+import { listDlqPage } from '../../engine/runtime/dlq.ts';
 import { startEngine, type EngineUnderTest } from '../helpers/in-process-engine.ts';
 import { orderEvent, ordersPipeline, pipelineDirs, testKey, type PipelineDoc } from '../helpers/pipelines.ts';
 import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
@@ -321,5 +322,44 @@ describe('codec: fields', () => {
     expectDlqEntry(entry!, { pipeline: doc.name, stream, sourceId: badId!, stage: 'validate', error: /metrics: must be object/ });
     expect(JSON.parse(entry!.fields.payload!)).toEqual({ event: 'model-trained', source: 'trainer', model_name: 'm2', metrics: 'high' });
     await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0, 'nothing pending');
+  });
+});
+
+describe('listing a DLQ in pages (listDlqPage)', () => {
+  /** DLQ entries of `payload` + `error` bytes each: what a page's byte budget counts. */
+  async function dlqOf(n: number, payloadBytes: number, errorBytes: number): Promise<{ dlq: string; ids: string[] }> {
+    const dlq = testKey('dlq');
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) {
+      ids.push((await redis.xadd(dlq, '*', 'payload', 'p'.repeat(payloadBytes), 'error', 'é'.repeat(errorBytes / 2), 'stage', 'sink',
+        'pipeline', 'p', 'source_stream', 's', 'source_id', `${i + 1}-0`, 'attempts', '1', 'failed_at', new Date(0).toISOString()))!);
+    }
+    return { dlq, ids };
+  }
+
+  it('fills a page up to its byte budget exactly (payload and error bytes), and names the entry the next page starts at', async () => {
+    // 100 bytes each (60 of payload, 40 of error in 20 two-byte characters): two fit 200 exactly.
+    const { dlq, ids } = await dlqOf(3, 60, 40);
+    const page = await listDlqPage(redis, dlq, { maxBytes: 200 });
+    expect(page.entries.map((e) => e.id)).toEqual(ids.slice(0, 2));
+    expect(page.next).toBe(ids[2]);
+    expect((await listDlqPage(redis, dlq, { maxBytes: 199 })).entries.map((e) => e.id)).toEqual(ids.slice(0, 1));
+    const rest = await listDlqPage(redis, dlq, { from: page.next!, maxBytes: 200 });
+    expect(rest).toEqual({ entries: [expect.objectContaining({ id: ids[2], source_id: '3-0', attempts: 1 })], next: null });
+  });
+
+  it('a page holds at least one entry, however far over the budget', async () => {
+    const { dlq, ids } = await dlqOf(2, 5000, 0);
+    expect(await listDlqPage(redis, dlq, { maxBytes: 10 })).toEqual({ entries: [expect.objectContaining({ id: ids[0] })], next: ids[1] });
+  });
+
+  it('reads on past its first chunk: a page of 25 small entries holds all 25, then says there is no more', async () => {
+    const { dlq, ids } = await dlqOf(25, 10, 10);
+    const page = await listDlqPage(redis, dlq, { count: 100 });
+    expect(page.entries.map((e) => e.id)).toEqual(ids);
+    expect(page.next).toBeNull();
+    const five = await listDlqPage(redis, dlq, { count: 5 });
+    expect(five.entries.map((e) => e.id)).toEqual(ids.slice(0, 5));
+    expect(five.next).toBe(ids[5]);
   });
 });
