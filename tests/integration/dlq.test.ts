@@ -348,6 +348,15 @@ describe('listing a DLQ in pages (listDlqPage)', () => {
     expect(rest).toEqual({ entries: [expect.objectContaining({ id: ids[2], source_id: '3-0', attempts: 1 })], next: null });
   });
 
+  it('lists an entry missing fields (written by hand) with empty defaults, not undefined', async () => {
+    const dlq = testKey('dlq');
+    const id = await redis.xadd(dlq, '*', 'note', 'hand-written');
+    expect((await listDlqPage(redis, dlq)).entries).toEqual([{ id, payload: '', error: '', stage: '', pipeline: '', source_stream: '',
+      source_id: '', attempts: 0, failed_at: '' }]);
+    const cut = await redis.xadd(dlq, '*', 'payload', 'x', 'payload_truncated', 'true');
+    expect((await listDlqPage(redis, dlq, { from: cut! })).entries[0]).toMatchObject({ payload_truncated: true, payload_bytes: 0, payload_sha256: '' });
+  });
+
   it('a page holds at least one entry, however far over the budget', async () => {
     const { dlq, ids } = await dlqOf(2, 5000, 0);
     expect(await listDlqPage(redis, dlq, { maxBytes: 10 })).toEqual({ entries: [expect.objectContaining({ id: ids[0] })], next: ids[1] });

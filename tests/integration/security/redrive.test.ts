@@ -60,6 +60,70 @@ describe('redrive', () => {
     expect(await f.client.xlen(stream)).toBe(0);
   });
 
+  it('skips, each with its reason: no pipeline named, a pipeline that reads no stream, a bad source id (quoted cut), payloads no field map', async () => {
+    const name = key('p');
+    const fieldsName = key('pf');
+    const tickName = key('tick');
+    const stream = key('in');
+    const fieldsStream = key('inf');
+    const dlq = key('dlq');
+    const accept = pipelineYaml({ name, stream, out: key('out'), validate: false, filter: 'true', transform: '{ "n": data.n }', extra: `dlq: ${dlq}` });
+    const fieldsYaml = [`name: ${fieldsName}`, 'source:', `  stream: ${fieldsStream}`, '  codec: fields', 'sink:', '  type: publish',
+      `  with: { stream: ${key('outf')} }`, `dlq: ${dlq}`, ''].join('\n');
+    const tickYaml = [`name: ${tickName}`, 'source: { schedule: 1h }', `sink: { type: publish, with: { stream: ${key('ticks')} } }`, `dlq: ${dlq}`, ''].join('\n');
+    const f = await start({ pipelines: { [name]: accept, [fieldsName]: fieldsYaml, [tickName]: tickYaml } });
+    const add = (o: Parameters<typeof dlqEntry>[0], drop?: string) => {
+      const fields = dlqEntry(o);
+      if (drop) fields.splice(fields.indexOf(drop), 2);
+      return f.client.xadd(dlq, '*', ...fields);
+    };
+    const noPipeline = await add({ payload: JSON.stringify(ping(1)), pipeline: name, source: stream }, 'pipeline');
+    const noStream = await add({ payload: JSON.stringify(ping(2)), pipeline: tickName, source: stream });
+    const longId = `${'7'.repeat(30)}x${'8'.repeat(69)}`;
+    const badId = await add({ payload: JSON.stringify(ping(3)), pipeline: name, source: stream, sourceId: longId });
+    const notMaps = [];
+    for (const payload of ['not json', 'null', '"a string"', '{"n":1}']) {
+      notMaps.push(await add({ payload, pipeline: fieldsName, source: fieldsStream, sourceId: '8-0' }));
+    }
+
+    const res = await f.inject({ method: 'POST', url: `/dlq/${dlq}/redrive`, payload: {} });
+    expect(res.statusCode, res.body).toBe(200);
+    const body = JSON.parse(res.body);
+    expect(body.redriven).toEqual([]);
+    expect(body.skipped).toEqual([
+      { dlqId: noPipeline, reason: 'the entry names no pipeline' },
+      { dlqId: noStream, reason: `pipeline '${tickName}' reads no stream` },
+      { dlqId: badId, reason: `source_id '${longId.slice(0, 40)}' is not a stream entry id` },
+      ...notMaps.map((dlqId) => ({ dlqId, reason: 'the payload is not the field map of a codec: fields entry' })),
+    ]);
+    expect(await f.client.xlen(dlq)).toBe(3 + notMaps.length);
+  });
+
+  it('redrives by ids only what looks like a stream entry id, and without ids only the oldest `count` entries', async () => {
+    const name = key('p');
+    const stream = key('in');
+    const out = key('out');
+    const dlq = key('dlq');
+    const f = await start({ pipelines: { [name]: pipelineYaml({ name, stream, out, validate: false, filter: 'true', transform: '{ "n": data.n }', extra: `dlq: ${dlq}` }) } });
+    // Ids with sequence numbers of two digits and more, as a busy millisecond gives them.
+    const ids = ['5-10', '5-123', '6-1'];
+    for (const [i, id] of ids.entries()) await f.client.xadd(dlq, id, ...dlqEntry({ payload: JSON.stringify(ping(i + 1)), pipeline: name, source: stream, sourceId: `${i + 1}-0` }));
+    // Ids that are not stream entry ids are missing, not sent to Redis (which would refuse them).
+    const odd = [`x${ids[0]}`, `${ids[0]}x`, `${ids[0]}-1`, '1-x', 'x-1'];
+    const byIds = JSON.parse((await f.inject({ method: 'POST', url: `/dlq/${dlq}/redrive`, payload: { ids: odd } })).body);
+    expect(byIds).toEqual({ redriven: [], skipped: [], missing: odd });
+    expect(await f.client.xlen(dlq)).toBe(3);
+
+    const one = JSON.parse((await f.inject({ method: 'POST', url: `/dlq/${dlq}/redrive`, payload: { count: 1 } })).body);
+    expect(one.redriven).toEqual([{ dlqId: ids[0], pipeline: name, sourceId: '1-0', outcome: 'sunk' }]);
+    expect((await entries(f.client, dlq)).map((e) => e.id)).toEqual(ids.slice(1));
+    const second = JSON.parse((await f.inject({ method: 'POST', url: `/dlq/${dlq}/redrive`, payload: { ids: [ids[1]] } })).body);
+    expect(second).toEqual({ redriven: [{ dlqId: ids[1], pipeline: name, sourceId: '2-0', outcome: 'sunk' }], skipped: [], missing: [] });
+    const rest = JSON.parse((await f.inject({ method: 'POST', url: `/dlq/${dlq}/redrive`, payload: {} })).body);
+    expect(rest.redriven.map((r: { dlqId: string }) => r.dlqId)).toEqual(ids.slice(2));
+    expect(await payloads(f.client, out)).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
+  });
+
   it('an entry that fails again while Redis refuses its new DLQ entry (out of memory) stays on the DLQ, not lost', async () => {
     const name = key('p');
     const stream = key('in');
