@@ -61,14 +61,15 @@ function toEntry(id: string, fields: readonly (string | Buffer)[]): DlqEntry {
  * Lists DLQ entries oldest first, from `from` (an id or ISO time), at most `count`, and no more
  * payload bytes than `maxBytes` (at least one entry, whatever its size). `next` is the id to list
  * from for the following page, or null at the end. Reads in small chunks, so a page never holds
- * much more than its budget in memory.
+ * much more than its budget in memory. A `from` that is neither an id nor a time throws a RangeError.
  */
 export async function listDlqPage(redis: RedisConnection, stream: string, opts: { from?: string; count?: number; maxBytes?: number } = {}): Promise<{ entries: DlqEntry[]; next: string | null }> {
   const count = opts.count ?? 100;
   const maxBytes = opts.maxBytes ?? Infinity;
   const entries: DlqEntry[] = [];
   let bytes = 0;
-  let cursor = opts.from ? toStreamBound(opts.from) ?? '-' : '-';
+  let cursor = '-';
+  if (opts.from) cursor = toStreamBound(opts.from) ?? badFrom(opts.from);
   for (;;) {
     const rows = await redis.xrangeBuffer(stream, cursor, '+', 'COUNT', Math.min(10, count - entries.length + 1));
     for (const [rawId, fields] of rows) {
@@ -82,6 +83,15 @@ export async function listDlqPage(redis: RedisConnection, stream: string, opts: 
     if (rows.length === 0) return { entries, next: null };
     cursor = `(${rows[rows.length - 1]![0].toString()}`;
   }
+}
+
+/** Why a listing cannot start at `from`: it is neither a stream entry id nor a time. */
+export function badFromMessage(from: string): string {
+  return `from: '${from.slice(0, 100)}' is neither a stream entry id nor an ISO time`;
+}
+
+function badFrom(from: string): never {
+  throw new RangeError(badFromMessage(from));
 }
 
 /** Lists DLQ entries oldest first, from `from` (an id or ISO time), at most `count`. */

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { listDlqPage, redriveDlq, type RedriveTarget } from '../../runtime/dlq.ts';
+import { badFromMessage, listDlqPage, redriveDlq, type RedriveTarget } from '../../runtime/dlq.ts';
 import { dlqLimitsFromEnv } from '../../runtime/dlq-limits.ts';
+import { toStreamBound } from '../../runtime/stream-ids.ts';
 import { PipelineRunner } from '../../runner/pipeline-runner.ts';
 import { errorReply, streamParam } from '../schemas.ts';
 import type { AdminDeps } from '../server.ts';
@@ -32,11 +33,15 @@ export const dlqRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine }) 
       description: 'At most `count` entries and about SYNAPSE_DLQ_LIST_MAX_BYTES of payload per page; `next` is the `from` of the following page (null at the end).',
       params: streamParam,
       querystring: { type: 'object', properties: { from: { type: 'string', description: 'An entry id or ISO time.' }, count: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } } },
-      response: { 200: { type: 'object', properties: { stream: { type: 'string' }, length: { type: 'integer' }, entries: { type: 'array', items: dlqEntry }, next: { type: ['string', 'null'] } } }, 409: errorReply },
+      response: { 200: { type: 'object', properties: { stream: { type: 'string' }, length: { type: 'integer' }, entries: { type: 'array', items: dlqEntry }, next: { type: ['string', 'null'] } } }, 400: errorReply, 409: errorReply },
     },
   }, async (req, reply) => {
     const redis = engine.connection;
     if (await notAStream(redis, req.params.stream)) return reply.code(409).send({ error: 'not_a_stream', message: `key '${req.params.stream.slice(0, 200)}' is not a stream` });
+    const { from } = req.query;
+    if (from !== undefined && toStreamBound(from) === undefined) {
+      return reply.code(400).send({ error: 'bad_request', message: badFromMessage(from) });
+    }
     const page = await listDlqPage(redis, req.params.stream, { ...req.query, maxBytes: dlqLimitsFromEnv().listMaxBytes });
     return { stream: req.params.stream, length: await redis.xlen(req.params.stream), ...page };
   });

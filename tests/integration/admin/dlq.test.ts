@@ -52,6 +52,26 @@ describe('GET /dlq/:stream', () => {
     expect(page2.entries.map((e: { id: string }) => e.id)).toEqual([all[1]]);
   });
 
+  it('from: an ISO time lists from that time; neither an id nor a time is a 400, in the API and in the CLI', async () => {
+    const { f, dlq } = await withDlqEntries();
+    const all = await entries(f.client, dlq);
+    const fromTime = new Date(Number(all[0]!.id.split('-')[0])).toISOString();
+    const page = JSON.parse((await f.inject({ method: 'GET', url: `/dlq/${dlq}?from=${encodeURIComponent(fromTime)}` })).body);
+    expect(page.entries.map((e: { id: string }) => e.id)).toEqual(all.map((e) => e.id));
+    const bad = await f.inject({ method: 'GET', url: `/dlq/${dlq}?from=yesterday-ish` });
+    expect(bad.statusCode).toBe(400);
+    expect(JSON.parse(bad.body)).toEqual({ error: 'bad_request', message: "from: 'yesterday-ish' is neither a stream entry id nor an ISO time" });
+
+    const cli = await runCli(['dlq', 'list', dlq, '--from', 'yesterday-ish'], { env: { REDIS_URL: f.redis.url } });
+    expect(cli.code).toBe(1);
+    expect(cli.stderr).toContain("from: 'yesterday-ish' is neither a stream entry id nor an ISO time");
+    expect(cli.stdout).toBe('');
+    const listed = await runCli(['dlq', 'list', dlq, '--from', all[1]!.id], { env: { REDIS_URL: f.redis.url } });
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout.trim().split('\n').map((l) => JSON.parse(l).id)).toEqual([all[1]!.id]);
+    expect(listed.stderr).toContain(`1 entry of 2 in ${dlq}`);
+  });
+
   it('an empty or missing DLQ is an empty list', async () => {
     const f = await start();
     const res = await f.inject({ method: 'GET', url: `/dlq/${key('dlq')}` });
