@@ -355,6 +355,11 @@ describe('listing a DLQ in pages (listDlqPage)', () => {
       source_id: '', attempts: 0, failed_at: '' }]);
     const cut = await redis.xadd(dlq, '*', 'payload', 'x', 'payload_truncated', 'true');
     expect((await listDlqPage(redis, dlq, { from: cut! })).entries[0]).toMatchObject({ payload_truncated: true, payload_bytes: 0, payload_sha256: '' });
+    // Only a payload that is not UTF-8 is shown as base64; another field's bytes stay that field's.
+    const binaryError = await redis.xadd(dlq, '*', 'payload', '{"ok":true}', 'error', Buffer.from([0xff, 0xfe, 0x41]));
+    const [listed] = (await listDlqPage(redis, dlq, { from: binaryError! })).entries;
+    expect(listed).toMatchObject({ payload: '{"ok":true}', error: Buffer.from([0xff, 0xfe, 0x41]).toString() });
+    expect(listed!.payload_encoding).toBeUndefined();
   });
 
   it('a page holds at least one entry, however far over the budget', async () => {
