@@ -3,6 +3,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
 import { SynapseError } from '../errors.ts';
+import { packageVersion } from '../version.ts';
 import type { Engine } from '../runtime/engine.ts';
 import { bearerAuth, isLoopback } from './auth.ts';
 import { CONSOLE_PATH, consoleDir, isConsoleRequest, registerConsole } from './console.ts';
@@ -120,7 +121,7 @@ export async function buildAdminServer(opts: AdminOptions): Promise<FastifyInsta
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'Synapse admin API', version: '0.1.0', description: 'Operate a running Synapse engine: pipelines, streams, DLQ, replay, services.' },
+      info: { title: 'Synapse admin API', version: packageVersion(), description: 'Operate a running Synapse engine: pipelines, streams, DLQ, replay, services.' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: opts.token ? [{ bearer: [] }] : [],
       tags: ['operations', 'pipelines', 'streams', 'events', 'dlq', 'replay', 'services', 'aggregates', 'broadcast'].map((name) => ({ name })),

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ConfigInvalidError, SynapseError, errorMessage } from '../errors.ts';
+import { packageVersion } from '../version.ts';
 
 // Each command's module is imported when the command runs: `synapse validate` need not load
 // Fastify, BullMQ and the whole runtime.
@@ -16,25 +16,11 @@ const topCommand: typeof import('./commands/top.ts').topCommand = async (...a) =
 const testCommand: typeof import('./commands/test.ts').testCommand = async (...a) => (await import('./commands/test.ts')).testCommand(...a);
 const validateCommand: typeof import('./commands/validate.ts').validateCommand = async (...a) => (await import('./commands/validate.ts')).validateCommand(...a);
 
-/** The package's version (bin/synapse.mjs answers a lone --version itself, without this module). */
-function version(): string {
-  // engine/cli/main.ts in the sources, dist/engine/cli/main.js when built.
-  for (const up of ['../../package.json', '../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version: string };
-      if (pkg.name === 'synapse') return pkg.version;
-    } catch {
-      // not at this depth
-    }
-  }
-  return 'unknown';
-}
-
 /** Builds the `synapse` command line. Each action resolves with the process exit code. */
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('synapse')
     .description('Declarative event-flow engine for Redis Streams')
-    .version(version(), '-V, --version', 'print the version')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError()
     .addOption(new Option('--schemas <dir>', 'schema directory (default ./schemas, or SYNAPSE_SCHEMAS)'));
 
