@@ -6,7 +6,10 @@ import { defineConfig } from 'vitest/config';
 // mutated sources there (tests/helpers/mutation.ts). The plugin and admin suites exercise the same code paths far more slowly.
 export default defineConfig({
   test: {
-    include: [
+    // SYNAPSE_MUTATION_ONLY=1: only the suites named in SYNAPSE_MUTATION_SUITES (a short first run,
+    // for experiments on one suite: `SYNAPSE_MUTATION_ONLY=1 SYNAPSE_MUTATION_SUITES=tests/x.test.ts
+    // npx stryker run --mutate file.ts:10-20`).
+    include: process.env.SYNAPSE_MUTATION_ONLY ? (process.env.SYNAPSE_MUTATION_SUITES?.split(',').filter(Boolean) ?? []) : [
       'tests/unit/**/*.test.ts',
       'tests/integration/{settle,dlq,shutdown,crash-recovery,accounting,redis-outage,stream-reader}.test.ts',
       // What a DLQ entry keeps of an oversized or binary payload and of a long reason.

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { freePort } from '../../engine/runtime/redis-server.ts';
-import { synapseCommand } from './mutation.ts';
+import { flushBeforeKill, synapseCommand } from './mutation.ts';
 import { REPO_ROOT } from './pipelines.ts';
 import { waitFor } from './redis.ts';
 
@@ -112,6 +112,9 @@ export async function spawnEngine(opts: {
     },
     async stop(signal = 'SIGTERM', timeoutMs = 15_000) {
       if (exit) return exit;
+      // Under Stryker's coverage run: what the child reached, read before a SIGKILL loses it.
+      const flushing = signal === 'SIGKILL' ? flushBeforeKill(child) : undefined;
+      if (flushing) await flushing;
       child.kill(signal);
       return waitFor(() => exit, `${opts.consumer} to exit after ${signal}`, timeoutMs);
     },
@@ -123,6 +126,9 @@ export async function spawnEngine(opts: {
 /** SIGKILLs every engine child still running (afterEach safety net for failed tests). */
 export async function killEngines(): Promise<void> {
   const left = [...running];
+  // Under Stryker's coverage run: what the children reached, read before the SIGKILL loses it.
+  const flushing = left.map(flushBeforeKill).filter((f) => f !== undefined);
+  if (flushing.length) await Promise.all(flushing);
   for (const child of left) child.kill('SIGKILL');
   await Promise.all(left.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
 }
