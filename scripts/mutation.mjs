@@ -49,6 +49,9 @@ const rank = (source) => {
  */
 const SUITES = {
   'engine/runtime/dlq.ts': ['tests/integration/admin/dlq.test.ts', 'tests/integration/security/redrive.test.ts'],
+  // An event's path through the stages (STAGES, traceOutcome), as GET /tap streams it.
+  'engine/runner/pipeline-runner.ts': ['tests/integration/admin/tap.test.ts'],
+  'engine/runner/trace.ts': ['tests/integration/admin/tap.test.ts'],
   'engine/runtime/dlq-log.ts': ['tests/integration/operating/engine-log.test.ts'],
   'engine/runtime/engine.ts': ['tests/integration/operating/engine-log.test.ts', 'tests/integration/hot-reload/reload-scope.test.ts',
     'tests/integration/admin/metrics.test.ts'],
