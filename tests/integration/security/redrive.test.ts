@@ -144,6 +144,29 @@ describe('redrive', () => {
     expect((await entries(f.client, dlq)).map((e) => e.id)).toEqual([old]);
   });
 
+  it('an entry whose sink Redis refuses (out of memory) is not settled: it stays on the DLQ, said so', async () => {
+    const name = key('p');
+    const stream = key('in');
+    const out = key('out');
+    const dlq = key('dlq');
+    // Would be sunk, but the publish sink's write is refused after its retries: deferred.
+    const yaml = pipelineYaml({ name, stream, out, validate: false, filter: 'true', transform: '{ "n": data.n }', extra: `dlq: ${dlq}` });
+    const f = await start({ ownRedis: true, pipelines: { [name]: yaml } });
+    const old = await f.client.xadd(dlq, '*', ...dlqEntry({ payload: JSON.stringify(ping(1)), pipeline: name, source: stream, sourceId: '5-0' }));
+    await f.client.config('SET', 'maxmemory-policy', 'noeviction');
+    await f.client.config('SET', 'maxmemory', '1');
+    try {
+      const res = await f.inject({ method: 'POST', url: `/dlq/${dlq}/redrive`, payload: {} });
+      expect(res.statusCode, res.body).toBe(200);
+      expect(JSON.parse(res.body)).toEqual({ redriven: [], missing: [],
+        skipped: [{ dlqId: old, reason: expect.stringMatching(/^not settled \(.*OOM.*\); left on the DLQ$/) }] });
+    } finally {
+      await f.client.config('SET', 'maxmemory', '0');
+    }
+    expect((await entries(f.client, dlq)).map((e) => e.id)).toEqual([old]);
+    expect(await f.client.exists(out)).toBe(0);
+  });
+
   it('GET /dlq and redrive of a key that is no stream answer 409', async () => {
     const f = await start();
     const k = key('string');
