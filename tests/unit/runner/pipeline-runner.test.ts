@@ -321,6 +321,17 @@ describe('PipelineRunner: several sinks with when:', () => {
     expect(outcomes[0]).toMatchObject({ kind: 'dlq', stage: 'sink', sink: 'broken', attempts: 1, error: 'sink broken: 400 bad request' });
     expect(ok.messages).toHaveLength(1);
   });
+
+  it('two sinks failing for good: the DLQ entry names the first to fail, whichever comes first in the pipeline', async () => {
+    const p = await compile('source: { stream: orders }', 'sinks:', '  - { type: log, id: slow }', '  - { type: log, id: fast }');
+    const slow = new FakeSink(async () => {
+      await new Promise((r) => setTimeout(r, 30));
+      throw new UnrecoverableError('slow said no');
+    });
+    const fast = new FakeSink(async () => { throw new UnrecoverableError('fast said no'); });
+    const { outcomes } = await run(p, { slow, fast }, entries(order('1')));
+    expect(outcomes[0]).toMatchObject({ kind: 'dlq', stage: 'sink', sink: 'fast', error: 'sink fast: fast said no' });
+  });
 });
 
 describe('PipelineRunner: sink retries', () => {
