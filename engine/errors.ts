@@ -125,6 +125,12 @@ export class SandboxLimitError extends SynapseError {
   }
 }
 
+/** A request that names what cannot be (a listing's start that is neither an id nor a time): HTTP 400. */
+export class BadRequestError extends SynapseError {
+  override readonly code = 'BAD_REQUEST';
+  readonly statusCode = 400;
+}
+
 /** No Redis could be reached or started. */
 export class RedisUnavailableError extends SynapseError {
   override readonly code = 'SYN_REDIS_UNAVAILABLE';

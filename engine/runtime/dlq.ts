@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { RedisConnection } from './redis-client.ts';
 import type { CompiledPipeline } from '../config/load-pipeline.ts';
-import { errorMessage } from '../errors.ts';
+import { BadRequestError, errorMessage } from '../errors.ts';
 import { PAYLOAD_FIELD } from '../runner/codec.ts';
 import type { PipelineRunner } from '../runner/pipeline-runner.ts';
 import { LuaScript } from './lua-script.ts';
@@ -61,7 +61,8 @@ function toEntry(id: string, fields: readonly (string | Buffer)[]): DlqEntry {
  * Lists DLQ entries oldest first, from `from` (an id or ISO time), at most `count`, and no more
  * payload bytes than `maxBytes` (at least one entry, whatever its size). `next` is the id to list
  * from for the following page, or null at the end. Reads in small chunks, so a page never holds
- * much more than its budget in memory. A `from` that is neither an id nor a time throws a RangeError.
+ * much more than its budget in memory. A `from` that is neither an id nor a time throws a
+ * BadRequestError.
  */
 export async function listDlqPage(redis: RedisConnection, stream: string, opts: { from?: string; count?: number; maxBytes?: number } = {}): Promise<{ entries: DlqEntry[]; next: string | null }> {
   const count = opts.count ?? 100;
@@ -69,7 +70,11 @@ export async function listDlqPage(redis: RedisConnection, stream: string, opts: 
   const entries: DlqEntry[] = [];
   let bytes = 0;
   let cursor = '-';
-  if (opts.from) cursor = toStreamBound(opts.from) ?? badFrom(opts.from);
+  if (opts.from) {
+    const bound = toStreamBound(opts.from);
+    if (bound === undefined) throw new BadRequestError(`from: '${opts.from.slice(0, 100)}' is neither a stream entry id nor an ISO time`);
+    cursor = bound;
+  }
   for (;;) {
     const rows = await redis.xrangeBuffer(stream, cursor, '+', 'COUNT', Math.min(10, count - entries.length + 1));
     for (const [rawId, fields] of rows) {
@@ -83,15 +88,6 @@ export async function listDlqPage(redis: RedisConnection, stream: string, opts: 
     if (rows.length === 0) return { entries, next: null };
     cursor = `(${rows[rows.length - 1]![0].toString()}`;
   }
-}
-
-/** Why a listing cannot start at `from`: it is neither a stream entry id nor a time. */
-export function badFromMessage(from: string): string {
-  return `from: '${from.slice(0, 100)}' is neither a stream entry id nor an ISO time`;
-}
-
-function badFrom(from: string): never {
-  throw new RangeError(badFromMessage(from));
 }
 
 /** Lists DLQ entries oldest first, from `from` (an id or ISO time), at most `count`. */

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { badFromMessage, listDlqPage, redriveDlq, type RedriveTarget } from '../../runtime/dlq.ts';
+import { listDlqPage, redriveDlq, type RedriveTarget } from '../../runtime/dlq.ts';
 import { dlqLimitsFromEnv } from '../../runtime/dlq-limits.ts';
-import { toStreamBound } from '../../runtime/stream-ids.ts';
 import { PipelineRunner } from '../../runner/pipeline-runner.ts';
 import { errorReply, streamParam } from '../schemas.ts';
 import type { AdminDeps } from '../server.ts';
@@ -38,10 +37,7 @@ export const dlqRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine }) 
   }, async (req, reply) => {
     const redis = engine.connection;
     if (await notAStream(redis, req.params.stream)) return reply.code(409).send({ error: 'not_a_stream', message: `key '${req.params.stream.slice(0, 200)}' is not a stream` });
-    const { from } = req.query;
-    if (from !== undefined && toStreamBound(from) === undefined) {
-      return reply.code(400).send({ error: 'bad_request', message: badFromMessage(from) });
-    }
+    // A `from` that is neither an id nor a time: BadRequestError, answered 400.
     const page = await listDlqPage(redis, req.params.stream, { ...req.query, maxBytes: dlqLimitsFromEnv().listMaxBytes });
     return { stream: req.params.stream, length: await redis.xlen(req.params.stream), ...page };
   });

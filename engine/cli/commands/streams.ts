@@ -1,6 +1,5 @@
-import { badFromMessage, listDlq, type RedriveReport } from '../../runtime/dlq.ts';
+import { listDlq, type RedriveReport } from '../../runtime/dlq.ts';
 import { ReplayJobs, type ReplayJob, type ReplayRequest } from '../../runtime/replay.ts';
-import { toStreamBound } from '../../runtime/stream-ids.ts';
 import { silentLogger } from '../../logger.ts';
 import { openRedis, type RedisConnection } from '../../runtime/redis-client.ts';
 import { SynapseError } from '../../errors.ts';
@@ -72,7 +71,6 @@ export async function dlqCommand(action: string, stream: string, opts: { redis?:
   const redis = await connect(opts);
   try {
     if (action === 'list') {
-      if (opts.from !== undefined && toStreamBound(opts.from) === undefined) throw new SynapseError(badFromMessage(opts.from));
       const entries = await listDlq(redis, stream, { from: opts.from, count: opts.count ? Number(opts.count) : 100 });
       for (const e of entries) process.stdout.write(`${JSON.stringify(e)}\n`);
       process.stderr.write(`${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} of ${await redis.xlen(stream)} in ${stream}\n`);
