@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { listDlqPage } from '../../engine/runtime/dlq.ts';
+import { metricValue } from '../helpers/engine.ts';
 import { startEngine, type EngineUnderTest } from '../helpers/in-process-engine.ts';
 import { orderEvent, ordersPipeline, pipelineDirs, testKey, type PipelineDoc } from '../helpers/pipelines.ts';
 import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
@@ -262,14 +263,14 @@ describe('max_deliveries: the boundary, on reclaimed entries and on a consumer\'
     expect(await redis.xlen(`${stream}:dlq`)).toBe(1);
     // Counted once each: the poison entry as a DLQ outcome at stage delivery, the others as sunk.
     const pipeline = [...eut.engine.pipelineStates()][0]!.pipeline;
-    const counter = async (metric: 'events' | 'dlq', labels: Record<string, string>) =>
-      (await eut.engine.metrics[metric].get()).values.filter((v) => Object.entries(labels).every(([k, x]) => (v.labels as Record<string, unknown>)[k] === x))
-        .reduce((sum, v) => sum + v.value, 0);
-    expect(await counter('events', { pipeline, outcome: 'dlq' })).toBe(1);
-    expect(await counter('events', { pipeline, outcome: 'sunk' })).toBe(processed.length);
-    expect(await counter('events', { pipeline })).toBe(processed.length + 1);
-    expect(await counter('dlq', { pipeline, stage: 'delivery' })).toBe(1);
-    expect(await counter('dlq', { pipeline })).toBe(1);
+    const metrics = await eut.engine.metrics.registry.metrics();
+    const events = (outcome: string) => metricValue(metrics, 'synapse_events_total', { pipeline, outcome });
+    const dlq = (stage: string) => metricValue(metrics, 'synapse_dlq_total', { pipeline, stage });
+    expect(events('dlq')).toBe(1);
+    expect(events('sunk')).toBe(processed.length);
+    expect([events('filtered'), events('dropped')]).toEqual([undefined, undefined]);
+    expect(dlq('delivery')).toBe(1);
+    expect(['decode', 'validate', 'filter', 'transform', 'sink'].map(dlq)).toEqual(Array(5).fill(undefined));
   }
 
   it('reclaimed from a dead consumer: delivered exactly max_deliveries times is processed, one more is poison', async () => {

@@ -12,7 +12,7 @@ import { settleBatch } from '../../engine/runtime/settle.ts';
 import { metricValue, payloads, ping, pipelineYaml, publish, startEngine as startEngine2 } from '../helpers/engine.ts';
 import { startEngine, type EngineUnderTest } from '../helpers/in-process-engine.ts';
 import { orderEvent, ordersPipeline, pipelineDirs, testKey, type PipelineDoc } from '../helpers/pipelines.ts';
-import { startHttpRecorder } from '../helpers/http-recorder.ts';
+import { startHttpRecorder, type HttpRecorder } from '../helpers/http-recorder.ts';
 import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
 import { addEvents, pendingSummary, readPayloads, readStream } from '../helpers/streams.ts';
 
@@ -223,10 +223,11 @@ describe('a running pipeline whose DLQ Redis refuses', () => {
     expect((await readPayloads(redis, out)).map((p) => p.orderId)).toEqual(['o-2', 'o-3']);
   });
 
-  it('settles a refused DLQ write again without running the entry through its sink again', async () => {
-    // A sink that fails for good (HTTP 500, one attempt): the entry is bound for the DLQ at stage
-    // sink. While the DLQ write is refused, the consumer tries the write again and again; only
-    // the DLQ write repeats, never the webhook call that already failed.
+  /**
+   * One event bound for the DLQ at stage sink (its webhook answers 500, one attempt) while its DLQ
+   * key is not a stream: `check` runs once the event is added; the webhook is closed after.
+   */
+  async function refusedDlqWrite(check: (t: { hook: HttpRecorder; eut: EngineUnderTest; doc: PipelineDoc; stream: string; dlq: string; id: string }) => Promise<void>) {
     const hook = await startHttpRecorder(() => ({ status: 500, body: { error: 'down' } }));
     try {
       const stream = testKey('in');
@@ -239,6 +240,16 @@ describe('a running pipeline whose DLQ Redis refuses', () => {
       await redis.set(dlq, 'not a stream');
       const eut = await run([doc]);
       const [id] = await addEvents(redis, stream, [orderEvent(1)]);
+      await check({ hook, eut, doc, stream, dlq, id: id! });
+    } finally {
+      await hook.close();
+    }
+  }
+
+  it('settles a refused DLQ write again without running the entry through its sink again', async () => {
+    // While the DLQ write is refused, the consumer tries the write again and again; only the DLQ
+    // write repeats, never the webhook call that already failed.
+    await refusedDlqWrite(async ({ hook, eut, doc, dlq, id }) => {
       const refusals = async () =>
         metricValue(await eut.engine.metrics.registry.metrics(), 'synapse_dlq_write_refused_total', { pipeline: doc.name }) ?? 0;
       // Three refused settles: the back-off (100, 200, 400 ms) has run the loop at least twice.
@@ -249,9 +260,7 @@ describe('a running pipeline whose DLQ Redis refuses', () => {
       await waitFor(async () => (await redis.xlen(dlq)) === 1, 'the DLQ entry');
       expect((await readStream(redis, dlq))[0]!.fields).toMatchObject({ source_id: id, stage: 'sink', attempts: '1' });
       expect(hook.requests).toHaveLength(1);
-    } finally {
-      await hook.close();
-    }
+    });
   });
 
   it('while stalled, a settle Redis rejects outright keeps the outcome in hand: the entry is neither run again nor re-read', async () => {
@@ -259,19 +268,8 @@ describe('a running pipeline whose DLQ Redis refuses', () => {
     // engine's user may no longer run scripts). The consumer keeps the failed outcome and tries
     // the settle again; it does not go back to the loop's error path, which would re-read its
     // pending entry (a second delivery) and call the failing webhook again.
-    const hook = await startHttpRecorder(() => ({ status: 500, body: { error: 'down' } }));
-    try {
-      const stream = testKey('in');
-      const doc = {
-        ...ordersPipeline({ stream, out: 'unused' }),
-        sink: { type: 'http', with: { url: `${hook.url}/hook` } },
-        retry: { attempts: 1, backoff: 'fixed', delay_ms: 10 },
-      };
-      const dlq = `${stream}:dlq`;
-      await redis.set(dlq, 'not a stream');
-      const eut = await run([doc]);
+    await refusedDlqWrite(async ({ hook, eut, doc, stream, dlq, id }) => {
       const consumer = eut.engine.handles.get(doc.name)!.consumer!;
-      const [id] = await addEvents(redis, stream, [orderEvent(1)]);
       await waitFor(() => consumer.stalled, 'the pipeline stalled on the refused DLQ write');
 
       await redis.call('ACL', 'SETUSER', 'default', '-evalsha', '-eval');
@@ -292,9 +290,7 @@ describe('a running pipeline whose DLQ Redis refuses', () => {
       await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0, 'nothing pending');
       await waitFor(() => consumer.stalled === undefined, 'the stall over');
       expect(hook.requests).toHaveLength(1);
-    } finally {
-      await hook.close();
-    }
+    });
   });
 
   it('a pipeline stopped while its DLQ write is refused leaves the entry pending, and a restart dead-letters it', async () => {

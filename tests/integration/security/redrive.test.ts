@@ -14,6 +14,11 @@ function dlqEntry(o: { payload: string; pipeline: string; source: string; source
     'source_stream', o.source, 'source_id', o.sourceId ?? '1-0', 'attempts', '1', 'failed_at', new Date().toISOString()];
 }
 
+/** A pipeline that takes every ping and writes `{ n }` to `out` (dead-lettering to `dlq` when given). */
+function acceptAll(o: { name: string; stream: string; out: string; dlq?: string }): string {
+  return pipelineYaml({ ...o, validate: false, filter: 'true', transform: '{ "n": data.n }', extra: o.dlq ? `dlq: ${o.dlq}` : undefined });
+}
+
 describe('redrive', () => {
   it('skips and reports entries it cannot run, and still runs the others', async () => {
     const name = key('p');
@@ -24,7 +29,7 @@ describe('redrive', () => {
     const fieldsOut = key('outf');
     // Both pipelines dead-letter to one DLQ.
     const dlq = key('dlq');
-    const accept = pipelineYaml({ name, stream, out, validate: false, filter: 'true', transform: '{ "n": data.n }', extra: `dlq: ${dlq}` });
+    const accept = acceptAll({ name, stream, out, dlq });
     const fieldsYaml = [`name: ${fieldsName}`, 'source:', `  stream: ${fieldsStream}`, '  codec: fields', 'validate:', `  schema: ${PING_ID}`,
       'sink:', '  type: publish', `  with: { stream: ${fieldsOut} }`, `dlq: ${dlq}`, ''].join('\n');
     const f = await start({ pipelines: { [name]: accept, [fieldsName]: fieldsYaml } });
@@ -67,7 +72,7 @@ describe('redrive', () => {
     const stream = key('in');
     const fieldsStream = key('inf');
     const dlq = key('dlq');
-    const accept = pipelineYaml({ name, stream, out: key('out'), validate: false, filter: 'true', transform: '{ "n": data.n }', extra: `dlq: ${dlq}` });
+    const accept = acceptAll({ name, stream, out: key('out'), dlq });
     const fieldsYaml = [`name: ${fieldsName}`, 'source:', `  stream: ${fieldsStream}`, '  codec: fields', 'sink:', '  type: publish',
       `  with: { stream: ${key('outf')} }`, `dlq: ${dlq}`, ''].join('\n');
     const tickYaml = [`name: ${tickName}`, 'source: { schedule: 1h }', `sink: { type: publish, with: { stream: ${key('ticks')} } }`, `dlq: ${dlq}`, ''].join('\n');
@@ -104,7 +109,7 @@ describe('redrive', () => {
     const stream = key('in');
     const out = key('out');
     const dlq = key('dlq');
-    const f = await start({ pipelines: { [name]: pipelineYaml({ name, stream, out, validate: false, filter: 'true', transform: '{ "n": data.n }', extra: `dlq: ${dlq}` }) } });
+    const f = await start({ pipelines: { [name]: acceptAll({ name, stream, out, dlq }) } });
     // Ids with sequence numbers of two digits and more, as a busy millisecond gives them.
     const ids = ['5-10', '5-123', '6-1'];
     for (const [i, id] of ids.entries()) await f.client.xadd(dlq, id, ...dlqEntry({ payload: JSON.stringify(ping(i + 1)), pipeline: name, source: stream, sourceId: `${i + 1}-0` }));
@@ -150,7 +155,7 @@ describe('redrive', () => {
     const out = key('out');
     const dlq = key('dlq');
     // Would be sunk, but the publish sink's write is refused after its retries: deferred.
-    const yaml = pipelineYaml({ name, stream, out, validate: false, filter: 'true', transform: '{ "n": data.n }', extra: `dlq: ${dlq}` });
+    const yaml = acceptAll({ name, stream, out, dlq });
     const f = await start({ ownRedis: true, pipelines: { [name]: yaml } });
     const old = await f.client.xadd(dlq, '*', ...dlqEntry({ payload: JSON.stringify(ping(1)), pipeline: name, source: stream, sourceId: '5-0' }));
     await f.client.config('SET', 'maxmemory-policy', 'noeviction');
@@ -182,7 +187,7 @@ describe('redrive', () => {
     const name = key('p');
     const stream = key('in');
     const out = key('out');
-    const f = await start({ pipelines: { [name]: pipelineYaml({ name, stream, out, validate: false, filter: 'true', transform: '{ "n": data.n }' }) } });
+    const f = await start({ pipelines: { [name]: acceptAll({ name, stream, out }) } });
     // A flat entry shaped like a DLQ entry, in the pipeline's own source stream.
     const forged = await f.client.xadd(stream, '*', ...dlqEntry({ payload: JSON.stringify(ping(7)), pipeline: name, source: stream, sourceId: '1-1' }));
     const res = await f.inject({ method: 'POST', url: `/dlq/${stream}/redrive`, payload: { ids: [forged] } });
@@ -197,7 +202,7 @@ describe('redrive', () => {
     const outA = key('outa');
     const outB = key('outb');
     const yamlA = pipelineYaml({ name: failing, stream, out: outA });
-    const f = await start({ pipelines: { [failing]: yamlA, [other]: pipelineYaml({ name: other, stream, out: outB, validate: false, filter: 'true', transform: '{ "n": data.n }' }) } });
+    const f = await start({ pipelines: { [failing]: yamlA, [other]: acceptAll({ name: other, stream, out: outB }) } });
     await publish(f.client, stream, [ping(1), ping(13)]);
     await waitFor(async () => (await f.client.xlen(outB)) === 2 && (await f.client.xlen(`${stream}:dlq`)) === 1, 'B sinks both, A dead-letters 13');
 
