@@ -33,6 +33,19 @@ export interface StreamConsumerOptions {
   metrics: EngineMetrics;
 }
 
+type ReadResult = { entries: StreamEntry[]; deleted: string[] };
+
+/**
+ * A batch read ahead (see readOnce), kept ours until it is handled: the batch in hand may take
+ * longer than `claim_idle_ms` (sink retries, a stalled settle), and entries idle that long would
+ * be reclaimed, by another replica or by this consumer, and run a second time.
+ */
+interface ReadAhead {
+  read: Promise<ReadResult>;
+  /** Stops keeping its entries claimed (they are handled, or left pending to be read again). */
+  release(): void;
+}
+
 /** A batch's pipeline version, and where it settles. */
 interface Batch {
   runner: PipelineRunner;
@@ -63,7 +76,7 @@ export class StreamConsumer extends EventEmitter {
   private loopDone?: Promise<void>;
   private cursor = '0';
   /** The next batch of new entries, asked for while the current one is processed. */
-  private prefetched?: Promise<{ entries: StreamEntry[]; deleted: string[] }>;
+  private prefetched?: ReadAhead;
   /**
    * The settle of the last batch (DLQ writes and acks), still running while the next batch, read
    * ahead, is processed: with a backlog, the settle's round trip overlaps that work. At most one;
@@ -101,10 +114,6 @@ export class StreamConsumer extends EventEmitter {
 
   get pipelineName(): string {
     return this.runner.pipeline.name;
-  }
-
-  get isPaused(): boolean {
-    return this.paused;
   }
 
   /** Starts the loop. */
@@ -193,7 +202,7 @@ export class StreamConsumer extends EventEmitter {
         if (message.includes('NOGROUP')) groupReady = false;
         this.lastError = { message, at: new Date().toISOString() };
         // What a prefetch may have read is pending under our name too: the re-read below gets it.
-        this.prefetched = undefined;
+        this.dropPrefetch();
         // A settle still running ends first, or the re-read would run its entries again.
         await this.settled().catch((e: unknown) => log.warn({ err: errorMessage(e) }, 'could not settle a batch; its entries are read again'));
         errorDelay = Math.min(MAX_ERROR_BACKOFF_MS, errorDelay ? errorDelay * 2 : 100);
@@ -218,7 +227,7 @@ export class StreamConsumer extends EventEmitter {
     this.prefetched = undefined;
     if (!pending) return;
     try {
-      const { entries, deleted } = await this.untilStopped(pending);
+      const { entries, deleted } = await this.untilStopped(pending.read);
       if (entries.length || deleted.length) await this.handle(entries, deleted);
     } catch (err) {
       // Left pending under our name: re-read on restart or reclaimed by another consumer. At a
@@ -230,7 +239,15 @@ export class StreamConsumer extends EventEmitter {
         this.lastError = { message: errorMessage(err), at: new Date().toISOString() };
         this.opts.logger.warn({ err: errorMessage(err) }, 'could not finish a prefetched batch');
       }
+    } finally {
+      pending.release();
     }
+  }
+
+  /** Lets a batch read ahead go unhandled: it stays pending under our name, to be read again. */
+  private dropPrefetch(): void {
+    this.prefetched?.release();
+    this.prefetched = undefined;
   }
 
   private applySwap(): void {
@@ -246,9 +263,20 @@ export class StreamConsumer extends EventEmitter {
   private async readOnce(): Promise<void> {
     const src = this.source;
     const own = this.cursor !== '>';
-    const prefetched = own ? undefined : this.prefetched;
+    // A batch read ahead is of new entries: one left over when reading our own is let go.
+    if (own) this.dropPrefetch();
+    const prefetched = this.prefetched;
     this.prefetched = undefined;
-    const { entries, deleted } = await this.untilStopped(prefetched ?? this.reader.read(this.cursor, src.batch, src.blockMs));
+    try {
+      await this.readAndHandle(own, prefetched?.read ?? this.reader.read(this.cursor, src.batch, src.blockMs));
+    } finally {
+      prefetched?.release();
+    }
+  }
+
+  private async readAndHandle(own: boolean, read: Promise<ReadResult>): Promise<void> {
+    const src = this.source;
+    const { entries, deleted } = await this.untilStopped(read);
     if (own) {
       const ids = [...entries.map((e) => e.id), ...deleted];
       this.cursor = ids.length ? maxId(ids) : '>';
@@ -261,10 +289,27 @@ export class StreamConsumer extends EventEmitter {
     // A full batch means a backlog: read the next while this one is processed, so the read's
     // round trip overlaps the work (the reading connection is this consumer's own).
     if (!own && entries.length === src.batch && !this.stopping && !this.paused && !this.nextRunner) {
-      this.prefetched = this.reader.read('>', src.batch, src.blockMs);
-      this.prefetched.catch(() => undefined); // awaited, and its error handled, on the next read
+      this.prefetched = this.readAhead(src);
     }
     await this.handle(own ? await this.reader.withDeliveryCounts(entries) : entries, deleted);
+  }
+
+  /** Reads the next batch of new entries, and keeps them ours until they are handled (ReadAhead). */
+  private readAhead(src: StreamSourceSpec): ReadAhead {
+    const read = this.reader.read('>', src.batch, src.blockMs);
+    read.catch(() => undefined); // awaited, and its error handled, on the next read
+    let released = false;
+    let stopKeeping = (): void => undefined;
+    void read.then(({ entries }) => {
+      if (!released) stopKeeping = this.keepClaimed(src, entries);
+    }, () => undefined);
+    return {
+      read,
+      release: () => {
+        released = true;
+        stopKeeping();
+      },
+    };
   }
 
   /**
@@ -443,18 +488,24 @@ export class StreamConsumer extends EventEmitter {
    * is left alone.
    */
   private async keepingClaimed<T>(src: StreamSourceSpec, entries: StreamEntry[], work: () => Promise<T>): Promise<T> {
-    if (entries.length === 0) return work();
+    const stopKeeping = this.keepClaimed(src, entries);
+    try {
+      return await work();
+    } finally {
+      stopKeeping();
+    }
+  }
+
+  /** Keeps `entries` ours until the returned function is called (see keepingClaimed). */
+  private keepClaimed(src: StreamSourceSpec, entries: StreamEntry[]): () => void {
+    if (entries.length === 0) return () => undefined;
     const every = Math.max(250, Math.floor(src.claimIdleMs / 3));
     const ids = entries.map((e) => e.id);
     const timer = setInterval(() => {
       this.opts.redis.call('XCLAIM', src.stream, src.group, this.opts.consumer, String(every), ...ids, 'JUSTID')
         .catch((err: Error) => this.opts.logger.warn({ err: err.message }, 'could not refresh in-flight entries'));
     }, every);
-    try {
-      return await work();
-    } finally {
-      clearInterval(timer);
-    }
+    return () => clearInterval(timer);
   }
 
   private async housekeeping(): Promise<void> {
