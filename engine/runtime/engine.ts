@@ -385,12 +385,17 @@ export class Engine extends EventEmitter implements ObservedEngine {
     this.shutdown.abort();
     for (const timer of this.dlqTrims.values()) clearTimeout(timer);
     this.dlqTrims.clear();
-    await this.reloader.idle();
+    const stopPipelines = () => Promise.all([...this.handles.values()].map(async (h) => {
+      await h.consumer?.stop();
+      await h.source?.stop();
+    }));
     const graceful = (async () => {
-      await Promise.all([...this.handles.values()].map(async (h) => {
-        await h.consumer?.stop();
-        await h.source?.stop();
-      }));
+      // Consumers first: a reload in flight may be waiting for a batch boundary that a stalled
+      // batch reaches only once its consumer stops. Then the reloads end, and whatever pipeline
+      // one of them started meanwhile stops too.
+      await stopPipelines();
+      await this.reloader.idle();
+      await stopPipelines();
       for (const h of this.handles.values()) await this.closeSinks(h.sinks);
       await Promise.all([...this.queues.values()].map(async ({ queue, redis }) => {
         await queue.close().catch(() => undefined);

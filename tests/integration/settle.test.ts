@@ -4,6 +4,9 @@
  * logged, and lands once Redis accepts it again — with its own stage and reason, unprocessed again.
  */
 import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Outcome } from '../../engine/runner/pipeline-runner.ts';
@@ -311,6 +314,39 @@ describe('a running pipeline whose DLQ Redis refuses', () => {
     await waitFor(async () => (await redis.xlen(dlq)) === 1, 'the DLQ entry after the restart');
     expect((await readStream(redis, dlq))[0]!.fields).toMatchObject({ source_id: badId, stage: 'validate' });
     await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0, 'nothing pending');
+  });
+});
+
+describe('a stop while a reload waits for a stalled batch', () => {
+  it('ends: the consumer stops first, so the stalled batch and the reload waiting on its boundary end too; the entry stays pending', async () => {
+    // The reload swaps versions at the batch boundary, which a batch stalled on a refused DLQ
+    // write reaches only once its consumer stops. A stop that waited for the reload before
+    // stopping consumers would wait forever, its time limit included (it is counted from later).
+    const stream = testKey('in');
+    const doc = ordersPipeline({ stream, out: testKey('out') });
+    const dlq = `${stream}:dlq`;
+    await redis.set(dlq, 'not a stream');
+    const dir = await dirs.make([doc]);
+    const eut = await startEngine({ redisUrl: server.url, pipelines: dir, consumer: 'stable-name' });
+    running.push(eut);
+    const consumer = eut.engine.handles.get(doc.name)!.consumer!;
+    const [badId] = await addEvents(redis, stream, [JSON.stringify({ ...orderEvent(1), data: { orderId: 'o-1', amount: 'x' } })]);
+    await waitFor(() => consumer.stalled, 'the pipeline stalled');
+
+    const file = join(dir, `${doc.name}.yaml`);
+    await writeFile(file, `${stringify(doc)}# version 2\n`);
+    const reload = eut.engine.reloadFile(file, { cause: 'test' });
+    await new Promise((r) => setTimeout(r, 300)); // the reload is waiting for the batch boundary
+    const stopped = eut.engine.stop(60_000).then(() => 'stopped');
+    const hung = new Promise((r) => setTimeout(() => r('still stopping after 15 s'), 15_000));
+    expect(await Promise.race([stopped, hung])).toBe('stopped');
+    await reload; // it ended with the stop (the new version was never run)
+    expect([...(await pendingDeliveries(stream, doc.name)).keys()]).toEqual([badId]);
+
+    await redis.del(dlq);
+    await run([doc], 'stable-name');
+    await waitFor(async () => (await redis.xlen(dlq)) === 1, 'the DLQ entry after the restart');
+    expect((await readStream(redis, dlq))[0]!.fields).toMatchObject({ source_id: badId, stage: 'validate' });
   });
 });
 
