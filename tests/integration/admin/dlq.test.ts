@@ -61,6 +61,10 @@ describe('GET /dlq/:stream', () => {
     const bad = await f.inject({ method: 'GET', url: `/dlq/${dlq}?from=yesterday-ish` });
     expect(bad.statusCode).toBe(400);
     expect(JSON.parse(bad.body)).toEqual({ error: 'bad_request', message: "from: 'yesterday-ish' is neither a stream entry id nor an ISO time" });
+    // A long one is quoted cut to its first 100 characters.
+    const long = await f.inject({ method: 'GET', url: `/dlq/${dlq}?from=${'y'.repeat(5000)}` });
+    expect(long.statusCode).toBe(400);
+    expect(JSON.parse(long.body).message).toBe(`from: '${'y'.repeat(100)}' is neither a stream entry id nor an ISO time`);
 
     const cli = await runCli(['dlq', 'list', dlq, '--from', 'yesterday-ish'], { env: { REDIS_URL: f.redis.url } });
     expect(cli.code).toBe(1);
