@@ -359,8 +359,11 @@ export class StreamConsumer extends EventEmitter {
    * charged to them, until Redis accepts or the consumer stops (then they are redelivered later).
    */
   private async handle(entries: StreamEntry[], deleted: string[]): Promise<void> {
-    // A swap asked for: the batch is the new version's, once the old one's settle has ended.
-    if (this.nextRunner && this.backgroundSettle) await this.backgroundSettle;
+    // A swap asked for: the batch is the new version's, once the old one's settle has ended. A
+    // stalled settle may take long: the batch's entries are kept ours meanwhile (a reclaimed
+    // batch has nothing else keeping them so).
+    const oldSettle = this.nextRunner ? this.backgroundSettle : undefined;
+    if (oldSettle) await this.keepingClaimed(this.source, entries, () => oldSettle);
     this.applySwap();
     this.inBatch = true;
     try {
