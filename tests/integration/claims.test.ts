@@ -95,3 +95,35 @@ describe('a reclaimed batch waiting for a reload\'s batch boundary behind a stal
     for (const seq of [101, 102, 103, 104, 105]) expect(sent.filter((s) => s === seq), `seq ${seq}`).toHaveLength(1);
   }, 40_000);
 });
+
+describe('a healthy pipeline whose DLQ key is not a stream', () => {
+  it('runs on under a backlog: its housekeeping (XLEN of the DLQ) does not fail the loop, drop the batch read ahead and charge it a delivery', async () => {
+    // Nothing goes to the DLQ: a DLQ key that is not a stream must cost the events nothing. With
+    // max_deliveries 1, an entry read a second time is poison (and its DLQ write refused: the
+    // pipeline would stall on healthy events). The backlog lasts past the 5 s housekeeping mark.
+    const stream = testKey('in');
+    const dlq = `${stream}:dlq`;
+    const N = 1200;
+    hook = await startHttpRecorder(async () => {
+      await new Promise((r) => setTimeout(r, 40));
+      return { status: 200 };
+    });
+    const doc = {
+      ...ordersPipeline({ stream, out: 'unused', source: { batch: 10, max_deliveries: 1 } }),
+      sink: { type: 'http', with: { url: `${hook.url}/hook` } },
+      retry: { attempts: 1, backoff: 'fixed', delay_ms: 10 },
+    };
+    await redis.set(dlq, 'not a stream');
+    await addEvents(redis, stream, Array.from({ length: N }, (_, i) => orderEvent(i + 1)));
+    const eut = await startEngine({ redisUrl: server.url, pipelines: await dirs.make([doc]) });
+    running.push(eut);
+    const consumer = eut.engine.handles.get(doc.name)!.consumer!;
+    const started = Date.now();
+    await waitFor(async () => consumer.stalled || (await pendingSummary(redis, stream, doc.name)).count === 0 && hook!.requests.length >= N
+      ? true : undefined, 'the backlog handled', 60_000);
+    expect(consumer.stalled?.reason).toBeUndefined();
+    expect(consumer.lastError?.message).toBeUndefined();
+    expect(Date.now() - started, 'the backlog outlasted the housekeeping interval').toBeGreaterThan(5500);
+    expect(eut.tally(doc.name)).toMatchObject({ sunk: N, dlq: 0 });
+  }, 90_000);
+});
