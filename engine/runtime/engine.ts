@@ -196,9 +196,11 @@ export class Engine extends EventEmitter implements ObservedEngine {
       handle.status = 'disabled';
       return handle;
     }
+    // A reload still in flight when the engine stops starts nothing (no sinks, no consumer): the
+    // stop may have ended already (by its time limit, a batch hanging elsewhere), and nothing
+    // would stop it then.
+    if (this.stopping) return handle;
     handle.sinks = await this.createSinks(pipeline);
-    // A reload still in flight when the engine stops starts nothing: the stop may have ended
-    // already (by its time limit, a batch hanging elsewhere), and nothing would stop it then.
     if (this.stopping) {
       await this.closeSinks(handle.sinks);
       handle.sinks = new Map();
