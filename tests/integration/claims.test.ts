@@ -103,7 +103,7 @@ describe('a healthy pipeline whose DLQ key is not a stream', () => {
     // pipeline would stall on healthy events). The backlog lasts past the 5 s housekeeping mark.
     const stream = testKey('in');
     const dlq = `${stream}:dlq`;
-    const N = 1200;
+    const N = 2000;
     hook = await startHttpRecorder(async () => {
       await new Promise((r) => setTimeout(r, 40));
       return { status: 200 };
