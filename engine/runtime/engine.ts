@@ -196,7 +196,16 @@ export class Engine extends EventEmitter implements ObservedEngine {
       handle.status = 'disabled';
       return handle;
     }
+    // A reload still in flight when the engine stops starts nothing (no sinks, no consumer): the
+    // stop may have ended already (by its time limit, a batch hanging elsewhere), and nothing
+    // would stop it then.
+    if (this.stopping) return handle;
     handle.sinks = await this.createSinks(pipeline);
+    if (this.stopping) {
+      await this.closeSinks(handle.sinks);
+      handle.sinks = new Map();
+      return handle;
+    }
     if (pipeline.source.kind === 'schedule') {
       await this.startSchedule(handle, pipeline.source.everyMs);
       return handle;
@@ -391,8 +400,8 @@ export class Engine extends EventEmitter implements ObservedEngine {
     }));
     const graceful = (async () => {
       // Consumers first: a reload in flight may be waiting for a batch boundary that a stalled
-      // batch reaches only once its consumer stops. Then the reloads end, and whatever pipeline
-      // one of them started meanwhile stops too.
+      // batch reaches only once its consumer stops. Then the reloads end (starting no pipeline:
+      // see startPipeline), and whatever one of them was starting as the stop came stops too.
       await stopPipelines();
       await this.reloader.idle();
       await stopPipelines();

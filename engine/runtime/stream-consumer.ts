@@ -359,8 +359,11 @@ export class StreamConsumer extends EventEmitter {
    * charged to them, until Redis accepts or the consumer stops (then they are redelivered later).
    */
   private async handle(entries: StreamEntry[], deleted: string[]): Promise<void> {
-    // A swap asked for: the batch is the new version's, once the old one's settle has ended.
-    if (this.nextRunner && this.backgroundSettle) await this.backgroundSettle;
+    // A swap asked for: the batch is the new version's, once the old one's settle has ended. A
+    // stalled settle may take long: the batch's entries are kept ours meanwhile (a reclaimed
+    // batch has nothing else keeping them so).
+    const oldSettle = this.nextRunner ? this.backgroundSettle : undefined;
+    if (oldSettle) await this.keepingClaimed(this.source, entries, () => oldSettle);
     this.applySwap();
     this.inBatch = true;
     try {
@@ -519,7 +522,12 @@ export class StreamConsumer extends EventEmitter {
       if (info.lag !== null) metrics.lag.set({ pipeline: this.pipelineName, stream: src.stream, group: src.group }, info.lag);
       metrics.pending.set({ pipeline: this.pipelineName }, info.pending);
     }
-    metrics.dlqLength.set({ stream: this.runner.pipeline.dlq }, await this.opts.redis.xlen(this.runner.pipeline.dlq));
+    // A DLQ key that is not a stream fails only the DLQ writes (see settle), not the loop: an error
+    // here would drop the batch read ahead and read it again, charging it a delivery.
+    const dlqLength = await this.opts.redis.xlen(this.runner.pipeline.dlq).catch((err: Error) => {
+      if (!err.message.includes('WRONGTYPE')) throw err;
+    });
+    if (dlqLength !== undefined) metrics.dlqLength.set({ stream: this.runner.pipeline.dlq }, dlqLength);
     const removed = await this.reader.removeIdleConsumers(STALE_CONSUMER_MS);
     if (removed.length) this.opts.logger.info({ removed }, 'removed consumers idle for over a day with nothing pending');
   }
