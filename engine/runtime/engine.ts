@@ -12,6 +12,7 @@ import { EngineMetrics, type ObservedEngine, type PipelineState } from '../metri
 import type { Sink } from '../plugins/define-sink.ts';
 import { SinkRegistry, pluginSpecsFromEnv } from '../plugins/sink-registry.ts';
 import { PipelineRunner, type Outcome } from '../runner/pipeline-runner.ts';
+import type { StreamEntry } from '../runner/codec.ts';
 import { bullmqConnection, connectRedis, duplicateConnection, type BullmqConnection } from './redis-client.ts';
 import { createSinkContext, type SinkServices } from './sink-context.ts';
 import { StreamConsumer } from './stream-consumer.ts';
@@ -235,13 +236,24 @@ export class Engine extends EventEmitter implements ObservedEngine {
     handle.source = source;
     await source.start(async (entries) => {
       if (handle.status === 'paused') return;
-      const p = handle.pipeline;
-      const result = await this.runnerFor(p, handle.sinks).process(entries);
-      await settleBatch(this.redis!, { pipeline: name, stream: `schedule:${name}`, group: '', dlq: p.dlq }, result.outcomes, [], { ack: false });
-      this.metrics.recordBatch(name, result);
-      this.settled(handle, p, result.outcomes);
+      await this.runUnacknowledged(handle, entries, `schedule:${name}`);
     });
     this.metrics.up.set({ pipeline: name }, 1);
+  }
+
+  /**
+   * Runs entries once through a pipeline's running version, with nothing to acknowledge (a
+   * schedule's tick, a replay): its DLQ entries are written (a refused write throws
+   * DlqWriteRefusedError), and the outcomes are counted and logged as a consumer's are. `stream`
+   * is what the DLQ entries name as their source.
+   */
+  async runUnacknowledged(handle: PipelineHandle, entries: StreamEntry[], stream: string): Promise<Outcome[]> {
+    const p = handle.pipeline;
+    const result = await this.runnerFor(p, handle.sinks).process(entries);
+    await settleBatch(this.redis!, { pipeline: p.name, stream, group: '', dlq: p.dlq }, result.outcomes, [], { ack: false });
+    this.metrics.recordBatch(p.name, result);
+    this.settled(handle, p, result.outcomes);
+    return result.outcomes;
   }
 
   private runnerFor(pipeline: CompiledPipeline, sinks: Map<string, Sink>): PipelineRunner {

@@ -3,8 +3,7 @@ import type { RedisConnection } from './redis-client.ts';
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.ts';
 import { PAYLOAD_FIELD, type StreamEntry } from '../runner/codec.ts';
-import type { PipelineRunner } from '../runner/pipeline-runner.ts';
-import { settleBatch } from './settle.ts';
+import type { Outcome } from '../runner/pipeline-runner.ts';
 import { idTime, toStreamBound } from './stream-ids.ts';
 import { entryFromBytes } from './stream-reader.ts';
 
@@ -68,7 +67,11 @@ export class ReplayJobs {
 
   constructor(
     private readonly redis: () => RedisConnection,
-    private readonly runnerFor: (pipeline: string) => { runner: PipelineRunner; dlq: string; group: string } | undefined,
+    /**
+     * Runs entries through a running pipeline, as the engine does with nothing to acknowledge
+     * (Engine.runUnacknowledged): undefined when no pipeline of that name reads a stream.
+     */
+    private readonly throughPipeline: (pipeline: string) => ((entries: StreamEntry[], stream: string) => Promise<Outcome[]>) | undefined,
     private readonly logger: Logger,
   ) {}
 
@@ -76,7 +79,7 @@ export class ReplayJobs {
   check(req: ReplayRequest): string | undefined {
     if (!toStreamBound(req.from) || !toStreamBound(req.to)) return 'from and to must be stream ids or ISO 8601 times';
     if (!!req.toStream === !!req.pipeline) return 'give exactly one of toStream and pipeline';
-    if (req.pipeline && !this.runnerFor(req.pipeline)) return `no running pipeline '${req.pipeline}'`;
+    if (req.pipeline && !this.throughPipeline(req.pipeline)) return `no running pipeline '${req.pipeline}'`;
     if (req.toStream === req.stream) return 'toStream must differ from stream';
     return undefined;
   }
@@ -152,10 +155,10 @@ export class ReplayJobs {
       if (failed) throw failed[0]!;
       return entries.length;
     }
-    const target = this.runnerFor(req.pipeline!);
-    if (!target) throw new Error(`pipeline '${req.pipeline}' stopped during the replay`);
-    const { outcomes } = await target.runner.process(entries);
-    await settleBatch(redis, { pipeline: req.pipeline!, stream: req.stream, group: target.group, dlq: target.dlq }, outcomes, [], { ack: false });
+    // Looked up for each chunk: a reload during the replay puts a new version in place.
+    const run = this.throughPipeline(req.pipeline!);
+    if (!run) throw new Error(`pipeline '${req.pipeline}' stopped during the replay`);
+    const outcomes = await run(entries, req.stream);
     return outcomes.filter((o) => o.kind !== 'deferred').length;
   }
 }

@@ -1,6 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { ReplayJobs, type ReplayRequest } from '../../runtime/replay.ts';
-import { PipelineRunner } from '../../runner/pipeline-runner.ts';
 import { errorReply } from '../schemas.ts';
 import type { AdminDeps } from '../server.ts';
 
@@ -20,7 +19,7 @@ export const replayRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine 
     (name) => {
       const h = engine.handles.get(name);
       if (!h || h.pipeline.source.kind !== 'stream') return undefined;
-      return { runner: new PipelineRunner(h.pipeline, h.sinks), dlq: h.pipeline.dlq, group: h.pipeline.source.group };
+      return (entries, stream) => engine.runUnacknowledged(h, entries, stream);
     },
     engine.logger,
   );

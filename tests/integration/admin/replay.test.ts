@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type EngineFixture, entries, hasStackTrace, key, payloads, ping, pipelineYaml, useEngines } from '../../helpers/engine.ts';
+import { type EngineFixture, entries, hasStackTrace, key, metricValue, payloads, ping, pipelineYaml, useEngines } from '../../helpers/engine.ts';
 import { waitFor } from '../../helpers/redis.ts';
 
 const { start } = useEngines();
@@ -78,6 +78,14 @@ describe('POST /replay and GET /replay/:id', () => {
     expect(dlq[0]!.fields).toMatchObject({ stage: 'transform', pipeline: name, payload: JSON.stringify(ping(13)) });
     // The pipeline's own group never saw the replayed entries.
     expect(await f.client.xlen(source)).toBe(0);
+    // What the replay did is counted as the pipeline's work: metrics, counters, the last DLQ entry.
+    const metrics = await f.engine.metrics.registry.metrics();
+    expect(metricValue(metrics, 'synapse_events_total', { pipeline: name, outcome: 'sunk' })).toBe(3);
+    expect(metricValue(metrics, 'synapse_events_total', { pipeline: name, outcome: 'dlq' })).toBe(1);
+    expect(metricValue(metrics, 'synapse_dlq_total', { pipeline: name, stage: 'transform' })).toBe(1);
+    const view = JSON.parse((await f.inject({ method: 'GET', url: `/pipelines/${name}` })).body);
+    expect(view.counters).toMatchObject({ sunk: 3, dlq: 1 });
+    expect(view.lastDlq).toMatchObject({ stage: 'transform', id: `${T0 + 6000}-0` });
   });
 
   it('422 for a bad request, 404 for an unknown replay, 400 for a malformed one', async () => {
