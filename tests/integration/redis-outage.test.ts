@@ -60,3 +60,30 @@ describe('Redis outage', () => {
     await stopCleanly(engine);
   }, 60_000);
 });
+
+describe('a stream deleted while its pipeline runs (its consumer group goes with it)', () => {
+  it('the engine says so, creates the group again, backs off while it fails, and reads on', async () => {
+    const stream = testKey('in');
+    const out = testKey('out');
+    const doc = ordersPipeline({ stream, out });
+    const engine = await spawnEngine({
+      pipelines: await dirs.make([doc]), schemas: FIXTURE_SCHEMAS, redisUrl: server.url, consumer: `it-deleted-${randomUUID().slice(0, 8)}`,
+    });
+    await addEvents(redis, stream, [orderEvent(1)]);
+    await waitFor(async () => (await redis.xlen(out)) === 1, 'the first event through');
+
+    await redis.del(stream);
+    const failed = await engine.waitForLog((l) => l.msg === 'stream read failed; retrying', 'the read failing on the missing group');
+    expect(String(failed.err)).toMatch(/NOGROUP|no longer exists/);
+    expect(failed.retryInMs).toBe(100);
+    await engine.waitForLog((l) => l.msg === 'reading again after errors', 'the loop reading again');
+    // The group is back (created with the stream, from its start position: new entries only).
+    await waitFor(async () => {
+      const groups = (await redis.xinfo('GROUPS', stream).catch(() => [])) as unknown[];
+      return groups.length === 1;
+    }, 'the group created again');
+    await addEvents(redis, stream, [orderEvent(2)]);
+    await waitFor(async () => (await readPayloads<{ seq: number }>(redis, out)).some((p) => p.seq === 2), 'an event after the group came back');
+    expect(engine.alive(), engine.report()).toBe(true);
+  });
+});
