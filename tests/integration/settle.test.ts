@@ -368,6 +368,8 @@ describe('with a backlog, a batch settles while the next one runs', () => {
     const ids = await addEvents(redis, stream, Array.from({ length: n }, (_, i) => orderEvent(i + 1)));
     return { hook, stream, doc, ids, seqs: () => hook.requests.map((r) => (r.json as { seq: number }).seq) };
   }
+  /** How many XCLAIM commands Redis has run (the in-flight claim refresh sends them). */
+  const xclaims = async () => Number(/cmdstat_xclaim:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
   const pendingIn = async (stream: string, group: string, from: string, to: string) =>
     ((await redis.xpending(stream, group, from, to, 1000)) as unknown[]).length;
 
@@ -391,6 +393,49 @@ describe('with a backlog, a batch settles while the next one runs', () => {
       await redis.call('CLIENT', 'UNPAUSE');
       await hook.close();
     }
+  });
+
+  it('a pause mid-backlog handles the batch read ahead, and a resume reads on after it: every event once', async () => {
+    // Paused while batch 2 runs (at seq 15): batch 2 finishes, batch 3 (read ahead) is handled
+    // before the consumer waits, and nothing more is read until the resume.
+    let pauseNow = () => {};
+    const hook = await startHttpRecorder((req) => {
+      if ((req.json as { seq: number }).seq === 15) pauseNow();
+      return { status: 200, body: { ok: true } };
+    });
+    try {
+      const stream = testKey('in');
+      const doc = { ...ordersPipeline({ stream, out: 'unused', source: { batch: BATCH, claim_idle_ms: 1000 } }), sink: { type: 'http', with: { url: `${hook.url}/hook` } } };
+      const eut = await run([doc]);
+      pauseNow = () => eut.engine.pause(doc.name);
+      await addEvents(redis, stream, Array.from({ length: 60 }, (_, i) => orderEvent(i + 1)));
+      await waitFor(async () => hook.requests.length >= 20 && (await pendingSummary(redis, stream, doc.name)).count === 0, 'paused, nothing pending');
+      expect(hook.requests).toHaveLength(30);
+      // Batch 3, handled at the pause, is let go: no claim refresh of it runs on.
+      const before = await xclaims();
+      await new Promise((r) => setTimeout(r, 1200)); // over three refresh periods (333 ms)
+      expect(await xclaims()).toBe(before);
+
+      eut.engine.resume(doc.name);
+      await waitFor(async () => hook.requests.length >= 60 && (await pendingSummary(redis, stream, doc.name)).count === 0, 'every event after the resume');
+      expect(hook.requests.map((r) => (r.json as { seq: number }).seq)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it('once a backlog is done, no claim refresh runs on: the batches read ahead were let go', async () => {
+    // Each batch read ahead is kept claimed (XCLAIM every third of claim_idle_ms) until handled;
+    // a refresh left running would claim acknowledged ids forever, one timer per batch.
+    const stream = testKey('in');
+    const out = testKey('out');
+    const doc = ordersPipeline({ stream, out, source: { batch: BATCH, claim_idle_ms: 1000 } });
+    await addEvents(redis, stream, Array.from({ length: 100 }, (_, i) => orderEvent(i + 1)));
+    await run([doc]);
+    await waitFor(async () => (await redis.xlen(out)) === 100 && (await pendingSummary(redis, stream, doc.name)).count === 0, 'the backlog done');
+    const before = await xclaims();
+    await new Promise((r) => setTimeout(r, 1200)); // over three refresh periods (333 ms)
+    expect(await xclaims()).toBe(before);
   });
 
   it('a stop waits for the settle still running: nothing it processed is left unacknowledged', async () => {
