@@ -406,17 +406,15 @@ export class Engine extends EventEmitter implements ObservedEngine {
     this.shutdown.abort();
     for (const timer of this.dlqTrims.values()) clearTimeout(timer);
     this.dlqTrims.clear();
-    const stopPipelines = () => Promise.all([...this.handles.values()].map(async (h) => {
-      await h.consumer?.stop();
-      await h.source?.stop();
-    }));
     const graceful = (async () => {
       // Consumers first: a reload in flight may be waiting for a batch boundary that a stalled
-      // batch reaches only once its consumer stops. Then the reloads end (starting no pipeline:
-      // see startPipeline), and whatever one of them was starting as the stop came stops too.
-      await stopPipelines();
+      // batch reaches only once its consumer stops. Then the reloads end, starting nothing (see
+      // startPipeline: what one started before stop() was called is in `handles` already).
+      await Promise.all([...this.handles.values()].map(async (h) => {
+        await h.consumer?.stop();
+        await h.source?.stop();
+      }));
       await this.reloader.idle();
-      await stopPipelines();
       for (const h of this.handles.values()) await this.closeSinks(h.sinks);
       await Promise.all([...this.queues.values()].map(async ({ queue, redis }) => {
         await queue.close().catch(() => undefined);
