@@ -55,8 +55,11 @@ const SUITES = {
   // An event's path through the stages (STAGES, traceOutcome), as GET /tap streams it.
   'engine/runner/pipeline-runner.ts': ['tests/integration/admin/tap.test.ts'],
   'engine/runner/trace.ts': ['tests/integration/admin/tap.test.ts'],
-  // The per-pipeline metrics a consumer sets (synapse_pipeline_up, the outcome counters).
-  'engine/runtime/stream-consumer.ts': ['tests/integration/admin/metrics.test.ts'],
+  // The per-pipeline metrics a consumer sets (synapse_pipeline_up, the outcome counters), its
+  // housekeeping gauges, keeping its entries claimed, and its stops.
+  'engine/runtime/stream-consumer.ts': ['tests/integration/admin/metrics.test.ts', 'tests/integration/housekeeping.test.ts',
+    'tests/integration/claims.test.ts', 'tests/integration/stop-cut.test.ts', 'tests/integration/stop-reload.test.ts',
+    'tests/integration/stop-paused.test.ts'],
   'engine/runtime/dlq-log.ts': ['tests/integration/operating/engine-log.test.ts'],
   'engine/runtime/engine.ts': ['tests/integration/operating/engine-log.test.ts', 'tests/integration/hot-reload/reload-scope.test.ts',
     'tests/integration/admin/metrics.test.ts'],
