@@ -593,6 +593,46 @@ describe('Redis out of memory (maxmemory, noeviction)', () => {
   });
 });
 
+describe('Redis out of memory, then refusing the settle script too', () => {
+  it('the deferred entries stay in hand: they reach the sink once Redis accepts again, not left pending', async () => {
+    // Stalled on the sink's refused writes (deferred entries), the settle script itself is then
+    // refused (NOPERM). The consumer keeps every outcome in hand, the deferred ones included,
+    // and runs them again once Redis accepts: none may be let go, pending and unhandled. n = 13
+    // fails the transform: its DLQ write is what makes the settle call the script at all.
+    const fx = await startEngine2({ ownRedis: true, pipelines: { oom2: pipelineYaml({ name: 'oom2', stream: 'oom2-in', out: 'oom2-out' }) } });
+    try {
+      const c = fx.client;
+      const consumer = fx.engine.handles.get('oom2')!.consumer!;
+      const idle = once(consumer, 'idle');
+      expect(fx.engine.pause('oom2')).toBe(true);
+      await idle;
+      const ids = await publish(c, 'oom2-in', Array.from({ length: 14 }, (_, i) => ping(i)));
+      await c.config('SET', 'maxmemory-policy', 'noeviction');
+      await c.config('SET', 'maxmemory', '1');
+      expect(fx.engine.resume('oom2')).toBe(true);
+      await waitFor(() => consumer.stalled, 'the pipeline stalled');
+
+      await c.call('ACL', 'SETUSER', 'default', '-evalsha', '-eval');
+      try {
+        await waitFor(() => /NOPERM/.test(consumer.lastError?.message ?? ''), 'the settle script refused', 10_000);
+      } finally {
+        await c.call('ACL', 'SETUSER', 'default', '+evalsha', '+eval');
+      }
+      expect(consumer.stalled).toBeDefined();
+      await c.config('SET', 'maxmemory', '0');
+      await waitFor(async () => (await c.xlen('oom2-out')) === 13 && (await c.xlen('oom2-in:dlq')) === 1, 'the events in the output and the DLQ');
+      await waitFor(async () => (await pendingSummary(c, 'oom2-in', 'oom2')).count === 0, 'nothing pending');
+      expect((await payloads(c, 'oom2-out')).map((p) => p.n)).toEqual(Array.from({ length: 13 }, (_, i) => i));
+      expect((await readStream(c, 'oom2-in:dlq')).map((e) => [e.fields.source_id, e.fields.stage])).toEqual([[ids[13], 'transform']]);
+      expect(consumer.stalled).toBeUndefined();
+    } finally {
+      await fx.client.config('SET', 'maxmemory', '0').catch(() => undefined);
+      await fx.client.call('ACL', 'SETUSER', 'default', '+evalsha', '+eval').catch(() => undefined);
+      await fx.close();
+    }
+  });
+});
+
 describe('a reload while a batch settles in the background', () => {
   it('the old version\'s stalled settle is not cut short by the swap: no healthy event is dead-lettered with a closed sink', async () => {
     // Batches of 10; Redis out of memory refuses the publish sink's writes: batch 1 is deferred,
