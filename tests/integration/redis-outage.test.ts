@@ -87,3 +87,27 @@ describe('a stream deleted while its pipeline runs (its consumer group goes with
     expect(engine.alive(), engine.report()).toBe(true);
   });
 });
+
+describe('a DLQ write Redis refuses (the DLQ key is not a stream)', () => {
+  it('the engine logs the stall, naming the entries and the next try, and logs when Redis accepts again', async () => {
+    const stream = testKey('in');
+    const out = testKey('out');
+    const doc = ordersPipeline({ stream, out });
+    const dlq = `${stream}:dlq`;
+    await redis.set(dlq, 'not a stream');
+    const engine = await spawnEngine({
+      pipelines: await dirs.make([doc]), schemas: FIXTURE_SCHEMAS, redisUrl: server.url, consumer: `it-stall-${randomUUID().slice(0, 8)}`,
+    });
+    const [badId] = await addEvents(redis, stream, [JSON.stringify({ ...orderEvent(1), data: { orderId: 'o-1', amount: 'x' } })]);
+
+    const stalled = await engine.waitForLog((l) => l.msg === 'Redis refused a write; the entries stay pending and are tried again', 'the stall');
+    expect(stalled).toMatchObject({ entries: [badId], retryInMs: 100 });
+    expect(String(stalled.err)).toMatch(new RegExp(`^Redis refused the DLQ write to ${dlq}: .*WRONGTYPE`));
+
+    await redis.del(dlq);
+    const accepted = await engine.waitForLog((l) => l.msg === 'Redis accepts the writes again; reading on', 'the stall over');
+    expect(String(accepted.stalledSince)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    await waitFor(async () => (await redis.xlen(dlq)) === 1 && (await pendingSummary(redis, stream, doc.name)).count === 0, 'the entry dead-lettered');
+    await stopCleanly(engine);
+  });
+});
