@@ -128,3 +128,24 @@ describe('a healthy pipeline whose DLQ key is not a stream', () => {
     expect(eut.tally(doc.name)).toMatchObject({ sunk: N, dlq: 0 });
   }, 90_000);
 });
+
+describe('a reclaim', () => {
+  it('takes every page of a dead consumer\'s idle entries in one pass, not a page per claim interval', async () => {
+    // 25 entries a dead consumer left idle, pages (batch) of 10. All three pages are claimed and
+    // handled before the engine's first read of new entries, which waits up to block_ms (30 s)
+    // on the quiet stream: a pass that stopped after a page would leave 15 waiting behind it.
+    const stream = testKey('in');
+    const out = testKey('out');
+    const doc = ordersPipeline({ stream, out, source: { batch: 10, claim_idle_ms: 1000, block_ms: 30_000 } });
+    await redis.xgroup('CREATE', stream, doc.name, '0', 'MKSTREAM');
+    await addEvents(redis, stream, Array.from({ length: 25 }, (_, i) => orderEvent(i + 1)));
+    await redis.xreadgroup('GROUP', doc.name, 'dead', 'COUNT', 25, 'STREAMS', stream, '>');
+    await new Promise((r) => setTimeout(r, 1100)); // idle past claim_idle_ms
+
+    const eut = await startEngine({ redisUrl: server.url, pipelines: await dirs.make([doc]) });
+    running.push(eut);
+    await waitFor(async () => (await redis.xlen(out)) === 25, 'every reclaimed entry through', 10_000);
+    expect(eut.tally(doc.name)).toMatchObject({ sunk: 25, dlq: 0 });
+    expect((await pendingSummary(redis, stream, doc.name)).count).toBe(0);
+  });
+});

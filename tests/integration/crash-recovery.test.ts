@@ -134,7 +134,11 @@ describe('crash recovery', () => {
     expect(new Set(outputs.map((o) => o.seq))).toEqual(new Set(range(0, produced)));
     // The victim never published anything: whatever it held, the survivor reclaimed and delivered.
     expect(outputs.every((o) => o.by === survivorName)).toBe(true);
-    await survivor!.waitForLog((l) => l.msg === 'reclaimed entries left pending by another consumer', 'a reclaim');
+    const reclaimed = await survivor!.waitForLog((l) => l.msg === 'reclaimed entries left pending by another consumer', 'a reclaim');
+    expect(reclaimed).toMatchObject({ stream, count: expect.any(Number) });
+    // Only a reclaim that found entries says so (the survivor's other passes found none).
+    const counts = survivor!.logs.filter((l) => l.msg === reclaimed.msg).map((l) => l.count as number);
+    expect(counts.every((n) => n >= 1 && n <= 20), counts.join(',')).toBe(true);
     console.log(`reclaim: victim held ${held[victimName!]} entries at SIGKILL; ${produced} events, ${outputs.length - produced} duplicated`);
     await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0, 'nothing pending');
     await stopCleanly(survivor!);
