@@ -149,3 +149,26 @@ describe('a reclaim', () => {
     expect((await pendingSummary(redis, stream, doc.name)).count).toBe(0);
   });
 });
+
+describe("a consumer's own pending entries, deleted from the stream meanwhile", () => {
+  it('are acknowledged when it reads them again at its start: nothing stays pending', async () => {
+    // What a consumer leaves behind when it dies with entries in hand that are then deleted
+    // (XDEL, trimming): its re-read under the same name finds only their ids.
+    const stream = testKey('in');
+    const out = testKey('out');
+    const doc = ordersPipeline({ stream, out, source: { claim_idle_ms: 600_000 } });
+    const name = `stable-${stream.slice(5, 13)}`;
+    await redis.xgroup('CREATE', stream, doc.name, '0', 'MKSTREAM');
+    const ids = await addEvents(redis, stream, [orderEvent(1), orderEvent(2)]);
+    await redis.xreadgroup('GROUP', doc.name, name, 'COUNT', 2, 'STREAMS', stream, '>');
+    await redis.xdel(stream, ...ids);
+
+    const eut = await startEngine({ redisUrl: server.url, pipelines: await dirs.make([doc]), consumer: name });
+    running.push(eut);
+    await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0, 'the deleted entries acknowledged', 10_000);
+    await addEvents(redis, stream, [orderEvent(3)]);
+    await waitFor(async () => (await redis.xlen(out)) === 1 && (await pendingSummary(redis, stream, doc.name)).count === 0, 'a new event through');
+    await waitFor(() => eut.tally(doc.name).total === 1, 'its outcome recorded');
+    expect(eut.tally(doc.name)).toMatchObject({ sunk: 1, dlq: 0 });
+  });
+});
