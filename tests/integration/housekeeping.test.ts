@@ -26,7 +26,7 @@ afterAll(async () => {
   await server?.close();
 });
 
-async function run(docs: Record<string, unknown>[]): Promise<EngineUnderTest> {
+async function run(docs: Parameters<typeof dirs.make>[0]): Promise<EngineUnderTest> {
   const eut = await startEngine({ redisUrl: server.url, pipelines: await dirs.make(docs) });
   running.push(eut);
   return eut;

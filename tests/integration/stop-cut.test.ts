@@ -256,14 +256,15 @@ describe("a read's stop guard, while no stop comes", () => {
     // Each read races a guard that fires only once a stop has begun. Many short reads (block_ms
     // 50) must not pile up listeners on the consumer's abort signal (Node warns past ten), and a
     // read waiting longer than the guard's grace (block_ms 2500) must not be cut.
-    const short = ordersPipeline({ stream: testKey('in'), out: testKey('out'), source: { block_ms: 50 } });
-    const long = ordersPipeline({ stream: testKey('in'), out: testKey('out'), source: { block_ms: 2500 } });
+    const [shortIn, shortOut, longIn, longOut] = [testKey('in'), testKey('out'), testKey('in'), testKey('out')];
+    const short = ordersPipeline({ stream: shortIn, out: shortOut, source: { block_ms: 50 } });
+    const long = ordersPipeline({ stream: longIn, out: longOut, source: { block_ms: 2500 } });
     const engine = await spawnEngine({ pipelines: await dirs.make([short, long]), schemas: FIXTURE_SCHEMAS, redisUrl: server.url, consumer: `it-guard-${randomUUID().slice(0, 8)}` });
     await engine.waitForLog((l) => l.msg === 'engine started', 'the engine started');
     await delay(3500); // some 70 short reads, and a long one past its first second
-    await addEvents(redis, short.source.stream as string, [orderEvent(1)]);
-    await addEvents(redis, long.source.stream as string, [orderEvent(2)]);
-    await waitFor(async () => (await redis.xlen(short.sink.with.stream as string)) === 1 && (await redis.xlen(long.sink.with.stream as string)) === 1, 'both events through');
+    await addEvents(redis, shortIn, [orderEvent(1)]);
+    await addEvents(redis, longIn, [orderEvent(2)]);
+    await waitFor(async () => (await redis.xlen(shortOut)) === 1 && (await redis.xlen(longOut)) === 1, 'both events through');
     expect(engine.logs.filter((l) => l.msg === 'stream read failed; retrying'), engine.report()).toEqual([]);
     expect(engine.stderr()).not.toMatch(/MaxListenersExceeded|memory leak/);
     await stopCleanly(engine);
