@@ -4,6 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { metricValue } from '../helpers/engine.ts';
 import { startEngine, type EngineUnderTest } from '../helpers/in-process-engine.ts';
 import { orderEvent, ordersPipeline, pipelineDirs, testKey } from '../helpers/pipelines.ts';
 import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
@@ -33,10 +34,8 @@ async function run(docs: Parameters<typeof dirs.make>[0]): Promise<EngineUnderTe
 }
 
 /** The value of one sample of the engine's metrics, as /metrics shows it (undefined: no sample). */
-async function sample(eut: EngineUnderTest, name: string, labels: string): Promise<number | undefined> {
-  const text = await eut.engine.metrics.registry.metrics();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+async function sample(eut: EngineUnderTest, name: string, labels: Record<string, string>): Promise<number | undefined> {
+  return metricValue(await eut.engine.metrics.registry.metrics(), name, labels);
 }
 
 describe('housekeeping', () => {
@@ -52,9 +51,9 @@ describe('housekeeping', () => {
     expect(await redis.xlen(dlq)).toBe(1);
 
     // The first housekeeping ran before the events came; the next (within 5 s) sees them.
-    await waitFor(async () => (await sample(eut, 'synapse_dlq_length', `stream="${dlq}"`)) === 1, 'the DLQ length gauge at 1', 12_000);
-    expect(await sample(eut, 'synapse_pending_entries', `pipeline="${doc.name}"`)).toBe(0);
-    expect(await sample(eut, 'synapse_consumer_lag', `pipeline="${doc.name}",stream="${stream}",group="${doc.name}"`)).toBe(0);
+    await waitFor(async () => (await sample(eut, 'synapse_dlq_length', { stream: dlq })) === 1, 'the DLQ length gauge at 1', 12_000);
+    expect(await sample(eut, 'synapse_pending_entries', { pipeline: doc.name })).toBe(0);
+    expect(await sample(eut, 'synapse_consumer_lag', { pipeline: doc.name, stream, group: doc.name })).toBe(0);
   }, 30_000);
 
   it('a lag Redis cannot tell (entries deleted ahead of the group) leaves the gauge unset and does not fail the loop', async () => {
@@ -73,7 +72,7 @@ describe('housekeeping', () => {
     await waitFor(async () => (await redis.xlen(out)) === 2, 'both events delivered');
     const consumer = eut.engine.handles.get(doc.name)!.consumer!;
     expect(consumer.lastError).toBeUndefined();
-    expect(await sample(eut, 'synapse_pending_entries', `pipeline="${doc.name}"`)).toBe(0);
+    expect(await sample(eut, 'synapse_pending_entries', { pipeline: doc.name })).toBe(0);
   });
 
   it('an entry left pending by a stop during its retry back-off is not counted as settled', async () => {
