@@ -61,6 +61,11 @@ const SUITES = {
     'tests/integration/claims.test.ts', 'tests/integration/stop-cut.test.ts', 'tests/integration/stop-reload.test.ts',
     'tests/integration/stop-paused.test.ts'],
   'engine/runtime/dlq-log.ts': ['tests/integration/operating/engine-log.test.ts'],
+  // A read cut short by a stop; what a payload becomes on its way in and out (`__proto__` keys).
+  'engine/runtime/stream-reader.ts': ['tests/integration/stop-cut.test.ts'],
+  'engine/runner/codec.ts': ['tests/integration/security/proto-keys.test.ts'],
+  // Every sink plugin against the context a pipeline hands it.
+  'engine/runtime/sink-context.ts': ['tests/integration/plugins/conformance.test.ts'],
   'engine/runtime/engine.ts': ['tests/integration/operating/engine-log.test.ts', 'tests/integration/hot-reload/reload-scope.test.ts',
     'tests/integration/admin/metrics.test.ts'],
   'engine/runtime/redis-server.ts': ['tests/integration/managed-redis.test.ts'],
