@@ -61,6 +61,7 @@ const SUITES = {
     'tests/integration/claims.test.ts', 'tests/integration/stop-cut.test.ts', 'tests/integration/stop-reload.test.ts',
     'tests/integration/stop-paused.test.ts'],
   'engine/runtime/dlq-log.ts': ['tests/integration/operating/engine-log.test.ts'],
+  'engine/runtime/lua-script.ts': ['tests/integration/lua-script.test.ts'],
   // A read cut short by a stop; what a payload becomes on its way in and out (`__proto__` keys).
   'engine/runtime/stream-reader.ts': ['tests/integration/stop-cut.test.ts'],
   'engine/runner/codec.ts': ['tests/integration/security/proto-keys.test.ts'],
