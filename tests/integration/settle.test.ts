@@ -730,4 +730,46 @@ describe('a sink Redis refuses while batches settle in the background', () => {
       await redis.config('SET', 'maxmemory', '0');
     }
   });
+
+  it('a batch with only some entries deferred stalls in the foreground: no batch read ahead reaches any sink meanwhile', async () => {
+    // Odd seqs go to a publish sink (Redis is out of memory: deferred), even seqs to a webhook,
+    // which accepts. Batch 1 is half deferred, so the consumer stalls on it; batch 2, read ahead,
+    // may not run its webhook writes before batch 1's deferred entries have gone through.
+    const hook = await startHttpRecorder(async () => ({ status: 200, body: { ok: true } }));
+    const stream = testKey('in');
+    const out = testKey('out');
+    const { sink: _one, ...base } = ordersPipeline({ stream, out, source: { batch: 10 } });
+    const doc = {
+      ...base,
+      retry: { attempts: 1, backoff: 'fixed', delay_ms: 10 },
+      sinks: [
+        { type: 'publish', when: 'seq % 2 = 1', with: { stream: out } },
+        { type: 'http', when: 'seq % 2 = 0', with: { url: `${hook.url}/hook` } },
+      ],
+    };
+    const eut = await run([doc]);
+    const consumer = eut.engine.handles.get(doc.name)!.consumer!;
+    const idle = once(consumer, 'idle');
+    eut.engine.pause(doc.name);
+    await idle;
+    await addEvents(redis, stream, Array.from({ length: 30 }, (_, i) => orderEvent(i + 1)));
+    const hooked = () => hook.requests.map((r) => (r.json as { seq: number }).seq);
+    try {
+      await redis.config('SET', 'maxmemory-policy', 'noeviction');
+      await redis.config('SET', 'maxmemory', '1');
+      eut.engine.resume(doc.name);
+      await waitFor(() => consumer.stalled, 'the pipeline stalled');
+      // Several rounds of back-off (100, 200, 400 ms): only batch 1's webhook writes were made.
+      await waitFor(() => Date.now() - Date.parse(consumer.stalled!.since) > 800, 'a few rounds of back-off');
+      expect(hooked()).toEqual([2, 4, 6, 8, 10]);
+      await redis.config('SET', 'maxmemory', '0');
+      await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0, 'nothing pending', 15_000);
+      expect((await readPayloads(redis, out)).map((p) => p.seq)).toEqual(Array.from({ length: 15 }, (_, i) => 2 * i + 1));
+      expect(hooked()).toEqual(Array.from({ length: 15 }, (_, i) => 2 * i + 2));
+      expect(await redis.exists(`${stream}:dlq`)).toBe(0);
+    } finally {
+      await redis.config('SET', 'maxmemory', '0');
+      await hook.close();
+    }
+  });
 });
