@@ -166,10 +166,12 @@ export class WsHub {
     return { userId: payload.sub, channels: new Set(claimed) };
   }
 
-  /** Subscribes to the broadcast channel and starts pinging clients. */
+  /**
+   * Starts pinging clients and subscribes to the broadcast channel; resolves once subscribed,
+   * which waits for Redis while it is away (ioredis renews the subscription after a reconnect).
+   */
   async start(): Promise<void> {
     this.subscriber.on('message', (_channel: string, raw: string) => this.deliver(raw));
-    await this.subscriber.subscribe(BROADCAST_CHANNEL);
     this.heartbeat = setInterval(() => {
       for (const c of this.clients) {
         if (!c.alive) {
@@ -181,6 +183,7 @@ export class WsHub {
       }
     }, 30_000);
     this.heartbeat.unref();
+    await this.subscriber.subscribe(BROADCAST_CHANNEL);
   }
 
   /** Whether JWTs identify users (SYNAPSE_WS_SECRET is set). */

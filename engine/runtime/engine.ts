@@ -166,6 +166,8 @@ export class Engine extends EventEmitter implements ObservedEngine {
     const sinks = SinkRegistry.withBuiltins();
     await sinks.loadPlugins(pluginSpecsFromEnv());
     this.ctx = { schemas: await SchemaRegistry.load(this.options.schemasDir), sinks };
+    // Said first: a Redis that accepts connections and never answers holds the start for seconds.
+    logger.info({ redis: redactUrl(this.options.redisUrl) }, 'connecting to redis');
     this.redis = await connectRedis(this.options.redisUrl, logger, 'synapse');
     const loaded = await loadPipelines([this.options.pipelinesDir], this.ctx);
     for (const [file, diagnostics] of loaded.rejected) {

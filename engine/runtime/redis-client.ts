@@ -22,16 +22,23 @@ export async function isClusterUrl(url: string, env: NodeJS.ProcessEnv = process
   if (forced === 'no' || forced === 'false' || forced === '0') return false;
   const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: timeoutMs, retryStrategy: () => null });
   probe.on('error', () => undefined);
+  // The time limit covers connecting too: a server that accepts the connection and never answers
+  // (a frozen process) would hold the connection's ready check, and the caller, for ever.
+  const answer = probe.connect().then(() => probe.info('cluster'));
+  answer.catch(() => undefined); // it fails once the probe is let go, after the time limit
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await probe.connect();
     const info = await Promise.race([
-      probe.info('cluster'),
-      new Promise<string>((_, reject) => setTimeout(() => reject(new Error('no answer')), timeoutMs).unref()),
+      answer,
+      new Promise<string>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('no answer')), timeoutMs);
+      }),
     ]);
     return /^cluster_enabled:1\b/m.test(info);
   } catch {
     return false;
   } finally {
+    clearTimeout(timer);
     probe.disconnect();
   }
 }

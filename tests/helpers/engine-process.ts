@@ -41,8 +41,8 @@ const running = new Set<ChildProcess>();
 
 /**
  * Starts `synapse run --pipelines DIR --schemas DIR --redis URL --port <free>` as a child process
- * named `consumer` (SYNAPSE_CONSUMER) and waits for its "engine started" line. Fails (with the
- * child's output) when it exits or does not start within `startTimeoutMs`.
+ * named `consumer` (SYNAPSE_CONSUMER) and waits for its "engine started" line (unless `waitStarted`
+ * is false). Fails (with the child's output) when it exits or does not start within `startTimeoutMs`.
  */
 export async function spawnEngine(opts: {
   pipelines: string;
@@ -51,6 +51,7 @@ export async function spawnEngine(opts: {
   consumer: string;
   env?: Record<string, string>;
   startTimeoutMs?: number;
+  waitStarted?: boolean;
 }): Promise<EngineProcess> {
   const env: NodeJS.ProcessEnv = { ...process.env, SYNAPSE_CONSUMER: opts.consumer, SYNAPSE_LOG_LEVEL: 'info', ...opts.env };
   delete env.REDIS_URL;
@@ -119,7 +120,7 @@ export async function spawnEngine(opts: {
       return waitFor(() => exit, `${opts.consumer} to exit after ${signal}`, timeoutMs);
     },
   };
-  await proc.waitForLog((l) => l.msg === 'engine started', '"engine started"', opts.startTimeoutMs ?? 30_000);
+  if (opts.waitStarted !== false) await proc.waitForLog((l) => l.msg === 'engine started', '"engine started"', opts.startTimeoutMs ?? 30_000);
   return proc;
 }
 

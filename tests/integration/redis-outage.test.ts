@@ -1,6 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BROADCAST_CHANNEL } from '../../engine/runtime/sink-context.ts';
+import { freePort, startRedisServer, type OwnedRedis } from '../../engine/runtime/redis-server.ts';
 import { killEngines, spawnEngine, stopCleanly } from '../helpers/engine-process.ts';
 import { FIXTURE_SCHEMAS, orderEvent, ordersPipeline, pipelineDirs, testKey } from '../helpers/pipelines.ts';
 import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
@@ -110,4 +115,69 @@ describe('a DLQ write Redis refuses (the DLQ key is not a stream)', () => {
     await waitFor(async () => (await redis.xlen(dlq)) === 1 && (await pendingSummary(redis, stream, doc.name)).count === 0, 'the entry dead-lettered');
     await stopCleanly(engine);
   });
+});
+
+describe('Redis not there yet when the engine starts', () => {
+  let later: OwnedRedis | undefined;
+  let dir = '';
+  afterEach(async () => {
+    await later?.stop();
+    later = undefined;
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('the engine starts and serves its admin API, says Redis is away, and reads once Redis comes', async () => {
+    // As in a deployment where the engine's container is up before Redis's.
+    const port = await freePort();
+    const stream = testKey('in');
+    const out = testKey('out');
+    const doc = ordersPipeline({ stream, out });
+    const engine = await spawnEngine({
+      pipelines: await dirs.make([doc]), schemas: FIXTURE_SCHEMAS, redisUrl: `redis://127.0.0.1:${port}`, consumer: `it-later-${randomUUID().slice(0, 8)}`,
+    });
+    await engine.waitForLog((l) => l.msg === 'admin API listening', 'its admin API up');
+    const admin = `http://127.0.0.1:${engine.adminPort}`;
+    const ready = await fetch(`${admin}/ready`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ status: 'not-ready', redis: expect.not.stringMatching(/^ready$/) });
+
+    dir = await mkdtemp(join(tmpdir(), 'synapse-later-'));
+    later = await startRedisServer({ port, dir });
+    const client = new Redis(later.url);
+    try {
+      await engine.waitForLog((l) => l.msg === 'redis connection restored', 'that Redis is there');
+      await waitFor(async () => (await fetch(`${admin}/ready`)).status === 200, 'GET /ready to answer 200');
+      // The group is created once Redis is there, from the start of the stream (start: '0').
+      await addEvents(client, stream, range(1, 6).map((i) => orderEvent(i)));
+      await waitFor(async () => (await client.xlen(out)) === 5, 'the five events in the output');
+      expect((await readPayloads<{ seq: number }>(client, out)).map((p) => p.seq)).toEqual([1, 2, 3, 4, 5]);
+      // The broadcast channel's subscription, made while Redis was away, followed it.
+      await waitFor(async () => (await client.pubsub('NUMSUB', BROADCAST_CHANNEL))[1] === 1, 'the broadcast subscription');
+      await stopCleanly(engine);
+    } finally {
+      client.disconnect();
+    }
+  }, 60_000);
+
+  it('a stop while the engine still waits on a Redis that accepts connections and never answers exits within its time limit', async () => {
+    // A real redis-server, frozen (SIGSTOP): connections are accepted and nothing answers. The
+    // start waits on it for a while (seconds); SIGTERM comes before it is done, with a time limit
+    // of one second: the process exits 1 once that limit and the grace period after it have passed.
+    dir = await mkdtemp(join(tmpdir(), 'synapse-frozen-'));
+    later = await startRedisServer({ dir });
+    process.kill(later.pid, 'SIGSTOP');
+    try {
+      const engine = await spawnEngine({
+        pipelines: await dirs.make([ordersPipeline({ stream: testKey('in'), out: testKey('out') })]), schemas: FIXTURE_SCHEMAS,
+        redisUrl: later.url, consumer: `it-frozen-${randomUUID().slice(0, 8)}`, env: { SYNAPSE_SHUTDOWN_TIMEOUT_MS: '1000' }, waitStarted: false,
+      });
+      await engine.waitForLog((l) => l.msg === 'connecting to redis', 'that it connects');
+      const exit = await engine.stop('SIGTERM', 20_000);
+      expect(exit, engine.report()).toEqual({ code: 1, signal: null });
+      expect(engine.logs.find((l) => l.msg === 'the stop did not finish in time: exiting now'), engine.report()).toMatchObject({ timeoutMs: 6000 });
+      expect(engine.logs.some((l) => l.msg === 'engine started'), engine.report()).toBe(false);
+    } finally {
+      process.kill(later.pid, 'SIGCONT');
+    }
+  }, 60_000);
 });

@@ -18,9 +18,14 @@ export const wsRoutes: FastifyPluginAsync<AdminDeps & { wsSecret?: string; admin
   const hub = new WsHub(subscriber, engine.logger.child({ component: 'ws' }), wsSecret, {
     adminToken, privateChannels, limits: { ...wsLimitsFromEnv(), ...wsLimits }, refusals, metrics: engine.metrics,
   });
-  await hub.start();
+  const subscribed = hub.start();
   app.decorate('wsHub', hub);
   app.addHook('onClose', async () => hub.close());
+  // With Redis there, broadcasts reach clients from the moment the API listens. With Redis away
+  // the API comes up without waiting for it (GET /ready says so), and the subscription follows
+  // once Redis is back; it fails only when the hub closes first.
+  if (engine.connection.status === 'ready') await subscribed;
+  else subscribed.catch(() => undefined);
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
 
   app.get<{ Querystring: { token?: string; access_token?: string } }>('/ws', {

@@ -25,10 +25,18 @@ export interface RunOptions extends CommonOptions {
 const SAME_CTRL_C_MS = 500;
 
 /**
+ * How long past SYNAPSE_SHUTDOWN_TIMEOUT_MS a stop may still take before the process exits anyway
+ * (code 1): the backstop for what no time limit of the engine covers, such as a start still
+ * waiting on a Redis that accepts connections and never answers.
+ */
+const STOP_GRACE_MS = 5_000;
+
+/**
  * `synapse run`: every pipeline against Redis, the admin API and hot reload, until SIGINT or
  * SIGTERM; then it stops reading, settles and acknowledges what is in hand, and exits 0 — after
- * SYNAPSE_SHUTDOWN_TIMEOUT_MS (10 s) regardless, leaving what was not settled pending. A second
- * signal (not a Ctrl-C delivered twice, see SAME_CTRL_C_MS) exits at once (code 1).
+ * SYNAPSE_SHUTDOWN_TIMEOUT_MS (10 s) regardless, leaving what was not settled pending; a stop still
+ * going STOP_GRACE_MS later exits 1. A second signal (not a Ctrl-C delivered twice, see
+ * SAME_CTRL_C_MS) exits at once (code 1).
  */
 export async function runCommand(opts: RunOptions): Promise<number> {
   const logger = createLogger({ fd: 1 });
@@ -91,6 +99,10 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       first = { signal, at: Date.now() };
       stopping = true;
       logger.info({ signal }, 'stopping: finishing the batches in hand');
+      setTimeout(() => {
+        logger.error({ timeoutMs: shutdownTimeoutMs + STOP_GRACE_MS }, 'the stop did not finish in time: exiting now');
+        process.exit(1);
+      }, shutdownTimeoutMs + STOP_GRACE_MS).unref();
       void (async () => {
         await startup.catch(() => undefined);
         await watcher?.close();
