@@ -70,6 +70,8 @@ const SUITES = {
   'engine/runtime/engine.ts': ['tests/integration/operating/engine-log.test.ts', 'tests/integration/hot-reload/reload-scope.test.ts',
     'tests/integration/admin/metrics.test.ts'],
   'engine/runtime/redis-server.ts': ['tests/integration/managed-redis.test.ts'],
+  // Telling a cluster node from a single server, connection options, outage logs; on a cluster.
+  'engine/runtime/redis-client.ts': ['tests/integration/redis-client.test.ts', 'tests/integration/cluster/runtime.test.ts'],
   'engine/runtime/reloader.ts': ['tests/integration/hot-reload/reload-scope.test.ts', 'tests/integration/admin/pipeline-files.test.ts'],
   'engine/runtime/replay.ts': ['tests/integration/admin/replay.test.ts'],
   'engine/runtime/retention.ts': ['tests/integration/retention.test.ts'],

@@ -1,0 +1,131 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  clusterOptions, connectRedis, duplicateConnection, isClusterUrl, redisOptionsFromUrl, scanKeys, type RedisConnection,
+} from '../../engine/runtime/redis-client.ts';
+import { freePort, startRedisServer, type OwnedRedis } from '../../engine/runtime/redis-server.ts';
+import { waitFor } from '../helpers/redis.ts';
+
+// How the engine reaches Redis: telling a cluster node from a single server (and not waiting for
+// ever on either), the options every connection gets, and what it logs of an outage.
+
+let dir: string;
+let single: OwnedRedis;
+let clusterNode: OwnedRedis;
+const opened: RedisConnection[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'synapse-redis-client-'));
+  single = await startRedisServer({ dir: join(dir, 'single'), persistent: true });
+  // A node with cluster mode on answers `cluster_enabled:1` before any slot is assigned.
+  clusterNode = await startRedisServer({ dir: join(dir, 'cluster'), args: ['--cluster-enabled', 'yes'] });
+});
+afterEach(() => {
+  for (const c of opened.splice(0)) c.disconnect();
+});
+afterAll(async () => {
+  await single?.stop();
+  await clusterNode?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('isClusterUrl', () => {
+  it('asks the server: a single server is not a cluster, a node with cluster mode on is', async () => {
+    expect(await isClusterUrl(single.url, {})).toBe(false);
+    expect(await isClusterUrl(clusterNode.url, {})).toBe(true);
+  });
+
+  it('SYNAPSE_REDIS_CLUSTER decides without asking, in any case; another value asks', async () => {
+    for (const yes of ['yes', 'TRUE', '1']) expect(await isClusterUrl(single.url, { SYNAPSE_REDIS_CLUSTER: yes }), yes).toBe(true);
+    for (const no of ['No', 'false', '0']) expect(await isClusterUrl(clusterNode.url, { SYNAPSE_REDIS_CLUSTER: no }), no).toBe(false);
+    expect(await isClusterUrl(clusterNode.url, { SYNAPSE_REDIS_CLUSTER: 'maybe' })).toBe(true);
+  });
+
+  it('nothing listening: not a cluster', async () => {
+    expect(await isClusterUrl(`redis://127.0.0.1:${await freePort()}`, {}, 1000)).toBe(false);
+  });
+
+  it('a server that accepts the connection and never answers is taken for a single server once its time limit has passed', async () => {
+    const frozen = await startRedisServer({ dir: join(dir, 'frozen') });
+    process.kill(frozen.pid, 'SIGSTOP');
+    try {
+      const answer = isClusterUrl(frozen.url, {}, 300);
+      const never = new Promise((resolve) => setTimeout(() => resolve('no answer within 10 s'), 10_000).unref());
+      expect(await Promise.race([answer, never])).toBe(false);
+    } finally {
+      process.kill(frozen.pid, 'SIGCONT');
+      await frozen.stop();
+    }
+  });
+});
+
+describe('options from a URL', () => {
+  it('redisOptionsFromUrl: host, port, decoded credentials, db and TLS; defaults for what the URL leaves out', () => {
+    expect(redisOptionsFromUrl('rediss://us%40r:p%3Ass@cache.internal:6380/3')).toEqual({
+      host: 'cache.internal', port: 6380, username: 'us@r', password: 'p:ss', db: 3, tls: {}, maxRetriesPerRequest: null,
+    });
+    expect(redisOptionsFromUrl('redis://cache.internal')).toEqual({ host: 'cache.internal', port: 6379, maxRetriesPerRequest: null });
+    expect(redisOptionsFromUrl('redis://:secret@10.0.0.5:7000/')).toEqual({ host: '10.0.0.5', port: 7000, password: 'secret', maxRetriesPerRequest: null });
+  });
+
+  it('clusterOptions: the node named is where it starts; every node gets its credentials and TLS', () => {
+    const { nodes, options } = clusterOptions('rediss://u:p@node-1:7001', { connectionName: 'synapse' });
+    expect(nodes).toEqual([{ host: 'node-1', port: 7001 }]);
+    expect(options.redisOptions).toMatchObject({ username: 'u', password: 'p', tls: {}, maxRetriesPerRequest: null, connectionName: 'synapse' });
+    expect(options.enableAutoPipelining).toBe(true);
+    expect(options.maxRedirections).toBeGreaterThan(16); // ioredis's default gives up during a resharding
+    const plain = clusterOptions('redis://node-2:7002', { enableAutoPipelining: false });
+    expect(plain.options.enableAutoPipelining).toBe(false);
+    expect(plain.options.redisOptions).not.toHaveProperty('password');
+    expect(plain.options.redisOptions).not.toHaveProperty('tls');
+    // Reconnecting backs off, up to 5 s, and never gives up.
+    const retry = plain.options.clusterRetryStrategy!;
+    expect([1, 2, 3, 6, 7, 100].map((n) => retry(n, undefined as never))).toEqual([200, 400, 800, 5000, 5000, 5000]);
+  });
+});
+
+describe('connections', () => {
+  it('scanKeys walks every page of the keyspace; duplicateConnection reaches the same server with its own options', async () => {
+    const redis = new Redis(single.url);
+    opened.push(redis);
+    await redis.flushall();
+    const pipeline = redis.pipeline();
+    for (let i = 0; i < 1200; i++) pipeline.set(`scan:${i}`, '1');
+    pipeline.set('other', '1');
+    await pipeline.exec();
+    const keys = await scanKeys(redis, 'scan:*');
+    expect(new Set(keys).size).toBe(1200);
+    expect(keys.every((k) => k.startsWith('scan:'))).toBe(true);
+
+    const twin = duplicateConnection(redis, { connectionName: 'twin' });
+    opened.push(twin);
+    expect(await twin.get('other')).toBe('1');
+    expect(await twin.client('GETNAME')).toBe('twin');
+  });
+
+  it('connectRedis logs an outage once, and once more when Redis is back; commands wait for it', async () => {
+    const lines: { level: string; fields: Record<string, unknown>; msg: string }[] = [];
+    const at = (level: string) => (fields: Record<string, unknown>, msg: string) => lines.push({ level, fields, msg });
+    const logger = { warn: at('warn'), info: at('info') } as unknown as Logger;
+    const redis = await connectRedis(single.url, logger, 'it-conn');
+    opened.push(redis);
+    await redis.set('outage', 'before');
+    expect(await redis.client('GETNAME')).toBe('it-conn');
+    await single.stop();
+    await waitFor(() => lines.length > 0, 'the outage logged');
+    // Reconnect attempts fail again and again meanwhile: still one line.
+    await new Promise((r) => setTimeout(r, 700));
+    const waiting = redis.get('outage');
+    await single.restart();
+    expect(await waiting).toBe('before');
+    await waitFor(() => lines.length === 2, 'the return logged');
+    expect(lines).toEqual([
+      { level: 'warn', fields: { connection: 'it-conn', err: expect.stringMatching(/ECONNREFUSED|ECONNRESET|Connection is closed/) }, msg: 'redis unavailable; reconnecting with back-off' },
+      { level: 'info', fields: { connection: 'it-conn' }, msg: 'redis connection restored' },
+    ]);
+  });
+});
