@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StreamReader, toRecord } from '../../engine/runtime/stream-reader.ts';
 import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
 
-describe('StreamReader housekeeping', () => {
+describe('StreamReader', () => {
   let server: TestRedis;
   let redis: Redis;
 
@@ -17,6 +17,18 @@ describe('StreamReader housekeeping', () => {
   async function consumers(stream: string, group: string): Promise<Record<string, unknown>[]> {
     return ((await redis.xinfo('CONSUMERS', stream, group)) as unknown[][]).map(toRecord);
   }
+
+  it('ensureGroup creates the group once, and passes on any refusal but "the group exists"', async () => {
+    const stream = `test-${randomUUID()}`;
+    const reader = new StreamReader(redis, redis, stream, 'g', 'me');
+    await reader.ensureGroup('0');
+    await reader.ensureGroup('$'); // BUSYGROUP: the group is there already
+    expect(((await redis.xinfo('GROUPS', stream)) as unknown[][]).map(toRecord).map((g) => g.name)).toEqual(['g']);
+    // The source key holds a string, not a stream: the engine must hear of it.
+    const wrong = `test-${randomUUID()}`;
+    await redis.set(wrong, 'not a stream');
+    await expect(new StreamReader(redis, redis, wrong, 'g', 'me').ensureGroup('0')).rejects.toThrow(/^WRONGTYPE/);
+  });
 
   it('removes idle consumers with nothing pending, and keeps itself and consumers holding entries', async () => {
     const stream = `test-${randomUUID()}`;
