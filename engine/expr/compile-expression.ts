@@ -204,7 +204,8 @@ function needsCopy(value: unknown, depth: number): boolean {
     }
     return false;
   }
-  if (typeof (value as { _jsonata_lambda?: unknown })._jsonata_lambda !== 'undefined') return true;
+  // A lambda: jsonata marks it `_jsonata_lambda: true` (event data may hold the key with another value).
+  if ((value as { _jsonata_lambda?: unknown })._jsonata_lambda === true) return true;
   // jsonata builds group-by results without a prototype (no toString, no hasOwnProperty): sinks get plain objects.
   if (Object.getPrototypeOf(value) === null) return true;
   for (const k in value) {
@@ -225,7 +226,7 @@ function normalize(value: unknown): unknown {
     }
     return out;
   }
-  if (typeof (value as { _jsonata_lambda?: unknown })._jsonata_lambda !== 'undefined') return undefined;
+  if ((value as { _jsonata_lambda?: unknown })._jsonata_lambda === true) return undefined;
   const out: Record<string, unknown> = {};
   const keys = Object.keys(value);
   for (let i = 0; i < keys.length; i++) {

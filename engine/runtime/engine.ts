@@ -24,6 +24,12 @@ import { DLQ_LOG_INTERVAL_MS, DlqLog, type DlqNote } from './dlq-log.ts';
 import type { Source } from '../plugins/define-source.ts';
 import scheduleSource from '../../plugins/sources/schedule.ts';
 
+/**
+ * How long the start waits for Redis (for the consumer groups, a schedule's job scheduler): with
+ * Redis away, the engine starts after this long and they follow once Redis comes.
+ */
+const START_WAIT_MS = 5_000;
+
 /** What the engine needs to run. */
 export interface EngineOptions {
   redisUrl: string;
@@ -81,6 +87,8 @@ export class Engine extends EventEmitter implements ObservedEngine {
   /** Files that failed to load, with their problems. */
   readonly rejected = new Map<string, Diagnostic[]>();
   private redis?: RedisConnection;
+  /** Whether Redis answered within START_WAIT_MS of the start (see start). */
+  private redisAtStart: Promise<boolean> = Promise.resolve(true);
   private ctx?: LoadContext;
   private readonly shutdown = new AbortController();
   private readonly reloader = new Reloader(this);
@@ -168,7 +176,13 @@ export class Engine extends EventEmitter implements ObservedEngine {
     this.ctx = { schemas: await SchemaRegistry.load(this.options.schemasDir), sinks };
     // Said first: a Redis that accepts connections and never answers holds the start for seconds.
     logger.info({ redis: redactUrl(this.options.redisUrl) }, 'connecting to redis');
-    this.redis = await connectRedis(this.options.redisUrl, logger, 'synapse');
+    const redis = (this.redis = await connectRedis(this.options.redisUrl, logger, 'synapse'));
+    // With Redis away the start does not wait for it for ever: at most START_WAIT_MS from here.
+    const waited = new Promise<void>((r) => setTimeout(r, START_WAIT_MS).unref());
+    this.redisAtStart = Promise.race([
+      redis.status === 'ready' ? Promise.resolve(true) : new Promise<boolean>((r) => redis.once('ready', () => r(true))),
+      waited.then(() => false),
+    ]);
     const loaded = await loadPipelines([this.options.pipelinesDir], this.ctx);
     for (const [file, diagnostics] of loaded.rejected) {
       this.rejected.set(file, diagnostics);
@@ -179,11 +193,8 @@ export class Engine extends EventEmitter implements ObservedEngine {
       await this.startPipeline(pipeline);
     }
     // Started means reading: each group exists, so nothing published from now on is missed by
-    // a `start: $` group. With Redis away, start does not wait for it forever.
-    await Promise.race([
-      Promise.all([...this.handles.values()].map((h) => h.consumer?.ready)),
-      new Promise((r) => setTimeout(r, 5_000).unref()),
-    ]);
+    // a `start: $` group.
+    await Promise.race([Promise.all([...this.handles.values()].map((h) => h.consumer?.ready)), waited]);
     this.started = true;
     logger.info({ consumer: this.consumerName, pipelines: [...this.handles.keys()], redis: redactUrl(this.options.redisUrl) }, 'engine started');
   }
@@ -236,11 +247,16 @@ export class Engine extends EventEmitter implements ObservedEngine {
     const logger = this.logger.child({ pipeline: name });
     const source = scheduleSource.create({ everyMs }, { pipeline: name, logger, bullmq: () => this.bullmq() });
     handle.source = source;
-    await source.start(async (entries) => {
+    const started = source.start(async (entries) => {
       if (handle.status === 'paused') return;
       await this.runUnacknowledged(handle, entries, `schedule:${name}`);
+    }).then(() => {
+      this.metrics.up.set({ pipeline: name }, 1);
     });
-    this.metrics.up.set({ pipeline: name }, 1);
+    // Its job scheduler is written to Redis. With Redis there, the schedule has started when this
+    // returns; with Redis away as the engine starts, it starts once Redis comes, unwaited for.
+    if (await this.redisAtStart) return started;
+    started.catch((err: unknown) => logger.error({ err: errorMessage(err) }, 'the schedule could not start'));
   }
 
   /**

@@ -8,6 +8,9 @@ import type { Logger } from 'pino';
  */
 export type RedisConnection = Redis | Cluster;
 
+/** How long the engine waits for Redis to say whether it is a cluster node. */
+const CLUSTER_PROBE_MS = 5_000;
+
 /** How the engine reconnects: with back-off, for as long as Redis is away. */
 const retryStrategy = (times: number) => Math.min(100 * 2 ** Math.min(times, 6), 5_000);
 
@@ -16,7 +19,12 @@ const retryStrategy = (times: number) => Math.min(100 * 2 ** Math.min(times, 6),
  * SYNAPSE_REDIS_CLUSTER=yes|no decides without asking; otherwise the server is asked, for up to
  * `timeoutMs` (a server that does not answer by then is taken for a single server).
  */
-export async function isClusterUrl(url: string, env: NodeJS.ProcessEnv = process.env, timeoutMs = 5_000): Promise<boolean> {
+export async function isClusterUrl(url: string, env: NodeJS.ProcessEnv = process.env, timeoutMs = CLUSTER_PROBE_MS): Promise<boolean> {
+  return (await clusterMode(url, env, timeoutMs)) === true;
+}
+
+/** isClusterUrl, with `undefined` when the server was asked and gave no answer. */
+async function clusterMode(url: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<boolean | undefined> {
   const forced = env.SYNAPSE_REDIS_CLUSTER?.toLowerCase();
   if (forced === 'yes' || forced === 'true' || forced === '1') return true;
   if (forced === 'no' || forced === 'false' || forced === '0') return false;
@@ -36,7 +44,7 @@ export async function isClusterUrl(url: string, env: NodeJS.ProcessEnv = process
     ]);
     return /^cluster_enabled:1\b/m.test(info);
   } catch {
-    return false;
+    return undefined;
   } finally {
     clearTimeout(timer);
     probe.disconnect();
@@ -71,12 +79,18 @@ export function clusterOptions(url: string, extra: RedisOptions = {}): { nodes: 
  * A URL of a cluster node (see isClusterUrl) gets a cluster connection.
  */
 export async function connectRedis(url: string, logger: Logger, name: string, extra: RedisOptions = {}): Promise<RedisConnection> {
-  if (await isClusterUrl(url)) {
+  const cluster = await clusterMode(url, process.env, CLUSTER_PROBE_MS);
+  if (cluster === undefined) {
+    // The choice is made once: a cluster not up yet would get a single-server connection.
+    logger.warn({ connection: name, timeoutMs: CLUSTER_PROBE_MS },
+      'redis did not answer whether it is a cluster node: taking it for a single server (set SYNAPSE_REDIS_CLUSTER=yes for a cluster)');
+  }
+  if (cluster) {
     const { nodes, options } = clusterOptions(url, { connectionName: name, ...extra });
-    const cluster = new Cluster(nodes, options);
-    watchConnection(cluster, logger, name);
+    const connection = new Cluster(nodes, options);
+    watchConnection(connection, logger, name);
     logger.info({ connection: name }, 'redis is a cluster: using a cluster connection');
-    return cluster;
+    return connection;
   }
   const redis = new Redis(url, {
     maxRetriesPerRequest: null,

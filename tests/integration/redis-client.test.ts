@@ -107,6 +107,18 @@ describe('connections', () => {
     expect(await twin.client('GETNAME')).toBe('twin');
   });
 
+  it('connectRedis to a Redis that cannot say whether it is a cluster node warns that it takes it for a single server', async () => {
+    const lines: { fields: Record<string, unknown>; msg: string }[] = [];
+    const logger = { warn: (fields: Record<string, unknown>, msg: string) => lines.push({ fields, msg }), info: () => undefined } as unknown as Logger;
+    const redis = await connectRedis(`redis://127.0.0.1:${await freePort()}`, logger, 'it-nothing');
+    opened.push(redis);
+    expect(lines[0]).toEqual({
+      fields: { connection: 'it-nothing', timeoutMs: 5000 },
+      msg: 'redis did not answer whether it is a cluster node: taking it for a single server (set SYNAPSE_REDIS_CLUSTER=yes for a cluster)',
+    });
+    expect(redis).toBeInstanceOf(Redis);
+  });
+
   it('connectRedis logs an outage once, and once more when Redis is back; commands wait for it', async () => {
     const lines: { level: string; fields: Record<string, unknown>; msg: string }[] = [];
     const at = (level: string) => (fields: Record<string, unknown>, msg: string) => lines.push({ level, fields, msg });

@@ -3,6 +3,7 @@ import websocket from '@fastify/websocket';
 import { WsHub, wsLimitsFromEnv, type HubSocket, type WsIdentity, type WsLimits } from '../ws-hub.ts';
 import type { AdminDeps } from '../server.ts';
 import { duplicateConnection } from '../../runtime/redis-client.ts';
+import { errorMessage } from '../../errors.ts';
 
 /**
  * GET /ws: WebSocket clients subscribe with `{"subscribe": CHANNEL, "filter": {...}}` and receive
@@ -19,13 +20,19 @@ export const wsRoutes: FastifyPluginAsync<AdminDeps & { wsSecret?: string; admin
     adminToken, privateChannels, limits: { ...wsLimitsFromEnv(), ...wsLimits }, refusals, metrics: engine.metrics,
   });
   const subscribed = hub.start();
+  let closed = false;
   app.decorate('wsHub', hub);
-  app.addHook('onClose', async () => hub.close());
+  app.addHook('onClose', async () => {
+    closed = true;
+    await hub.close();
+  });
   // With Redis there, broadcasts reach clients from the moment the API listens. With Redis away
   // the API comes up without waiting for it (GET /ready says so), and the subscription follows
-  // once Redis is back; it fails only when the hub closes first.
+  // once Redis is back (a refusal then is logged; closing first drops it quietly).
   if (engine.connection.status === 'ready') await subscribed;
-  else subscribed.catch(() => undefined);
+  else subscribed.catch((err: unknown) => {
+    if (!closed) engine.logger.warn({ err: errorMessage(err) }, 'broadcasts cannot reach WebSocket clients: Redis refused the subscription');
+  });
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
 
   app.get<{ Querystring: { token?: string; access_token?: string } }>('/ws', {

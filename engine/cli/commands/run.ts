@@ -25,17 +25,10 @@ export interface RunOptions extends CommonOptions {
 const SAME_CTRL_C_MS = 500;
 
 /**
- * How long past SYNAPSE_SHUTDOWN_TIMEOUT_MS a stop may still take before the process exits anyway
- * (code 1): the backstop for what no time limit of the engine covers, such as a start still
- * waiting on a Redis that accepts connections and never answers.
- */
-const STOP_GRACE_MS = 5_000;
-
-/**
  * `synapse run`: every pipeline against Redis, the admin API and hot reload, until SIGINT or
  * SIGTERM; then it stops reading, settles and acknowledges what is in hand, and exits 0 — after
- * SYNAPSE_SHUTDOWN_TIMEOUT_MS (10 s) regardless, leaving what was not settled pending; a stop still
- * going STOP_GRACE_MS later exits 1. A second signal (not a Ctrl-C delivered twice, see
+ * SYNAPSE_SHUTDOWN_TIMEOUT_MS (10 s) regardless, leaving what was not settled pending (a start
+ * still going after that long exits 1). A second signal (not a Ctrl-C delivered twice, see
  * SAME_CTRL_C_MS) exits at once (code 1).
  */
 export async function runCommand(opts: RunOptions): Promise<number> {
@@ -99,12 +92,20 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       first = { signal, at: Date.now() };
       stopping = true;
       logger.info({ signal }, 'stopping: finishing the batches in hand');
-      setTimeout(() => {
-        logger.error({ timeoutMs: shutdownTimeoutMs + STOP_GRACE_MS }, 'the stop did not finish in time: exiting now');
-        process.exit(1);
-      }, shutdownTimeoutMs + STOP_GRACE_MS).unref();
       void (async () => {
-        await startup.catch(() => undefined);
+        // The start may still be waiting on Redis (for the consumer groups, at most 5 s; on a
+        // server that accepts connections and never answers, longer). What is still being opened
+        // cannot be closed: the stop waits for the start, at most its time limit, then exits 1.
+        let timer: NodeJS.Timeout | undefined;
+        const started = await Promise.race([
+          startup.then(() => true, () => true),
+          new Promise<boolean>((r) => (timer = setTimeout(() => r(false), shutdownTimeoutMs))),
+        ]);
+        clearTimeout(timer);
+        if (!started) {
+          logger.error({ timeoutMs: shutdownTimeoutMs }, 'the start did not finish within the time limit of the stop: exiting now');
+          process.exit(1);
+        }
         await watcher?.close();
         await adminRef?.close();
         await engine.stop(shutdownTimeoutMs);

@@ -163,6 +163,12 @@ describe('compileExpression', () => {
       expect(JSON.stringify(value)).toBe('{"a":1,"__proto__":2}');
     });
 
+    it('a lambda in a result is left out; event data that only names the mark is kept', async () => {
+      expect(await compileExpression('{ "f": function($x) { $x }, "n": 1 }').evaluate({})).toEqual({ n: 1 });
+      const data = { a: { _jsonata_lambda: 'yes', x: 1 }, b: [{ _jsonata_lambda: 0 }] };
+      expect(await compileExpression('{ "a": a, "b": b }').evaluate(data)).toEqual(data);
+    });
+
     it('a plain result is not copied', () => {
       const input = { data: { a: [1, 2] } };
       expect(compileExpression('data').evaluate(input)).toBe(input.data);
