@@ -61,6 +61,8 @@ const SUITES = {
     'tests/integration/claims.test.ts', 'tests/integration/stop-cut.test.ts', 'tests/integration/stop-reload.test.ts',
     'tests/integration/stop-paused.test.ts'],
   'engine/runtime/dlq-log.ts': ['tests/integration/operating/engine-log.test.ts'],
+  // What a reload says it was for (`cause`), as the engine logs it.
+  'engine/runtime/config-watcher.ts': ['tests/integration/operating/engine-log.test.ts'],
   'engine/runtime/lua-script.ts': ['tests/integration/lua-script.test.ts'],
   // A read cut short by a stop; what a payload becomes on its way in and out (`__proto__` keys).
   'engine/runtime/stream-reader.ts': ['tests/integration/stop-cut.test.ts'],
