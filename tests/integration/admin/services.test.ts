@@ -40,15 +40,34 @@ describe('the service registry', () => {
     const junk = key('junk');
     await f.client.set(`synapse:service:${junk}`, 'not json', 'EX', 60);
     await f.client.set(`synapse:service:${key('wrong')}`, '{"hello": 1}', 'EX', 60);
+    // Almost records: capabilities that are no list, a name that is no string, no name at all.
+    const nearly = key('nearly');
+    await f.client.set(`synapse:service:${nearly}`, JSON.stringify({ name: nearly, capabilities: capability }), 'EX', 60);
+    await f.client.set(`synapse:service:${key('numbered')}`, JSON.stringify({ name: 5, capabilities: [capability] }), 'EX', 60);
+    await f.client.set(`synapse:service:${key('nameless')}`, JSON.stringify({ capabilities: [capability] }), 'EX', 60);
     expect((await f.inject({ method: 'POST', url: '/services', payload: { name, capabilities: [capability] } })).statusCode).toBe(200);
     const res = await f.inject({ method: 'GET', url: '/services' });
     expect(res.statusCode, res.body).toBe(200);
     const names = JSON.parse(res.body).services.map((s: { name: string }) => s.name);
     expect(names).toContain(name);
     expect(names).not.toContain(junk);
+    expect(names).not.toContain(nearly);
+    expect(await servicesWith(f, capability)).toEqual([expect.objectContaining({ name })]);
     const over = await f.inject({ method: 'POST', url: '/services', payload: { name: junk, capabilities: [capability] } });
     expect(over.statusCode, over.body).toBe(200);
     expect(JSON.parse(over.body).registeredAt).toBe(JSON.parse(over.body).lastHeartbeat);
+  });
+
+  it('lists services by name; one registered without capabilities has none', async () => {
+    const f = await start();
+    const capability = key('cap');
+    const [first, second, third] = ['b', 'c', 'a'].map((p) => `${p}-${key('svc')}`);
+    for (const name of [first, second, third]) {
+      expect((await f.inject({ method: 'POST', url: '/services', payload: { name, capabilities: [capability] } })).statusCode).toBe(200);
+    }
+    expect((await servicesWith(f, capability)).map((s) => s.name)).toEqual([third, first, second]);
+    const bare = JSON.parse((await f.inject({ method: 'POST', url: '/services', payload: { name: key('bare') } })).body);
+    expect(bare.capabilities).toEqual([]);
   });
 
   it('a heartbeat keeps the first registration time and refreshes the record', async () => {
