@@ -68,7 +68,7 @@ const SUITES = {
   'engine/runtime/stream-reader.ts': ['tests/integration/stop-cut.test.ts'],
   'engine/runner/codec.ts': ['tests/integration/security/proto-keys.test.ts'],
   // Every sink plugin against the context a pipeline hands it.
-  'engine/runtime/sink-context.ts': ['tests/integration/plugins/conformance.test.ts'],
+  'engine/runtime/sink-context.ts': ['tests/integration/plugins/conformance.test.ts', 'tests/integration/sink-context.test.ts'],
   'engine/runtime/engine.ts': ['tests/integration/operating/engine-log.test.ts', 'tests/integration/hot-reload/reload-scope.test.ts',
     'tests/integration/admin/metrics.test.ts'],
   'engine/runtime/redis-server.ts': ['tests/integration/managed-redis.test.ts'],
