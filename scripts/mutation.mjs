@@ -65,7 +65,7 @@ const SUITES = {
   'engine/runtime/config-watcher.ts': ['tests/integration/operating/engine-log.test.ts'],
   'engine/runtime/lua-script.ts': ['tests/integration/lua-script.test.ts'],
   // A read cut short by a stop; what a payload becomes on its way in and out (`__proto__` keys).
-  'engine/runtime/stream-reader.ts': ['tests/integration/stop-cut.test.ts'],
+  'engine/runtime/stream-reader.ts': ['tests/integration/stop-cut.test.ts', 'tests/integration/housekeeping.test.ts'],
   'engine/runner/codec.ts': ['tests/integration/security/proto-keys.test.ts'],
   // Every sink plugin against the context a pipeline hands it.
   'engine/runtime/sink-context.ts': ['tests/integration/plugins/conformance.test.ts', 'tests/integration/sink-context.test.ts'],

@@ -100,7 +100,14 @@ describe('StreamReader', () => {
 
     expect(await reader.removeIdleConsumers(20)).toEqual(['idle']);
     expect((await consumers(stream, 'g')).map((c) => c.name).sort()).toEqual(['holder', 'me']);
-    // A day (the engine's threshold) has not passed for anyone: nothing more goes.
+    // A day (the engine's threshold) has not passed for anyone: nothing more goes, not even a
+    // consumer with nothing pending.
+    await redis.xgroup('CREATECONSUMER', stream, 'g', 'fresh');
     expect(await reader.removeIdleConsumers(24 * 60 * 60 * 1000)).toEqual([]);
+    expect((await consumers(stream, 'g')).map((c) => c.name).sort()).toEqual(['fresh', 'holder', 'me']);
+  });
+
+  it('toRecord turns a flat XINFO reply into an object, no key beyond its pairs', () => {
+    expect(Object.entries(toRecord(['name', 'g', 'lag', null]))).toEqual([['name', 'g'], ['lag', null]]);
   });
 });
