@@ -217,7 +217,8 @@ describe('a running pipeline whose DLQ Redis refuses', () => {
     }, 'the DLQ entry');
     expect(entry!.fields).toMatchObject({ source_id: badId, stage: 'validate', attempts: '1', payload: invalid });
     expect(entry!.fields.error).toMatch(/data\.amount: must be number/);
-    await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0, 'nothing pending');
+    // Recorded once the settle has returned, just after Redis shows the ack.
+    await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0 && eut.tally(doc.name).dlq === 1, 'nothing pending, the DLQ write recorded');
     expect(consumer.stalled).toBeUndefined();
     expect(eut.tally(doc.name)).toMatchObject({ sunk: 1, dlq: 1 });
 
@@ -383,7 +384,9 @@ describe('with a backlog, a batch settles while the next one runs', () => {
     try {
       group = doc.name;
       const eut = await run([doc]);
-      await waitFor(async () => (await pendingSummary(redis, stream, group)).count === 0 && hook.requests.length === 3 * BATCH, 'every event sent and acknowledged', 10_000);
+      // The outcomes are recorded once a settle has returned, just after Redis shows the acks.
+      await waitFor(async () => (await pendingSummary(redis, stream, group)).count === 0 && hook.requests.length === 3 * BATCH
+        && eut.outcomes.get(doc.name)?.length === 3 * BATCH, 'every event sent, acknowledged and recorded', 10_000);
       // Batch 2 ran while batch 1's settle waited on the pause: all of batch 1 was still pending.
       expect(batch1PendingAtSeq11).toBe(BATCH);
       // Settled once each, batch by batch in order.

@@ -58,6 +58,19 @@ describe('POST /replay and GET /replay/:id', () => {
     expect(await payloads(f.client, target)).toEqual([{ event: 'pong', data: { i: 7 } }, ping(8), { event: 'pong', data: { i: 9 } }]);
   });
 
+  it('a replay into a key Redis refuses to append to fails, and the job says why', async () => {
+    const f = await start();
+    const stream = key('history');
+    const target = key('not-a-stream');
+    await writeHistory(f, stream, 3);
+    await f.client.set(target, 'a string');
+    const res = await f.inject({ method: 'POST', url: '/replay', payload: { stream, from: at(0), to: at(2), toStream: target } });
+    expect(res.statusCode, res.body).toBe(202);
+    const job = await finished(f, JSON.parse(res.body).id);
+    expect(job).toMatchObject({ status: 'failed', scanned: 3, matched: 3, written: 0, error: expect.stringMatching(/^WRONGTYPE/) });
+    expect(new Date(job.finishedAt).getTime()).toBeGreaterThanOrEqual(new Date(job.startedAt).getTime());
+  });
+
   it('runs a range through a pipeline: its sinks act and its failures go to its DLQ', async () => {
     const name = key('p');
     const source = key('in');
