@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { SchemaEntry, SchemaRegistry } from '../config/schema-registry.ts';
 import { SandboxLimitError, errorMessage, type Diagnostic } from '../errors.ts';
 import type { StreamEntry } from '../runner/codec.ts';
+import { numericSetting, type NumericSetting } from '../settings.ts';
 
 /** The bounds of the thread admin dry-runs and validations run in (docs/security.md). */
 export interface SandboxLimits {
@@ -24,10 +25,7 @@ export const DEFAULT_SANDBOX_LIMITS: SandboxLimits = { memoryMb: 512, timeoutMs:
 
 /** The limits set in the environment, over the defaults. */
 export function sandboxLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): SandboxLimits {
-  const num = (name: string, fallback: number) => {
-    const v = Number(env[name]);
-    return env[name] && Number.isInteger(v) && v > 0 ? v : fallback;
-  };
+  const num = (name: NumericSetting, fallback: number) => numericSetting(name, fallback, env);
   const d = DEFAULT_SANDBOX_LIMITS;
   return {
     memoryMb: num('SYNAPSE_SANDBOX_MEMORY_MB', d.memoryMb),

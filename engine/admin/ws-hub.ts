@@ -5,6 +5,7 @@ import { BROADCAST_CHANNEL } from '../runtime/sink-context.ts';
 import type { EngineMetrics } from '../metrics.ts';
 import { safeEqual } from './auth.ts';
 import type { RefusalLog } from '../refusal-log.ts';
+import { numericSetting, type NumericSetting } from '../settings.ts';
 
 /** Bytes queued to one client past which messages to it are dropped. */
 export const SLOW_CLIENT_BYTES = 1024 * 1024;
@@ -42,10 +43,7 @@ export const DEFAULT_WS_LIMITS: WsLimits = {
 
 /** The limits set in the environment, over the defaults. */
 export function wsLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): WsLimits {
-  const num = (name: string, fallback: number) => {
-    const v = Number(env[name]);
-    return env[name] && Number.isInteger(v) && v > 0 ? v : fallback;
-  };
+  const num = (name: NumericSetting, fallback: number) => numericSetting(name, fallback, env);
   const d = DEFAULT_WS_LIMITS;
   return {
     maxConnections: num('SYNAPSE_WS_MAX_CONNECTIONS', d.maxConnections),

@@ -5,6 +5,7 @@ import {
   type Document, type Node as YamlNode, type Scalar,
 } from 'yaml';
 import { ConfigInvalidError, errorMessage, type Diagnostic, type SourceLocation } from '../errors.ts';
+import { numericSetting } from '../settings.ts';
 
 /** Largest configuration file Synapse reads; anything bigger is a mistake, not a pipeline. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -18,8 +19,7 @@ export const MAX_ALIAS_COUNT = 100;
 export const MAX_NESTING_DEPTH = 100;
 
 function maxNestingDepth(): number {
-  const v = Number(process.env.SYNAPSE_CONFIG_MAX_DEPTH);
-  return Number.isInteger(v) && v > 0 ? v : MAX_NESTING_DEPTH;
+  return numericSetting('SYNAPSE_CONFIG_MAX_DEPTH', MAX_NESTING_DEPTH);
 }
 
 /** A path into a parsed document: map keys and sequence indices, as ajv's instancePath splits. */

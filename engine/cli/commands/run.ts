@@ -6,6 +6,7 @@ import { createLogger } from '../../logger.ts';
 import { ConfigWatcher } from '../../runtime/config-watcher.ts';
 import { Engine } from '../../runtime/engine.ts';
 import { pipelinesDir, schemasDir, type CommonOptions } from '../context.ts';
+import { numericSetting, settingErrors } from '../../settings.ts';
 import { resolveRunRedis } from '../redis-url.ts';
 
 export interface RunOptions extends CommonOptions {
@@ -40,6 +41,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   if (!isLoopback(host) && !token) {
     throw new SynapseError(`refusing to serve the admin API on ${host} without a token: set SYNAPSE_ADMIN_TOKEN, or bind to loopback (--host 127.0.0.1 or SYNAPSE_ADMIN_HOST)`);
   }
+  const badSettings = settingErrors();
+  if (badSettings.length > 0) throw new SynapseError(badSettings.join('\n'));
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new SynapseError(`--port (or SYNAPSE_ADMIN_PORT) must be a port number 0..65535, got '${opts.port ?? process.env.SYNAPSE_ADMIN_PORT}'`);
   }
@@ -51,7 +54,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const engine = new Engine({ redisUrl: redis.url, pipelinesDir: pipelinesDir(opts.pipelines), schemasDir: schemasDir(opts), logger });
   const watcher = opts.watch === false ? undefined : new ConfigWatcher(engine, logger);
   const wsSecret = process.env.SYNAPSE_WS_SECRET || undefined;
-  const shutdownTimeoutMs = Number(process.env.SYNAPSE_SHUTDOWN_TIMEOUT_MS || 10_000);
+  const shutdownTimeoutMs = numericSetting('SYNAPSE_SHUTDOWN_TIMEOUT_MS', 10_000);
 
   let stopping = false;
   let adminRef: Awaited<ReturnType<typeof buildAdminServer>> | undefined;

@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { NUMERIC_SETTINGS, numericSetting, settingErrors } from '../../engine/settings.ts';
+
+describe('numeric settings of the environment', () => {
+  it('an unset or empty setting keeps its default; a whole number above zero is taken', () => {
+    expect(numericSetting('SYNAPSE_DLQ_MAXLEN', 7, {})).toBe(7);
+    expect(numericSetting('SYNAPSE_DLQ_MAXLEN', 7, { SYNAPSE_DLQ_MAXLEN: '' })).toBe(7);
+    expect(numericSetting('SYNAPSE_DLQ_MAXLEN', 7, { SYNAPSE_DLQ_MAXLEN: '  ' })).toBe(7);
+    expect(numericSetting('SYNAPSE_DLQ_MAXLEN', 7, { SYNAPSE_DLQ_MAXLEN: '1' })).toBe(1);
+    expect(numericSetting('SYNAPSE_DLQ_MAXLEN', 7, { SYNAPSE_DLQ_MAXLEN: '250000' })).toBe(250_000);
+    expect(settingErrors({ SYNAPSE_DLQ_MAXLEN: '1', SYNAPSE_SHUTDOWN_TIMEOUT_MS: '', SYNAPSE_WS_MAX_CONNECTIONS: '5' })).toEqual([]);
+  });
+
+  it.each(['0', '-1', '10s', '1.5', 'abc', 'NaN', 'Infinity', '9007199254740993'])('%s is refused, named with its value, and never read as a number', (raw) => {
+    expect(numericSetting('SYNAPSE_SHUTDOWN_TIMEOUT_MS', 10_000, { SYNAPSE_SHUTDOWN_TIMEOUT_MS: raw })).toBe(10_000);
+    expect(settingErrors({ SYNAPSE_SHUTDOWN_TIMEOUT_MS: raw })).toEqual([`SYNAPSE_SHUTDOWN_TIMEOUT_MS must be a whole number above 0, got '${raw}'`]);
+  });
+
+  it('every bad setting is named, in the order of the list; a long value is cut', () => {
+    const env = Object.fromEntries(NUMERIC_SETTINGS.map((name) => [name, '-1']));
+    expect(settingErrors(env).map((line) => line.split(' ')[0])).toEqual([...NUMERIC_SETTINGS]);
+    expect(settingErrors({ SYNAPSE_SANDBOX_MAX_BYTES: 'x'.repeat(10_000) })[0]).toBe(`SYNAPSE_SANDBOX_MAX_BYTES must be a whole number above 0, got '${'x'.repeat(40)}'`);
+  });
+});
