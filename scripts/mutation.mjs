@@ -75,7 +75,8 @@ const SUITES = {
   // Telling a cluster node from a single server, connection options, outage logs; on a cluster.
   'engine/runtime/redis-client.ts': ['tests/integration/redis-client.test.ts', 'tests/integration/cluster/runtime.test.ts'],
   'engine/runtime/reloader.ts': ['tests/integration/hot-reload/reload-scope.test.ts', 'tests/integration/admin/pipeline-files.test.ts'],
-  'engine/runtime/replay.ts': ['tests/integration/admin/replay.test.ts'],
+  // Its routes, and Ctrl-C of `synapse replay` (here and through the engine).
+  'engine/runtime/replay.ts': ['tests/integration/admin/replay.test.ts', 'tests/integration/operating/replay-cli.test.ts'],
   'engine/runtime/retention.ts': ['tests/integration/retention.test.ts'],
   'engine/runtime/service-registry.ts': ['tests/integration/admin/services.test.ts'],
 };

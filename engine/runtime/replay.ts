@@ -8,6 +8,8 @@ import { idTime, toStreamBound } from './stream-ids.ts';
 import { entryFromBytes } from './stream-reader.ts';
 
 const CHUNK = 500;
+/** Finished replays GET /replay/:id still answers for; older ones are forgotten. */
+export const KEPT_FINISHED_REPLAYS = 100;
 
 /** What to replay and where to. */
 export interface ReplayRequest {
@@ -64,6 +66,8 @@ export function entryEventType(fields: readonly string[]): string | undefined {
 export class ReplayJobs {
   private readonly jobs = new Map<string, ReplayJob>();
   private readonly cancelled = new Set<string>();
+  /** Ids of finished jobs, oldest first (at most KEPT_FINISHED_REPLAYS). */
+  private readonly finished: string[] = [];
 
   constructor(
     private readonly redis: () => RedisConnection,
@@ -94,17 +98,26 @@ export class ReplayJobs {
       job.finishedAt = new Date().toISOString();
       this.logger.error({ replay: job.id, err: job.error }, 'replay failed');
       onProgress?.(job);
-    });
+    }).then(() => this.retire(job));
     return job;
+  }
+
+  /** A finished job is kept for GET /replay/:id among the last KEPT_FINISHED_REPLAYS. */
+  private retire(job: ReplayJob): void {
+    this.cancelled.delete(job.id);
+    this.finished.push(job.id);
+    while (this.finished.length > KEPT_FINISHED_REPLAYS) this.jobs.delete(this.finished.shift()!);
   }
 
   get(id: string): ReplayJob | undefined {
     return this.jobs.get(id);
   }
 
-  /** Asks a running job to stop after its current chunk. */
-  cancel(id: string): void {
-    this.cancelled.add(id);
+  /** Asks a running job to stop after the chunk in hand; returns the job (undefined: no such job). */
+  cancel(id: string): ReplayJob | undefined {
+    const job = this.jobs.get(id);
+    if (job?.status === 'running') this.cancelled.add(id);
+    return job;
   }
 
   private async run(job: ReplayJob, onProgress?: (job: ReplayJob) => void): Promise<void> {

@@ -135,7 +135,7 @@ export async function killEngines(): Promise<void> {
 }
 
 /** Runs a one-shot `synapse` command; resolves with its exit code and output. */
-export function runCli(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; onChild?: (child: ChildProcess) => void } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
   delete env.REDIS_URL;
   if (opts.env?.REDIS_URL) env.REDIS_URL = opts.env.REDIS_URL;
@@ -146,6 +146,7 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; tim
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
   child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  opts.onChild?.(child);
   return new Promise((resolveRun, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');

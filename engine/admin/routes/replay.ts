@@ -12,7 +12,7 @@ const jobSchema = {
   },
 } as const;
 
-/** POST /replay (start re-feeding a time range) and GET /replay/:id (its progress). */
+/** POST /replay (start re-feeding a time range), GET /replay/:id (its progress), DELETE /replay/:id (stop it). */
 export const replayRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine }) => {
   const jobs = new ReplayJobs(
     () => engine.connection,
@@ -30,12 +30,13 @@ export const replayRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine 
       body: {
         type: 'object', additionalProperties: false, required: ['stream', 'from', 'to'],
         properties: {
-          stream: { type: 'string', minLength: 1 },
-          from: { type: 'string', description: 'Stream id or ISO 8601 time.' },
-          to: { type: 'string', description: 'Stream id or ISO 8601 time.' },
-          types: { type: 'array', items: { type: 'string' } },
-          toStream: { type: 'string', minLength: 1 },
-          pipeline: { type: 'string', minLength: 1 },
+          // A job keeps its request while GET /replay/:id answers for it: bounded, as names are.
+          stream: { type: 'string', minLength: 1, maxLength: 1024 },
+          from: { type: 'string', maxLength: 64, description: 'Stream id or ISO 8601 time.' },
+          to: { type: 'string', maxLength: 64, description: 'Stream id or ISO 8601 time.' },
+          types: { type: 'array', maxItems: 1000, items: { type: 'string', maxLength: 256 } },
+          toStream: { type: 'string', minLength: 1, maxLength: 1024 },
+          pipeline: { type: 'string', minLength: 1, maxLength: 1024 },
         },
       },
       response: { 202: jobSchema, 422: errorReply },
@@ -53,4 +54,17 @@ export const replayRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine 
       response: { 200: jobSchema, 404: errorReply },
     },
   }, async (req, reply) => jobs.get(req.params.id) ?? reply.code(404).send({ error: 'not_found', message: `no replay '${req.params.id}'` }));
+
+  app.delete<{ Params: { id: string } }>('/replay/:id', {
+    schema: {
+      tags: ['replay'], summary: 'Stop a running replay after the chunk (500 entries) in hand; its status becomes cancelled',
+      params: { type: 'object', properties: { id: { type: 'string' } } },
+      response: { 202: jobSchema, 404: errorReply, 409: errorReply },
+    },
+  }, async (req, reply) => {
+    const job = jobs.cancel(req.params.id);
+    if (!job) return reply.code(404).send({ error: 'not_found', message: `no replay '${req.params.id}'` });
+    if (job.status !== 'running') return reply.code(409).send({ error: 'replay_finished', message: `replay '${job.id}' is ${job.status} already` });
+    return reply.code(202).send(job);
+  });
 };

@@ -85,39 +85,63 @@ export async function dlqCommand(action: string, stream: string, opts: { redis?:
 
 /**
  * `synapse replay STREAM --from T --to T [--types a,b] --to-stream S`: copies a time range
- * (optionally some event types) to another stream, with a progress bar on stderr. Replaying
- * into a pipeline needs the running engine: use POST /replay of the admin API.
+ * (optionally some event types) to another stream, with a progress bar on stderr; with
+ * `--pipeline NAME`, asks the running engine (POST /replay) to run it through that pipeline and
+ * follows its progress. Ctrl-C stops the replay after the chunk in hand (through the engine's
+ * DELETE /replay/:id when it runs there) and exits 1 with what was done; a second Ctrl-C quits at once.
  */
 export async function replayCommand(stream: string, opts: { redis?: string; from: string; to?: string; types?: string; toStream?: string; pipeline?: string; admin?: string }): Promise<number> {
   // Without --to, up to now: what is in the stream when the replay starts.
   const req: ReplayRequest = { stream, from: opts.from, to: opts.to ?? new Date().toISOString(), types: opts.types?.split(',').filter(Boolean), toStream: opts.toStream, pipeline: opts.pipeline };
-  if (opts.pipeline) return replayThroughAdmin(req, opts.admin ?? process.env.SYNAPSE_ADMIN_URL ?? 'http://127.0.0.1:8080');
+  const interrupt = onInterrupt();
+  try {
+    if (opts.pipeline) return await replayThroughAdmin(req, opts.admin ?? process.env.SYNAPSE_ADMIN_URL ?? 'http://127.0.0.1:8080', interrupt);
+    return await replayHere(req, opts, interrupt);
+  } finally {
+    interrupt.remove();
+  }
+}
+
+async function replayHere(req: ReplayRequest, opts: { redis?: string }, interrupt: Interrupt): Promise<number> {
   const redis = await connect(opts);
   try {
     const jobs = new ReplayJobs(() => redis, () => undefined, silentLogger);
     const why = jobs.check(req);
     if (why) throw new SynapseError(why);
     const job = await new Promise<ReplayJob>((resolve) => {
-      jobs.start(req, (j) => {
+      const started = jobs.start(req, (j) => {
         drawProgress(j.progress, `${j.matched} matched, ${j.written} written`);
         if (j.status !== 'running') resolve(j);
       });
+      interrupt.onFirst(() => jobs.cancel(started.id));
     });
     process.stderr.write('\n');
+    const done = { scanned: job.scanned, matched: job.matched, written: job.written, toStream: req.toStream };
+    if (job.status === 'cancelled') {
+      process.stdout.write(`${JSON.stringify({ status: job.status, ...done, lastId: job.lastId })}\n`);
+      return 1;
+    }
     if (job.status !== 'done') throw new SynapseError(`replay ${job.status}: ${job.error ?? ''}`);
-    process.stdout.write(`${JSON.stringify({ scanned: job.scanned, matched: job.matched, written: job.written, toStream: req.toStream })}\n`);
+    process.stdout.write(`${JSON.stringify(done)}\n`);
     return 0;
   } finally {
     redis.disconnect();
   }
 }
 
-async function replayThroughAdmin(req: ReplayRequest, admin: string): Promise<number> {
+async function replayThroughAdmin(req: ReplayRequest, admin: string, interrupt: Interrupt): Promise<number> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (process.env.SYNAPSE_ADMIN_TOKEN) headers.authorization = `Bearer ${process.env.SYNAPSE_ADMIN_TOKEN}`;
   const res = await fetch(`${admin}/replay`, { method: 'POST', headers, body: JSON.stringify(req) });
   let job = (await res.json()) as { id: string; status: string; progress: number; matched: number; written: number; message?: string; error?: string };
   if (res.status !== 202) throw new SynapseError(`replay refused: ${job.message ?? res.status}`);
+  // The job runs in the engine: leaving it running when this command ends would surprise.
+  interrupt.onFirst(async () => {
+    const cancel = await fetch(`${admin}/replay/${job.id}`, { method: 'DELETE', headers: { authorization: headers.authorization ?? '' } });
+    if (cancel.status === 202) process.stderr.write('the engine stops the replay after the chunk in hand\n');
+    // 409: it finished meanwhile, which the next poll shows.
+    else if (cancel.status !== 409) process.stderr.write(`the engine did not cancel the replay: ${cancel.status} ${await cancel.text()}\n`);
+  });
   while (job.status === 'running') {
     await new Promise((r) => setTimeout(r, 250));
     job = (await (await fetch(`${admin}/replay/${job.id}`, { headers })).json()) as typeof job;
@@ -126,6 +150,37 @@ async function replayThroughAdmin(req: ReplayRequest, admin: string): Promise<nu
   process.stderr.write('\n');
   process.stdout.write(`${JSON.stringify(job)}\n`);
   return job.status === 'done' ? 0 : 1;
+}
+
+interface Interrupt {
+  /** Runs `action` on the first Ctrl-C (SIGINT or SIGTERM), at once if it came already; a failure of it is printed. */
+  onFirst(action: () => unknown): void;
+  remove(): void;
+}
+
+/** The first Ctrl-C asks the work in hand to stop; a second quits at once (exit 130). */
+function onInterrupt(): Interrupt {
+  let action: (() => unknown) | undefined;
+  let asked = false;
+  const run = () => void Promise.resolve().then(() => action?.()).catch((err: unknown) => process.stderr.write(`${String(err)}\n`));
+  const handler = () => {
+    if (asked) process.exit(130);
+    asked = true;
+    process.stderr.write('\nstopping the replay after the chunk in hand (Ctrl-C again to quit at once)\n');
+    run();
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return {
+    onFirst(a) {
+      action = a;
+      if (asked) run();
+    },
+    remove() {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
 }
 
 function drawProgress(fraction: number, text: string): void {

@@ -35,6 +35,7 @@ const PROTECTED: { req: InjectOptions; status: number }[] = [
   { req: { method: 'POST', url: `/dlq/${key('dlq')}/redrive`, payload: {} }, status: 200 },
   { req: { method: 'POST', url: '/replay', payload: { stream: key('h'), from: '-', to: '+', toStream: key('t') } }, status: 202 },
   { req: { method: 'GET', url: `/replay/${key('nope')}` }, status: 404 },
+  { req: { method: 'DELETE', url: `/replay/${key('nope')}` }, status: 404 },
   { req: { method: 'POST', url: '/services', payload: { name: key('svc'), ttlSeconds: 5 } }, status: 200 },
   { req: { method: 'GET', url: '/services?capability=x' }, status: 200 },
   { req: { method: 'DELETE', url: `/services/${key('nope')}` }, status: 404 },

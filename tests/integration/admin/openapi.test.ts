@@ -30,7 +30,7 @@ const ROUTES: [method: string, path: string][] = [
   ['post', '/pipelines/{name}/pause'], ['post', '/pipelines/{name}/resume'], ['post', '/pipelines/{name}/dry-run'],
   ['post', '/validate'], ['get', '/streams'], ['get', '/streams/{stream}/entries'], ['post', '/events/{stream}'],
   ['get', '/dlq/{stream}'], ['post', '/dlq/{stream}/redrive'],
-  ['post', '/replay'], ['get', '/replay/{id}'],
+  ['post', '/replay'], ['get', '/replay/{id}'], ['delete', '/replay/{id}'],
   ['post', '/services'], ['get', '/services'], ['delete', '/services/{name}'],
   ['get', '/tap/{name}'], ['get', '/aggregates/{name}'], ['get', '/ws'],
 ];

@@ -124,4 +124,83 @@ describe('POST /replay and GET /replay/:id', () => {
     expect(malformed.statusCode).toBe(400);
     expect(hasStackTrace(malformed.body)).toBe(false);
   });
+
+  it('DELETE /replay/:id stops a running replay after the chunk in hand; the job says cancelled', async () => {
+    const f = await start();
+    const stream = key('history');
+    const target = key('target');
+    // Three chunks of 500.
+    const batch = f.client.pipeline();
+    for (let i = 0; i < 1500; i++) batch.xadd(stream, `${T0 + i}-0`, 'payload', JSON.stringify(ping(i)));
+    await batch.exec();
+    // Writes held: the replay reads its first chunk, then waits on its first copy.
+    await f.client.call('CLIENT', 'PAUSE', '10000', 'WRITE');
+    let job: Record<string, unknown>;
+    try {
+      const res = await f.inject({ method: 'POST', url: '/replay', payload: { stream, from: '-', to: '+', toStream: target } });
+      expect(res.statusCode, res.body).toBe(202);
+      job = JSON.parse(res.body);
+      const cancel = await f.inject({ method: 'DELETE', url: `/replay/${job.id}` });
+      expect(cancel.statusCode, cancel.body).toBe(202);
+      expect(JSON.parse(cancel.body)).toMatchObject({ id: job.id, status: 'running' });
+    } finally {
+      await f.client.call('CLIENT', 'UNPAUSE');
+    }
+    const done = await finished(f, job.id as string);
+    expect(done.status).toBe('cancelled');
+    expect(done.written).toBeLessThanOrEqual(500);
+    expect(await f.client.xlen(target)).toBe(done.written);
+    expect(done.finishedAt).toEqual(expect.any(String));
+    // A finished replay cannot be cancelled; an unknown one is not found.
+    const again = await f.inject({ method: 'DELETE', url: `/replay/${job.id}` });
+    expect(again.statusCode).toBe(409);
+    expect(JSON.parse(again.body)).toMatchObject({ error: 'replay_finished', message: expect.stringContaining('cancelled') });
+    const unknown = await f.inject({ method: 'DELETE', url: `/replay/${key()}` });
+    expect(unknown.statusCode).toBe(404);
+    expect(JSON.parse(unknown.body).error).toBe('not_found');
+  });
+
+  it('keeps the last 100 finished replays: an older one is forgotten, and a request cannot hold megabytes', async () => {
+    const f = await start();
+    const stream = key('missing');
+    const ids: string[] = [];
+    for (let i = 0; i < 101; i++) {
+      const res = await f.inject({ method: 'POST', url: '/replay', payload: { stream, from: '-', to: '+', toStream: key('t') } });
+      expect(res.statusCode, res.body).toBe(202);
+      ids.push(JSON.parse(res.body).id);
+      await finished(f, ids.at(-1)!);
+    }
+    expect((await f.inject({ method: 'GET', url: `/replay/${ids[0]}` })).statusCode).toBe(404);
+    expect((await f.inject({ method: 'GET', url: `/replay/${ids[1]}` })).statusCode).toBe(200);
+    expect((await f.inject({ method: 'GET', url: `/replay/${ids[100]}` })).statusCode).toBe(200);
+    // A job keeps its request: event types are few and short.
+    const many = await f.inject({ method: 'POST', url: '/replay', payload: { stream, from: '-', to: '+', toStream: key('t'), types: Array.from({ length: 1001 }, (_, i) => `t${i}`) } });
+    expect(many.statusCode).toBe(400);
+    const long = await f.inject({ method: 'POST', url: '/replay', payload: { stream, from: '-', to: '+', toStream: key('t'), types: ['x'.repeat(257)] } });
+    expect(long.statusCode).toBe(400);
+    expect(hasStackTrace(long.body)).toBe(false);
+  });
+
+  it('progress is the share of the range\'s time span done, chunk by chunk', async () => {
+    const f = await start();
+    const stream = key('history');
+    const target = key('target');
+    // 1000 entries over 1000 ms, then one at +2000 ms: after the first chunk of 500, a quarter of the span.
+    const batch = f.client.pipeline();
+    for (let i = 0; i < 1000; i++) batch.xadd(stream, `${T0 + i}-0`, 'payload', JSON.stringify(ping(i)));
+    batch.xadd(stream, `${T0 + 1999}-0`, 'payload', JSON.stringify(ping(1999)));
+    await batch.exec();
+    const seen: number[] = [];
+    const { ReplayJobs } = await import('../../../engine/runtime/replay.ts');
+    const jobs = new ReplayJobs(() => f.engine.connection, () => undefined, f.engine.logger);
+    await new Promise<void>((resolve) => {
+      jobs.start({ stream, from: '-', to: '+', toStream: target }, (j) => {
+        seen.push(j.progress);
+        if (j.status !== 'running') resolve();
+      });
+    });
+    // Chunk 1 ends at T0+499 of a span T0..T0+1999; chunk 2 at T0+999; chunk 3 at the end; then done.
+    expect(seen).toEqual([499 / 1999, 999 / 1999, 1, 1]);
+    expect(await f.client.xlen(target)).toBe(1001);
+  });
 });
