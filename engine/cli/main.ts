@@ -40,6 +40,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--fuzz <n>', 'also feed N valid events generated from each pipeline\'s input schema through it')
     .option('--seed <n>', 'the fuzz seed, to replay a run (default: random, printed)')
     .option('--coverage', 'say which outcomes and expression branches of each pipeline its test cases reach')
+    .option('--junit <file>', 'also write the results as JUnit XML to this file, for CI servers')
     .action(async (paths: string[], _o, cmd: Command) => setExit(await testCommand(paths, common(cmd))));
 
   program.command('dry-run')

@@ -1,11 +1,12 @@
 import { randomInt } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
-import { stat } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { expandTestFiles, formatTestResults, loadTestFile, runTestFiles } from '../../testing/run-test-file.ts';
 import { formatFuzzResults, fuzzPipelines } from '../../check/fuzz-command.ts';
 import { loadContext, pipelinesDir, type CommonOptions } from '../context.ts';
 import { loadPipelines } from '../../config/load-pipeline.ts';
 import { CoverageCollector, formatCoverage } from '../../testing/coverage.ts';
+import { junitReport } from '../../testing/junit.ts';
 
 /** Options of `synapse test`. */
 export interface TestOptions extends CommonOptions {
@@ -15,12 +16,14 @@ export interface TestOptions extends CommonOptions {
   seed?: string | number;
   /** Report which outcomes and expression branches the test cases reach (`--coverage`). */
   coverage?: boolean;
+  /** Also write the results as JUnit XML to this file (`--junit FILE`); its directory is created. */
+  junit?: string;
 }
 
 /**
  * `synapse test [PATH...]`: runs pipeline test files, and with `--fuzz N` also fuzzes each
- * pipeline from its input schema, and with `--coverage` says what the cases reached; last line
- * `N passed, N failed`.
+ * pipeline from its input schema, and with `--coverage` says what the cases reached, and with
+ * `--junit FILE` writes the results as JUnit XML too; last line `N passed, N failed`.
  */
 export async function testCommand(paths: string[], opts: TestOptions): Promise<number> {
   const targets = paths.length ? paths.map((p) => resolve(p)) : [pipelinesDir()];
@@ -54,12 +57,18 @@ export async function testCommand(paths: string[], opts: TestOptions): Promise<n
   }
   let fuzzPassed = 0;
   let fuzzFailed = 0;
+  let fuzzed: Awaited<ReturnType<typeof fuzzPipelines>> | undefined;
   if (fuzz !== undefined) {
-    const fuzzed = await fuzzPipelines(await fuzzTargets(targets), ctx, { runs: fuzz, seed });
+    fuzzed = await fuzzPipelines(await fuzzTargets(targets), ctx, { runs: fuzz, seed });
     const report = formatFuzzResults(fuzzed, { runs: fuzz, seed });
     out.push(report.text);
     fuzzPassed = report.passed;
     fuzzFailed = report.failed;
+  }
+  if (opts.junit) {
+    const file = resolve(opts.junit);
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, junitReport(results, fuzzed && { results: fuzzed, runs: fuzz!, seed }));
   }
   const total = { passed: passed + fuzzPassed, failed: failed + fuzzFailed };
   process.stdout.write(`${out.filter(Boolean).join('\n\n')}\n\n${total.passed} passed, ${total.failed} failed\n`);

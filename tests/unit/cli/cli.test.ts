@@ -137,6 +137,23 @@ describe('synapse test', () => {
     expect(r.code).toBe(1);
   }, CLI_TIMEOUT);
 
+  it('--junit FILE also writes the run as JUnit XML (its directory created), with the counts of the last line', async () => {
+    const dir = await dirs.make();
+    const report = join(dir, 'reports', 'synapse.xml');
+    const r = await synapse(['test', `${FIXTURES}/failing`, `${FIXTURES}/bad/orphan.test.yaml`, '--schemas', SCHEMAS, '--junit', report, '--fuzz', '5', '--seed', '1']);
+    expect(r.code).toBe(1);
+    const xml = readFileSync(report, 'utf8');
+    // 3 cases, a file that could not load, and the fuzzed pipeline; the last line counts the same.
+    expect(lines(r.stdout).at(-1)).toBe('3 passed, 2 failed');
+    expect(xml).toContain('<testsuites name="synapse test" tests="5" failures="2">');
+    expect(xml).toContain(`<testsuite name="${FIXTURES}/failing/orders.test.yaml (pipeline orders)" tests="3" failures="1" skipped="0">`);
+    expect(xml).toContain('<testcase classname="orders" name="the title is expected to say shipped (it does not)">\n      <failure message="sink publish: what reached it differs (- expected, + actual)">');
+    expect(xml).toContain('-     "title": "Order o2 shipped",\n+     "title": "Order o2 confirmed",');
+    // A file that could not run: its errors in its cases' failures (the report is read on its own).
+    expect(xml).toContain(`<testcase classname="no-such-pipeline" name="never runs">\n      <failure message="${FIXTURES}/bad/orphan.test.yaml:1:11 no pipeline named 'no-such-pipeline'`);
+    expect(xml).toContain('<testsuite name="fuzz (--fuzz 5 --seed 1)" tests="1" failures="0" skipped="0">');
+  }, CLI_TIMEOUT);
+
   it('a test file naming a missing pipeline fails with FILE:LINE:COL, exit 1', async () => {
     const r = await synapse(['test', `${FIXTURES}/bad/orphan.test.yaml`, '--schemas', SCHEMAS]);
     expect(r.stdout).toContain(`  ${FIXTURES}/bad/orphan.test.yaml:1:11 no pipeline named 'no-such-pipeline'`);
