@@ -7,7 +7,7 @@ import pretty from 'pino-pretty';
  * so that commands whose output is data (dry-run, tail) keep stdout clean.
  */
 export function createLogger(opts: { level?: string; fd?: number; stream?: DestinationStream } = {}): Logger {
-  const level = opts.level ?? process.env.SYNAPSE_LOG_LEVEL ?? 'info';
+  const level = opts.level ?? (process.env.SYNAPSE_LOG_LEVEL?.toLowerCase() || 'info');
   const fd = opts.fd ?? 2;
   return pino({ level, base: { service: 'synapse' } }, opts.stream ?? (wantsPretty(fd) ? prettyStream(fd) : destination({ fd, sync: false })));
 }
@@ -17,7 +17,7 @@ export function createLogger(opts: { level?: string; fd?: number; stream?: Desti
  * SYNAPSE_LOG_FORMAT=json or =pretty decides instead.
  */
 function wantsPretty(fd: number): boolean {
-  const format = process.env.SYNAPSE_LOG_FORMAT;
+  const format = process.env.SYNAPSE_LOG_FORMAT?.toLowerCase();
   if (format) return format === 'pretty';
   return (fd === 1 ? process.stdout : process.stderr).isTTY === true;
 }

@@ -1,8 +1,10 @@
 /**
- * The numeric settings of the environment: each is a whole number above zero (a count, bytes,
- * milliseconds or megabytes), and each has a default that an unset or empty variable keeps.
- * `synapse run` refuses to start when one of them is set to anything else (`settingErrors`): a
- * limit typed as `10s` or `-1` must not silently become the default, or, worse, zero.
+ * The settings of the environment that `synapse run` checks before it starts (`settingErrors`):
+ * a limit typed as `10s` or `-1` must not silently become its default (or, worse, zero), nor a
+ * log level pino does not know fail with a stack trace.
+ *
+ * The numeric ones: each is a whole number above zero (a count, bytes, milliseconds or
+ * megabytes), and each has a default that an unset or empty variable keeps.
  */
 export const NUMERIC_SETTINGS = [
   'SYNAPSE_SHUTDOWN_TIMEOUT_MS',
@@ -23,16 +25,28 @@ export const NUMERIC_SETTINGS = [
 
 export type NumericSetting = (typeof NUMERIC_SETTINGS)[number];
 
+/** Settings that take one of a few words (in any case; unset or empty: the default). */
+export const CHOICE_SETTINGS = {
+  SYNAPSE_LOG_LEVEL: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+  SYNAPSE_LOG_FORMAT: ['json', 'pretty'],
+  SYNAPSE_REDIS_CLUSTER: ['yes', 'no', 'auto', 'true', 'false', '1', '0'],
+} as const;
+
 /** The value of a numeric setting: unset or empty keeps `fallback`, and so does an invalid value (see settingErrors). */
 export function numericSetting(name: NumericSetting, fallback: number, env: NodeJS.ProcessEnv = process.env): number {
   const value = parse(env[name]);
   return value ?? fallback;
 }
 
-/** One line per numeric setting set to something that is not a whole number above zero. */
+/** One line per setting set to a value it cannot take. */
 export function settingErrors(env: NodeJS.ProcessEnv = process.env): string[] {
-  return NUMERIC_SETTINGS.filter((name) => env[name]?.trim() && parse(env[name]) === undefined)
-    .map((name) => `${name} must be a whole number above 0, got '${String(env[name]).slice(0, 40)}'`);
+  const shown = (name: string) => String(env[name]).slice(0, 40);
+  const numbers = NUMERIC_SETTINGS.filter((name) => env[name]?.trim() && parse(env[name]) === undefined)
+    .map((name) => `${name} must be a whole number above 0, got '${shown(name)}'`);
+  const words = Object.entries(CHOICE_SETTINGS)
+    .filter(([name, choices]) => env[name]?.trim() && !(choices as readonly string[]).includes(env[name]!.toLowerCase()))
+    .map(([name, choices]) => `${name} must be one of ${choices.join(', ')}, got '${shown(name)}'`);
+  return [...numbers, ...words];
 }
 
 /** A set value that is a whole number above zero; undefined for anything else. */

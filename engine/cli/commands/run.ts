@@ -33,6 +33,9 @@ const SAME_CTRL_C_MS = 500;
  * SAME_CTRL_C_MS) exits at once (code 1).
  */
 export async function runCommand(opts: RunOptions): Promise<number> {
+  // Checked before anything starts (the logger takes two of them).
+  const badSettings = settingErrors();
+  if (badSettings.length > 0) throw new SynapseError(badSettings.join('\n'));
   const logger = createLogger({ fd: 1 });
   const token = process.env.SYNAPSE_ADMIN_TOKEN || undefined;
   const host = opts.host ?? process.env.SYNAPSE_ADMIN_HOST ?? '127.0.0.1';
@@ -41,8 +44,6 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   if (!isLoopback(host) && !token) {
     throw new SynapseError(`refusing to serve the admin API on ${host} without a token: set SYNAPSE_ADMIN_TOKEN, or bind to loopback (--host 127.0.0.1 or SYNAPSE_ADMIN_HOST)`);
   }
-  const badSettings = settingErrors();
-  if (badSettings.length > 0) throw new SynapseError(badSettings.join('\n'));
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new SynapseError(`--port (or SYNAPSE_ADMIN_PORT) must be a port number 0..65535, got '${opts.port ?? process.env.SYNAPSE_ADMIN_PORT}'`);
   }
