@@ -62,8 +62,8 @@ export async function startTestRedis(opts: { persistent?: boolean; own?: boolean
   }
 }
 
-/** Polls `cond` until it holds or `timeoutMs` passes (then throws with `what`). */
-export async function waitFor<T>(cond: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+/** Polls `cond` until it holds or `timeoutMs` passes (then throws with `what`, which a function can make say where things stood). */
+export async function waitFor<T>(cond: () => Promise<T | undefined | false> | T | undefined | false, what: string | (() => string), timeoutMs = 20_000, everyMs = 50): Promise<T> {
   // A monotonic clock: a test may hold Date still (vi.useFakeTimers({ toFake: ['Date'] })).
   const deadline = performance.now() + timeoutMs;
   let last: unknown;
@@ -74,7 +74,7 @@ export async function waitFor<T>(cond: () => Promise<T | undefined | false> | T 
     } catch (err) {
       last = err;
     }
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
