@@ -3,8 +3,8 @@
  * a limit typed as `10s` or `-1` must not silently become its default (or, worse, zero), nor a
  * log level pino does not know fail with a stack trace.
  *
- * The numeric ones: each is a whole number above zero (a count, bytes, milliseconds or
- * megabytes), and each has a default that an unset or empty variable keeps.
+ * The numeric ones: each is a whole number from 1 to MAX_SETTING (a count, bytes, milliseconds
+ * or megabytes), written in digits, and each has a default that an unset or empty variable keeps.
  */
 export const NUMERIC_SETTINGS = [
   'SYNAPSE_SHUTDOWN_TIMEOUT_MS',
@@ -25,6 +25,12 @@ export const NUMERIC_SETTINGS = [
 
 export type NumericSetting = (typeof NUMERIC_SETTINGS)[number];
 
+/**
+ * The largest value of a numeric setting: Node's timers take at most 2^31-1 ms and turn anything
+ * larger into 1 ms (a shutdown time limit of 2147483648 would force every stop at once).
+ */
+export const MAX_SETTING = 2_147_483_647;
+
 /** Settings that take one of a few words (in any case; unset or empty: the default). */
 export const CHOICE_SETTINGS = {
   SYNAPSE_LOG_LEVEL: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
@@ -42,16 +48,17 @@ export function numericSetting(name: NumericSetting, fallback: number, env: Node
 export function settingErrors(env: NodeJS.ProcessEnv = process.env): string[] {
   const shown = (name: string) => String(env[name]).slice(0, 40);
   const numbers = NUMERIC_SETTINGS.filter((name) => env[name]?.trim() && parse(env[name]) === undefined)
-    .map((name) => `${name} must be a whole number above 0, got '${shown(name)}'`);
+    .map((name) => `${name} must be a whole number from 1 to ${MAX_SETTING}, got '${shown(name)}'`);
   const words = Object.entries(CHOICE_SETTINGS)
     .filter(([name, choices]) => env[name]?.trim() && !(choices as readonly string[]).includes(env[name]!.toLowerCase()))
     .map(([name, choices]) => `${name} must be one of ${choices.join(', ')}, got '${shown(name)}'`);
   return [...numbers, ...words];
 }
 
-/** A set value that is a whole number above zero; undefined for anything else. */
+/** A set value that is a whole number from 1 to MAX_SETTING in digits (not `1e3`, `0x10`, `+7`); undefined for anything else. */
 function parse(raw: string | undefined): number | undefined {
-  if (!raw?.trim()) return undefined;
-  const value = Number(raw);
-  return Number.isSafeInteger(value) && value > 0 ? value : undefined;
+  const text = raw?.trim() ?? '';
+  if (!/^[0-9]+$/.test(text)) return undefined;
+  const value = Number(text);
+  return value >= 1 && value <= MAX_SETTING ? value : undefined;
 }

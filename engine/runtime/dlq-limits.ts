@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { numericSetting, type NumericSetting } from '../settings.ts';
 
 /** What a DLQ may hold (docs/security.md, "The DLQ"). */
 export interface DlqLimits {
@@ -21,10 +22,7 @@ export const DEFAULT_DLQ_LIMITS: DlqLimits = {
 
 /** The limits set in the environment, over the defaults (read on each call: cheap, and tests can set them). */
 export function dlqLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): DlqLimits {
-  const num = (name: string, fallback: number) => {
-    const v = Number(env[name]);
-    return env[name] && Number.isInteger(v) && v > 0 ? v : fallback;
-  };
+  const num = (name: NumericSetting, fallback: number) => numericSetting(name, fallback, env);
   const d = DEFAULT_DLQ_LIMITS;
   return {
     maxPayloadBytes: num('SYNAPSE_DLQ_MAX_PAYLOAD_BYTES', d.maxPayloadBytes),

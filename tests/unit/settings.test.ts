@@ -11,15 +11,20 @@ describe('numeric settings of the environment', () => {
     expect(settingErrors({ SYNAPSE_DLQ_MAXLEN: '1', SYNAPSE_SHUTDOWN_TIMEOUT_MS: '', SYNAPSE_WS_MAX_CONNECTIONS: '5' })).toEqual([]);
   });
 
-  it.each(['0', '-1', '10s', '1.5', 'abc', 'NaN', 'Infinity', '9007199254740993'])('%s is refused, named with its value, and never read as a number', (raw) => {
+  it.each(['0', '-1', '10s', '1.5', '1.0', 'abc', 'NaN', 'Infinity', '1e3', '0x10', '0b11', '+7', '2147483648', '9007199254740993'])('%s is refused, named with its value, and never read as a number', (raw) => {
     expect(numericSetting('SYNAPSE_SHUTDOWN_TIMEOUT_MS', 10_000, { SYNAPSE_SHUTDOWN_TIMEOUT_MS: raw })).toBe(10_000);
-    expect(settingErrors({ SYNAPSE_SHUTDOWN_TIMEOUT_MS: raw })).toEqual([`SYNAPSE_SHUTDOWN_TIMEOUT_MS must be a whole number above 0, got '${raw}'`]);
+    expect(settingErrors({ SYNAPSE_SHUTDOWN_TIMEOUT_MS: raw })).toEqual([`SYNAPSE_SHUTDOWN_TIMEOUT_MS must be a whole number from 1 to 2147483647, got '${raw}'`]);
+  });
+
+  it('the largest value Node\'s timers take is the largest a setting takes', () => {
+    expect(numericSetting('SYNAPSE_SHUTDOWN_TIMEOUT_MS', 10_000, { SYNAPSE_SHUTDOWN_TIMEOUT_MS: '2147483647' })).toBe(2_147_483_647);
+    expect(numericSetting('SYNAPSE_DLQ_MAXLEN', 7, { SYNAPSE_DLQ_MAXLEN: ' 010 ' })).toBe(10);
   });
 
   it('every bad setting is named, in the order of the list; a long value is cut', () => {
     const env = Object.fromEntries(NUMERIC_SETTINGS.map((name) => [name, '-1']));
     expect(settingErrors(env).map((line) => line.split(' ')[0])).toEqual([...NUMERIC_SETTINGS]);
-    expect(settingErrors({ SYNAPSE_SANDBOX_MAX_BYTES: 'x'.repeat(10_000) })[0]).toBe(`SYNAPSE_SANDBOX_MAX_BYTES must be a whole number above 0, got '${'x'.repeat(40)}'`);
+    expect(settingErrors({ SYNAPSE_SANDBOX_MAX_BYTES: 'x'.repeat(10_000) })[0]).toBe(`SYNAPSE_SANDBOX_MAX_BYTES must be a whole number from 1 to 2147483647, got '${'x'.repeat(40)}'`);
   });
 
   it('a setting that takes one of a few words: any other is refused, naming the words; case does not matter', () => {

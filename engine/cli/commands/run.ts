@@ -39,13 +39,15 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const logger = createLogger({ fd: 1 });
   const token = process.env.SYNAPSE_ADMIN_TOKEN || undefined;
   const host = opts.host ?? process.env.SYNAPSE_ADMIN_HOST ?? '127.0.0.1';
-  const port = Number(opts.port ?? process.env.SYNAPSE_ADMIN_PORT ?? 8080);
+  // Empty is unset, as for every setting; a port is written in digits (not `1e3`).
+  const portText = (opts.port ?? (process.env.SYNAPSE_ADMIN_PORT?.trim() || '8080')).trim();
+  const port = /^[0-9]+$/.test(portText) ? Number(portText) : Number.NaN;
   // Checked before anything starts: an engine whose admin API cannot run must not consume headless.
   if (!isLoopback(host) && !token) {
     throw new SynapseError(`refusing to serve the admin API on ${host} without a token: set SYNAPSE_ADMIN_TOKEN, or bind to loopback (--host 127.0.0.1 or SYNAPSE_ADMIN_HOST)`);
   }
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new SynapseError(`--port (or SYNAPSE_ADMIN_PORT) must be a port number 0..65535, got '${opts.port ?? process.env.SYNAPSE_ADMIN_PORT}'`);
+    throw new SynapseError(`--port (or SYNAPSE_ADMIN_PORT) must be a port number 0..65535, got '${portText.slice(0, 40)}'`);
   }
   // A port already taken (another engine) fails here, before anything is consumed.
   await portFree(host, port).catch((err: unknown) => {

@@ -25,14 +25,23 @@ describe('synapse run with a setting it cannot take', () => {
       timeoutMs: 20_000,
     });
     expect(res.code, res.stderr).toBe(1);
-    expect(res.stderr).toContain("SYNAPSE_SHUTDOWN_TIMEOUT_MS must be a whole number above 0, got '10s'");
-    expect(res.stderr).toContain("SYNAPSE_DLQ_MAXLEN must be a whole number above 0, got '-1'");
-    expect(res.stderr).toContain("SYNAPSE_WS_MAX_CONNECTIONS must be a whole number above 0, got '1.5'");
+    expect(res.stderr).toContain("SYNAPSE_SHUTDOWN_TIMEOUT_MS must be a whole number from 1 to 2147483647, got '10s'");
+    expect(res.stderr).toContain("SYNAPSE_DLQ_MAXLEN must be a whole number from 1 to 2147483647, got '-1'");
+    expect(res.stderr).toContain("SYNAPSE_WS_MAX_CONNECTIONS must be a whole number from 1 to 2147483647, got '1.5'");
     // A log level pino does not know once failed with a stack trace.
     expect(res.stderr).toContain("SYNAPSE_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got 'verbose'");
     expect(res.stderr).not.toMatch(/\n\s+at /);
     // A valid one is not named.
     expect(res.stderr).not.toContain('SYNAPSE_DLQ_MAX_PAYLOAD_BYTES');
     expect(res.stdout).not.toContain('connecting to redis');
+  });
+
+  it('a port that is not written as a port number (1e3 once bound port 1000): exits 1 naming it', async () => {
+    const res = await runCli(['run', '--pipelines', dir, '--schemas', dir, '--redis', 'redis://127.0.0.1:1', '--no-watch'], {
+      env: { SYNAPSE_ADMIN_PORT: '1e3', SYNAPSE_LOG_FORMAT: 'json' },
+      timeoutMs: 20_000,
+    });
+    expect(res.code, res.stderr).toBe(1);
+    expect(res.stderr).toContain("--port (or SYNAPSE_ADMIN_PORT) must be a port number 0..65535, got '1e3'");
   });
 });
