@@ -10,6 +10,8 @@ import { entryFromBytes } from './stream-reader.ts';
 const CHUNK = 500;
 /** Finished replays GET /replay/:id still answers for; older ones are forgotten. */
 export const KEPT_FINISHED_REPLAYS = 100;
+/** Replays that may run at once in one process (each reads and writes Redis as fast as it can). */
+export const MAX_RUNNING_REPLAYS = 8;
 
 /** What to replay and where to. */
 export interface ReplayRequest {
@@ -88,10 +90,17 @@ export class ReplayJobs {
     return undefined;
   }
 
+  /** How many jobs are running. */
+  running(): number {
+    return this.jobs.size - this.finished.length;
+  }
+
   /** Starts a job in the background and returns it at once. */
   start(req: ReplayRequest, onProgress?: (job: ReplayJob) => void): ReplayJob {
     const job: ReplayJob = { id: randomUUID(), request: req, status: 'running', scanned: 0, matched: 0, written: 0, progress: 0, startedAt: new Date().toISOString() };
     this.jobs.set(job.id, job);
+    const { types, ...where } = req;
+    this.logger.info({ replay: job.id, ...where, types: types?.length }, 'replay started');
     void this.run(job, onProgress).catch((err) => {
       job.status = 'failed';
       job.error = errorMessage(err);
@@ -104,6 +113,10 @@ export class ReplayJobs {
 
   /** A finished job is kept for GET /replay/:id among the last KEPT_FINISHED_REPLAYS. */
   private retire(job: ReplayJob): void {
+    if (job.status !== 'failed') {
+      const { id: replay, status, scanned, matched, written } = job;
+      this.logger.info({ replay, status, scanned, matched, written }, status === 'cancelled' ? 'replay cancelled' : 'replay done');
+    }
     this.cancelled.delete(job.id);
     this.finished.push(job.id);
     while (this.finished.length > KEPT_FINISHED_REPLAYS) this.jobs.delete(this.finished.shift()!);
@@ -132,14 +145,15 @@ export class ReplayJobs {
     let cursor = from;
     let exclusive = false;
     for (;;) {
-      if (this.cancelled.has(job.id)) {
-        job.status = 'cancelled';
-        break;
-      }
       // As bytes: a copy keeps them exactly, and a value that is not UTF-8 fails at decode.
       const rows = await redis.xrangeBuffer(req.stream, exclusive ? `(${cursor}` : cursor, to, 'COUNT', CHUNK);
+      // Read before the cancel is looked at: a replay with nothing left is done, not cancelled.
       if (rows.length === 0) {
         job.status = 'done';
+        break;
+      }
+      if (this.cancelled.has(job.id)) {
+        job.status = 'cancelled';
         break;
       }
       cursor = rows[rows.length - 1]![0].toString();

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { ReplayJobs, type ReplayRequest } from '../../runtime/replay.ts';
+import { MAX_RUNNING_REPLAYS, ReplayJobs, type ReplayRequest } from '../../runtime/replay.ts';
 import { errorReply } from '../schemas.ts';
 import type { AdminDeps } from '../server.ts';
 
@@ -39,11 +39,14 @@ export const replayRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine 
           pipeline: { type: 'string', minLength: 1, maxLength: 1024 },
         },
       },
-      response: { 202: jobSchema, 422: errorReply },
+      response: { 202: jobSchema, 422: errorReply, 429: errorReply },
     },
   }, async (req, reply) => {
     const why = jobs.check(req.body);
     if (why) return reply.code(422).send({ error: 'replay_invalid', message: why });
+    if (jobs.running() >= MAX_RUNNING_REPLAYS) {
+      return reply.code(429).send({ error: 'replay_busy', message: `${MAX_RUNNING_REPLAYS} replays are running already: wait for one to finish, or stop one (DELETE /replay/:id)` });
+    }
     return reply.code(202).send(jobs.start(req.body));
   });
 
@@ -64,7 +67,7 @@ export const replayRoutes: FastifyPluginAsync<AdminDeps> = async (app, { engine 
   }, async (req, reply) => {
     const job = jobs.cancel(req.params.id);
     if (!job) return reply.code(404).send({ error: 'not_found', message: `no replay '${req.params.id}'` });
-    if (job.status !== 'running') return reply.code(409).send({ error: 'replay_finished', message: `replay '${job.id}' is ${job.status} already` });
+    if (job.status !== 'running') return reply.code(409).send({ error: 'replay_finished', message: `replay '${job.id}' has finished (${job.status})` });
     return reply.code(202).send(job);
   });
 };

@@ -87,15 +87,16 @@ export async function dlqCommand(action: string, stream: string, opts: { redis?:
  * `synapse replay STREAM --from T --to T [--types a,b] --to-stream S`: copies a time range
  * (optionally some event types) to another stream, with a progress bar on stderr; with
  * `--pipeline NAME`, asks the running engine (POST /replay) to run it through that pipeline and
- * follows its progress. Ctrl-C stops the replay after the chunk in hand (through the engine's
- * DELETE /replay/:id when it runs there) and exits 1 with what was done; a second Ctrl-C quits at once.
+ * follows its progress. Prints the job as one JSON line; exit 0 when it is done. Ctrl-C (or
+ * SIGTERM) stops the replay after the chunk in hand (through the engine's DELETE /replay/:id
+ * when it runs there) and exits 1 once it has stopped; a second one quits at once.
  */
 export async function replayCommand(stream: string, opts: { redis?: string; from: string; to?: string; types?: string; toStream?: string; pipeline?: string; admin?: string }): Promise<number> {
   // Without --to, up to now: what is in the stream when the replay starts.
   const req: ReplayRequest = { stream, from: opts.from, to: opts.to ?? new Date().toISOString(), types: opts.types?.split(',').filter(Boolean), toStream: opts.toStream, pipeline: opts.pipeline };
   const interrupt = onInterrupt();
   try {
-    if (opts.pipeline) return await replayThroughAdmin(req, opts.admin ?? process.env.SYNAPSE_ADMIN_URL ?? 'http://127.0.0.1:8080', interrupt);
+    if (opts.pipeline) return await replayThroughAdmin(req, (opts.admin ?? process.env.SYNAPSE_ADMIN_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, ''), interrupt);
     return await replayHere(req, opts, interrupt);
   } finally {
     interrupt.remove();
@@ -116,14 +117,10 @@ async function replayHere(req: ReplayRequest, opts: { redis?: string }, interrup
       interrupt.onFirst(() => jobs.cancel(started.id));
     });
     process.stderr.write('\n');
-    const done = { scanned: job.scanned, matched: job.matched, written: job.written, toStream: req.toStream };
-    if (job.status === 'cancelled') {
-      process.stdout.write(`${JSON.stringify({ status: job.status, ...done, lastId: job.lastId })}\n`);
-      return 1;
-    }
-    if (job.status !== 'done') throw new SynapseError(`replay ${job.status}: ${job.error ?? ''}`);
-    process.stdout.write(`${JSON.stringify(done)}\n`);
-    return 0;
+    if (job.status === 'failed') throw new SynapseError(`replay failed: ${job.error ?? ''}`);
+    const { status, scanned, matched, written, lastId } = job;
+    process.stdout.write(`${JSON.stringify({ status, scanned, matched, written, toStream: req.toStream, lastId })}\n`);
+    return status === 'done' ? 0 : 1;
   } finally {
     redis.disconnect();
   }
@@ -131,20 +128,40 @@ async function replayHere(req: ReplayRequest, opts: { redis?: string }, interrup
 
 async function replayThroughAdmin(req: ReplayRequest, admin: string, interrupt: Interrupt): Promise<number> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (process.env.SYNAPSE_ADMIN_TOKEN) headers.authorization = `Bearer ${process.env.SYNAPSE_ADMIN_TOKEN}`;
-  const res = await fetch(`${admin}/replay`, { method: 'POST', headers, body: JSON.stringify(req) });
-  let job = (await res.json()) as { id: string; status: string; progress: number; matched: number; written: number; message?: string; error?: string };
-  if (res.status !== 202) throw new SynapseError(`replay refused: ${job.message ?? res.status}`);
-  // The job runs in the engine: leaving it running when this command ends would surprise.
+  const auth: Record<string, string> = process.env.SYNAPSE_ADMIN_TOKEN ? { authorization: `Bearer ${process.env.SYNAPSE_ADMIN_TOKEN}` } : {};
+  // The job runs in the engine: it must not go on there once this command has ended. A Ctrl-C
+  // that comes while the request is on its way cancels the job as soon as it has an id.
+  let id: string | undefined;
+  let cancelled = false;
+  let answer: () => void = () => undefined;
+  const posted = new Promise<void>((r) => (answer = r));
   interrupt.onFirst(async () => {
-    const cancel = await fetch(`${admin}/replay/${job.id}`, { method: 'DELETE', headers: { authorization: headers.authorization ?? '' } });
-    if (cancel.status === 202) process.stderr.write('the engine stops the replay after the chunk in hand\n');
+    await posted;
+    if (!id) return;
+    const cancel = await fetch(`${admin}/replay/${id}`, { method: 'DELETE', headers: auth });
+    cancelled = cancel.status === 202;
+    if (cancelled) process.stderr.write('the engine stops the replay after the chunk in hand\n');
     // 409: it finished meanwhile, which the next poll shows.
     else if (cancel.status !== 409) process.stderr.write(`the engine did not cancel the replay: ${cancel.status} ${await cancel.text()}\n`);
   });
+  interrupt.onQuit(() => {
+    if (cancelled) return undefined;
+    if (id) return `replay ${id} may still be running in the engine: DELETE ${admin}/replay/${id} stops it`;
+    return 'the engine may have started the replay: its log says "replay started" with its id, which DELETE /replay/:id stops';
+  });
+  let job: { id: string; status: string; progress: number; matched: number; written: number; message?: string; error?: string };
+  try {
+    const res = await fetch(`${admin}/replay`, { method: 'POST', headers: { ...headers, ...auth }, body: JSON.stringify(req) });
+    job = (await res.json()) as typeof job;
+    if (res.status !== 202) throw new SynapseError(`replay refused: ${job.message ?? res.status}`);
+    id = job.id;
+    process.stderr.write(`replay ${id} running in the engine (GET ${admin}/replay/${id})\n`);
+  } finally {
+    answer();
+  }
   while (job.status === 'running') {
     await new Promise((r) => setTimeout(r, 250));
-    job = (await (await fetch(`${admin}/replay/${job.id}`, { headers })).json()) as typeof job;
+    job = (await (await fetch(`${admin}/replay/${job.id}`, { headers: auth })).json()) as typeof job;
     drawProgress(job.progress, `${job.matched} matched, ${job.written} written`);
   }
   process.stderr.write('\n');
@@ -155,18 +172,28 @@ async function replayThroughAdmin(req: ReplayRequest, admin: string, interrupt: 
 interface Interrupt {
   /** Runs `action` on the first Ctrl-C (SIGINT or SIGTERM), at once if it came already; a failure of it is printed. */
   onFirst(action: () => unknown): void;
+  /** What to print when a second signal quits at once (undefined: nothing). */
+  onQuit(message: () => string | undefined): void;
   remove(): void;
 }
 
-/** The first Ctrl-C asks the work in hand to stop; a second quits at once (exit 130). */
+/**
+ * The first Ctrl-C or SIGTERM asks the work in hand to stop (with nothing in hand yet, it quits
+ * at once); a second quits at once, with the exit code of the signal (130, 143).
+ */
 function onInterrupt(): Interrupt {
   let action: (() => unknown) | undefined;
+  let quit: () => string | undefined = () => undefined;
   let asked = false;
   const run = () => void Promise.resolve().then(() => action?.()).catch((err: unknown) => process.stderr.write(`${String(err)}\n`));
-  const handler = () => {
-    if (asked) process.exit(130);
+  const handler = (signal: NodeJS.Signals) => {
+    if (asked || !action) {
+      const last = quit();
+      if (last) process.stderr.write(`\n${last}\n`);
+      process.exit(signal === 'SIGTERM' ? 143 : 130);
+    }
     asked = true;
-    process.stderr.write('\nstopping the replay after the chunk in hand (Ctrl-C again to quit at once)\n');
+    process.stderr.write(`\nstopping the replay after the chunk in hand (${signal} again to quit at once)\n`);
     run();
   };
   process.on('SIGINT', handler);
@@ -175,6 +202,9 @@ function onInterrupt(): Interrupt {
     onFirst(a) {
       action = a;
       if (asked) run();
+    },
+    onQuit(message) {
+      quit = message;
     },
     remove() {
       process.off('SIGINT', handler);

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type EngineFixture, entries, hasStackTrace, key, metricValue, payloads, ping, pipelineYaml, useEngines } from '../../helpers/engine.ts';
+import { pino } from 'pino';
+import { ReplayJobs, type ReplayJob } from '../../../engine/runtime/replay.ts';
 import { waitFor } from '../../helpers/redis.ts';
 
 const { start } = useEngines();
@@ -23,6 +25,18 @@ async function finished(f: EngineFixture, id: string) {
     const job = JSON.parse(res.body);
     return job.status !== 'running' && job;
   }, `replay ${id} to finish`);
+}
+
+/** `n` pings at T0, T0+1 ms, … */
+async function writeMany(f: EngineFixture, stream: string, n: number): Promise<void> {
+  const batch = f.client.pipeline();
+  for (let i = 0; i < n; i++) batch.xadd(stream, `${T0 + i}-0`, 'payload', JSON.stringify(ping(i)));
+  await batch.exec();
+}
+
+/** Under CLIENT PAUSE … WRITE: a client is held on an XADD (a replay's copy of its chunk). */
+async function blockedOnCopy(f: EngineFixture): Promise<void> {
+  await waitFor(async () => String(await f.client.call('CLIENT', 'LIST')).split('\n').some((c) => / flags=b .* cmd=xadd /.test(c)), 'a copy held by the paused writes');
 }
 
 describe('POST /replay and GET /replay/:id', () => {
@@ -129,35 +143,90 @@ describe('POST /replay and GET /replay/:id', () => {
     const f = await start();
     const stream = key('history');
     const target = key('target');
-    // Three chunks of 500.
-    const batch = f.client.pipeline();
-    for (let i = 0; i < 1500; i++) batch.xadd(stream, `${T0 + i}-0`, 'payload', JSON.stringify(ping(i)));
-    await batch.exec();
-    // Writes held: the replay reads its first chunk, then waits on its first copy.
-    await f.client.call('CLIENT', 'PAUSE', '10000', 'WRITE');
+    await writeMany(f, stream, 1500); // three chunks of 500
+    // Writes held: the replay reads its first chunk, then waits on its copy.
+    await f.client.call('CLIENT', 'PAUSE', '20000', 'WRITE');
     let job: Record<string, unknown>;
     try {
       const res = await f.inject({ method: 'POST', url: '/replay', payload: { stream, from: '-', to: '+', toStream: target } });
       expect(res.statusCode, res.body).toBe(202);
       job = JSON.parse(res.body);
+      await blockedOnCopy(f);
       const cancel = await f.inject({ method: 'DELETE', url: `/replay/${job.id}` });
       expect(cancel.statusCode, cancel.body).toBe(202);
-      expect(JSON.parse(cancel.body)).toMatchObject({ id: job.id, status: 'running' });
+      expect(JSON.parse(cancel.body)).toMatchObject({ id: job.id, status: 'running', scanned: 500, written: 0 });
     } finally {
       await f.client.call('CLIENT', 'UNPAUSE');
     }
+    // The chunk in hand is copied whole; nothing after it.
     const done = await finished(f, job.id as string);
-    expect(done.status).toBe('cancelled');
-    expect(done.written).toBeLessThanOrEqual(500);
-    expect(await f.client.xlen(target)).toBe(done.written);
+    expect(done).toMatchObject({ status: 'cancelled', scanned: 500, matched: 500, written: 500, lastId: `${T0 + 499}-0` });
+    expect(await f.client.xlen(target)).toBe(500);
     expect(done.finishedAt).toEqual(expect.any(String));
     // A finished replay cannot be cancelled; an unknown one is not found.
     const again = await f.inject({ method: 'DELETE', url: `/replay/${job.id}` });
     expect(again.statusCode).toBe(409);
-    expect(JSON.parse(again.body)).toMatchObject({ error: 'replay_finished', message: expect.stringContaining('cancelled') });
+    expect(JSON.parse(again.body)).toMatchObject({ error: 'replay_finished', message: `replay '${job.id}' has finished (cancelled)` });
     const unknown = await f.inject({ method: 'DELETE', url: `/replay/${key()}` });
     expect(unknown.statusCode).toBe(404);
     expect(JSON.parse(unknown.body).error).toBe('not_found');
+  });
+
+  it('at most 8 replays run at once: the next gets 429 until one has stopped', async () => {
+    const f = await start();
+    const stream = key('history');
+    await writeMany(f, stream, 10);
+    await f.client.call('CLIENT', 'PAUSE', '20000', 'WRITE');
+    const ids: string[] = [];
+    try {
+      for (let i = 0; i < 8; i++) {
+        const res = await f.inject({ method: 'POST', url: '/replay', payload: { stream, from: '-', to: '+', toStream: key('t') } });
+        expect(res.statusCode, res.body).toBe(202);
+        ids.push(JSON.parse(res.body).id);
+      }
+      const busy = await f.inject({ method: 'POST', url: '/replay', payload: { stream, from: '-', to: '+', toStream: key('t') } });
+      expect(busy.statusCode).toBe(429);
+      expect(JSON.parse(busy.body)).toMatchObject({ error: 'replay_busy', message: expect.stringContaining('DELETE /replay/:id') });
+      for (const id of ids) expect((await f.inject({ method: 'DELETE', url: `/replay/${id}` })).statusCode).toBe(202);
+    } finally {
+      await f.client.call('CLIENT', 'UNPAUSE');
+    }
+    for (const id of ids) await finished(f, id);
+    const again = await f.inject({ method: 'POST', url: '/replay', payload: { stream, from: '-', to: '+', toStream: key('t') } });
+    expect(again.statusCode, again.body).toBe(202);
+  });
+
+  it('a cancel before the first chunk copies nothing; one after the last chunk leaves the replay done; each end is logged', async () => {
+    const f = await start();
+    const stream = key('history');
+    await writeMany(f, stream, 600);
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const jobs = new ReplayJobs(() => f.engine.connection, () => undefined, logger);
+    const ended = (job: ReplayJob) => waitFor(() => job.status !== 'running' && job, 'the replay to end');
+
+    // Before the first chunk: cancelled at once, nothing read, nothing written.
+    const early = jobs.start({ stream, from: '-', to: '+', toStream: key('t1') });
+    expect(jobs.cancel(early.id)).toBe(early);
+    expect(await ended(early)).toMatchObject({ status: 'cancelled', scanned: 0, written: 0 });
+    expect(await f.client.exists(early.request.toStream!)).toBe(0);
+
+    // After the last chunk (as its progress says so): the replay has nothing left, and is done.
+    let late: ReplayJob | undefined;
+    late = jobs.start({ stream, from: '-', to: '+', toStream: key('t2') }, (j) => {
+      if (j.scanned === 600 && j.status === 'running') jobs.cancel(late!.id);
+    });
+    expect(await ended(late)).toMatchObject({ status: 'done', scanned: 600, written: 600 });
+    expect(jobs.cancel(key())).toBeUndefined();
+    expect(jobs.running()).toBe(0);
+
+    expect(lines.map((l) => [l.msg, l.replay, l.status, l.written])).toEqual([
+      ['replay started', early.id, undefined, undefined],
+      ['replay cancelled', early.id, 'cancelled', 0],
+      ['replay started', late.id, undefined, undefined],
+      ['replay done', late.id, 'done', 600],
+    ]);
+    expect(lines[0]).toMatchObject({ stream, from: '-', to: '+', toStream: early.request.toStream });
   });
 
   it('keeps the last 100 finished replays: an older one is forgotten, and a request cannot hold megabytes', async () => {
@@ -191,7 +260,6 @@ describe('POST /replay and GET /replay/:id', () => {
     batch.xadd(stream, `${T0 + 1999}-0`, 'payload', JSON.stringify(ping(1999)));
     await batch.exec();
     const seen: number[] = [];
-    const { ReplayJobs } = await import('../../../engine/runtime/replay.ts');
     const jobs = new ReplayJobs(() => f.engine.connection, () => undefined, f.engine.logger);
     await new Promise<void>((resolve) => {
       jobs.start({ stream, from: '-', to: '+', toStream: target }, (j) => {

@@ -18,6 +18,11 @@ async function writeHistory(client: Redis, stream: string, n: number): Promise<v
   await batch.exec();
 }
 
+/** Under CLIENT PAUSE … WRITE: a client is held on an XADD (the replay's first chunk, read and being written). */
+async function blockedOnWrite(client: Redis): Promise<void> {
+  await waitFor(async () => String(await client.call('CLIENT', 'LIST')).split('\n').some((c) => / flags=b .* cmd=xadd /.test(c)), 'the first chunk held by the paused writes');
+}
+
 /** Follows a child's stderr as it comes. */
 function stderrOf(child: ChildProcess): () => string {
   let text = '';
@@ -42,14 +47,12 @@ describe('Ctrl-C on synapse replay', () => {
     const stream = key('history');
     const target = key('copy');
     await writeHistory(client, stream, 1500);
-    const clients = async () => String(await client.call('CLIENT', 'LIST')).trim().split('\n').length;
-    const before = await clients();
     await client.call('CLIENT', 'PAUSE', '20000', 'WRITE');
     let child: ChildProcess | undefined;
     const run = runCli(['replay', stream, '--from', '-', '--to', '+', '--to-stream', target, '--redis', redis.url], { onChild: (c) => (child = c) });
     try {
-      // Connected (its Ctrl-C handler comes first): it reads its first chunk and waits on the copy.
-      await waitFor(async () => (await clients()) > before, 'the command to connect');
+      // It has read its first chunk and waits on the copy.
+      await blockedOnWrite(client);
       child!.kill('SIGINT');
       const stderr = stderrOf(child!);
       await waitFor(() => stderr().includes('stopping the replay after the chunk in hand'), 'the command to take the Ctrl-C');
@@ -58,10 +61,9 @@ describe('Ctrl-C on synapse replay', () => {
     }
     const res = await run;
     expect(res.code, res.stderr).toBe(1);
-    const done = JSON.parse(res.stdout.trim());
-    expect(done).toMatchObject({ status: 'cancelled', toStream: target });
-    expect(done.written).toBeLessThanOrEqual(500);
-    expect(await client.xlen(target)).toBe(done.written);
+    // The chunk in hand is copied whole; nothing after it.
+    expect(JSON.parse(res.stdout.trim())).toEqual({ status: 'cancelled', scanned: 500, matched: 500, written: 500, toStream: target, lastId: `${T0 + 499}-0` });
+    expect(await client.xlen(target)).toBe(500);
   });
 
   describe('--pipeline', () => {
@@ -77,14 +79,16 @@ describe('Ctrl-C on synapse replay', () => {
       await f.client.call('CLIENT', 'PAUSE', '20000', 'WRITE');
       let child: ChildProcess | undefined;
       let stderr: () => string = () => '';
-      const run = runCli(['replay', stream, '--from', '-', '--to', '+', '--pipeline', name, '--admin', address], {
+      // A trailing slash on --admin is taken as the same address.
+      const run = runCli(['replay', stream, '--from', '-', '--to', '+', '--pipeline', name, '--admin', `${address}/`], {
         onChild: (c) => {
           child = c;
           stderr = stderrOf(c);
         },
       });
       try {
-        // The progress bar: the job runs in the engine, and the command follows it.
+        // The job runs in the engine, its first chunk held on the sink's write; the command follows it.
+        await blockedOnWrite(f.client);
         await waitFor(() => stderr().includes('%'), 'the command to follow the job');
         child!.kill('SIGINT');
         await waitFor(() => stderr().includes('the engine stops the replay after the chunk in hand'), 'the engine to take the cancel');
@@ -94,9 +98,10 @@ describe('Ctrl-C on synapse replay', () => {
       const res = await run;
       expect(res.code, res.stderr).toBe(1);
       const job = JSON.parse(res.stdout.trim());
-      expect(job).toMatchObject({ status: 'cancelled', scanned: 500 });
-      expect(job.written).toBeLessThanOrEqual(500);
-      expect(await f.client.xlen(out)).toBe(job.written);
+      expect(job).toMatchObject({ status: 'cancelled', scanned: 500, written: 500 });
+      expect(await f.client.xlen(out)).toBe(500);
+      // Where to find it, said as soon as the engine took it.
+      expect(res.stderr).toContain(`replay ${job.id} running in the engine (GET ${address}/replay/${job.id})`);
       // The engine says the same.
       expect(JSON.parse((await f.inject({ method: 'GET', url: `/replay/${job.id}` })).body)).toMatchObject({ status: 'cancelled', scanned: 500 });
     });
