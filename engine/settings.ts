@@ -1,5 +1,5 @@
 /**
- * The settings of the environment that `synapse run` checks before it starts (`settingErrors`):
+ * The settings of the environment that every `synapse` command checks before it starts (`settingErrors`):
  * a limit typed as `10s` or `-1` must not silently become its default (or, worse, zero), nor a
  * log level pino does not know fail with a stack trace.
  *

@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { ConfigInvalidError, SynapseError, errorMessage } from '../errors.ts';
+import { settingErrors } from '../settings.ts';
 import { packageVersion } from '../version.ts';
 
 // Each command's module is imported when the command runs: `synapse validate` need not load
@@ -25,6 +26,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addOption(new Option('--schemas <dir>', 'schema directory (default ./schemas, or SYNAPSE_SCHEMAS)'));
 
   const common = (cmd: Command) => ({ ...program.opts(), ...cmd.opts() });
+  // Every command refuses a setting it cannot take before it does anything (engine/settings.ts).
+  program.hook('preAction', () => {
+    const bad = settingErrors();
+    if (bad.length > 0) throw new SynapseError(bad.join('\n'));
+  });
 
   program.command('validate')
     .description('lint pipelines, pipeline tests and schemas; exit 1 on any error')

@@ -6,7 +6,7 @@ import { createLogger } from '../../logger.ts';
 import { ConfigWatcher } from '../../runtime/config-watcher.ts';
 import { Engine } from '../../runtime/engine.ts';
 import { pipelinesDir, schemasDir, type CommonOptions } from '../context.ts';
-import { numericSetting, settingErrors } from '../../settings.ts';
+import { numericSetting } from '../../settings.ts';
 import { resolveRunRedis } from '../redis-url.ts';
 
 export interface RunOptions extends CommonOptions {
@@ -33,9 +33,6 @@ const SAME_CTRL_C_MS = 500;
  * SAME_CTRL_C_MS) exits at once (code 1).
  */
 export async function runCommand(opts: RunOptions): Promise<number> {
-  // Checked before anything starts (the logger takes two of them).
-  const badSettings = settingErrors();
-  if (badSettings.length > 0) throw new SynapseError(badSettings.join('\n'));
   const logger = createLogger({ fd: 1 });
   const token = process.env.SYNAPSE_ADMIN_TOKEN || undefined;
   const host = opts.host ?? process.env.SYNAPSE_ADMIN_HOST ?? '127.0.0.1';

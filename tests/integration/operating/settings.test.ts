@@ -6,8 +6,8 @@ import { runCli } from '../../helpers/engine-process.ts';
 
 // A limit set to something that is not a whole number above zero (`10s`, `-1`, `1.5`) must not
 // silently become its default — or zero: SYNAPSE_SHUTDOWN_TIMEOUT_MS=10s once forced every stop
-// at once; nor a word outside a setting's few (a log level). `synapse run` refuses to start,
-// naming each bad setting, before it touches Redis.
+// at once; nor a word outside a setting's few (a log level). Every command refuses to start,
+// naming each bad setting, before it does anything (`synapse run`: before it touches Redis).
 
 let dir: string;
 beforeAll(async () => {
@@ -17,7 +17,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-describe('synapse run with a setting it cannot take', () => {
+describe('a setting a command cannot take', () => {
   it('exits 1 before connecting, naming every bad setting with its value', async () => {
     // Port 1 answers nothing: an engine that went on would log its connection attempts.
     const res = await runCli(['run', '--pipelines', dir, '--schemas', dir, '--redis', 'redis://127.0.0.1:1', '--no-watch', '--port', '0'], {
@@ -43,5 +43,12 @@ describe('synapse run with a setting it cannot take', () => {
     });
     expect(res.code, res.stderr).toBe(1);
     expect(res.stderr).toContain("--port (or SYNAPSE_ADMIN_PORT) must be a port number 0..65535, got '1e3'");
+  });
+
+  it('every command checks them: synapse validate does not go on with a nesting depth of abc', async () => {
+    const res = await runCli(['validate', dir, '--schemas', dir], { env: { SYNAPSE_CONFIG_MAX_DEPTH: 'abc' }, timeoutMs: 20_000 });
+    expect(res.code, res.stderr).toBe(1);
+    expect(res.stderr).toBe("SYNAPSE_CONFIG_MAX_DEPTH must be a whole number from 1 to 2147483647, got 'abc'\n");
+    expect(res.stdout).toBe('');
   });
 });
