@@ -23,6 +23,7 @@ import { RefusalLog } from '../refusal-log.ts';
 import { DLQ_LOG_INTERVAL_MS, DlqLog, type DlqNote } from './dlq-log.ts';
 import type { Source } from '../plugins/define-source.ts';
 import scheduleSource from '../../plugins/sources/schedule.ts';
+import { numericSetting } from '../settings.ts';
 
 /**
  * How long the start waits for Redis (for the consumer groups, a schedule's job scheduler): with
@@ -107,7 +108,7 @@ export class Engine extends EventEmitter implements ObservedEngine {
     this.metrics.observe(this);
     this.consumerName = options.consumer ?? defaultConsumerName();
     this.refusals = new RefusalLog(options.logger, this.metrics);
-    this.dlqLog = new DlqLog(options.logger, options.dlqLogIntervalMs ?? (Number(process.env.SYNAPSE_DLQ_LOG_INTERVAL_MS) || DLQ_LOG_INTERVAL_MS));
+    this.dlqLog = new DlqLog(options.logger, options.dlqLogIntervalMs ?? numericSetting('SYNAPSE_DLQ_LOG_INTERVAL_MS', DLQ_LOG_INTERVAL_MS));
   }
 
   /** Counts a settled batch of a pipeline, logs and notes what went to its DLQ, and emits `settled`. */
