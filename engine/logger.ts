@@ -1,5 +1,6 @@
 import { pino, destination, type Logger, type DestinationStream } from 'pino';
 import pretty from 'pino-pretty';
+import { choiceSetting } from './settings.ts';
 
 /**
  * The one root logger. Components take children: `root.child({ pipeline, sink })`.
@@ -7,7 +8,7 @@ import pretty from 'pino-pretty';
  * so that commands whose output is data (dry-run, tail) keep stdout clean.
  */
 export function createLogger(opts: { level?: string; fd?: number; stream?: DestinationStream } = {}): Logger {
-  const level = opts.level ?? (process.env.SYNAPSE_LOG_LEVEL?.toLowerCase() || 'info');
+  const level = opts.level ?? choiceSetting('SYNAPSE_LOG_LEVEL') ?? 'info';
   const fd = opts.fd ?? 2;
   return pino({ level, base: { service: 'synapse' } }, opts.stream ?? (wantsPretty(fd) ? prettyStream(fd) : destination({ fd, sync: false })));
 }
@@ -17,7 +18,7 @@ export function createLogger(opts: { level?: string; fd?: number; stream?: Desti
  * SYNAPSE_LOG_FORMAT=json or =pretty decides instead.
  */
 function wantsPretty(fd: number): boolean {
-  const format = process.env.SYNAPSE_LOG_FORMAT?.toLowerCase();
+  const format = choiceSetting('SYNAPSE_LOG_FORMAT');
   if (format) return format === 'pretty';
   return (fd === 1 ? process.stdout : process.stderr).isTTY === true;
 }

@@ -31,12 +31,17 @@ export type NumericSetting = (typeof NUMERIC_SETTINGS)[number];
  */
 export const MAX_SETTING = 2_147_483_647;
 
-/** Settings that take one of a few words (in any case; unset or empty: the default). */
+/** Settings that take one of a few words (in any case, spaces around it dropped; unset or empty: the default). */
 export const CHOICE_SETTINGS = {
   SYNAPSE_LOG_LEVEL: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
   SYNAPSE_LOG_FORMAT: ['json', 'pretty'],
   SYNAPSE_REDIS_CLUSTER: ['yes', 'no', 'auto', 'true', 'false', '1', '0'],
 } as const;
+
+/** The word a choice setting is set to, in lower case, spaces around it dropped; undefined when unset or empty (the default). */
+export function choiceSetting(name: keyof typeof CHOICE_SETTINGS, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env[name]?.trim().toLowerCase() || undefined;
+}
 
 /** The value of a numeric setting: unset or empty keeps `fallback`, and so does an invalid value (see settingErrors). */
 export function numericSetting(name: NumericSetting, fallback: number, env: NodeJS.ProcessEnv = process.env): number {
@@ -49,8 +54,8 @@ export function settingErrors(env: NodeJS.ProcessEnv = process.env): string[] {
   const shown = (name: string) => String(env[name]).slice(0, 40);
   const numbers = NUMERIC_SETTINGS.filter((name) => env[name]?.trim() && parse(env[name]) === undefined)
     .map((name) => `${name} must be a whole number from 1 to ${MAX_SETTING}, got '${shown(name)}'`);
-  const words = Object.entries(CHOICE_SETTINGS)
-    .filter(([name, choices]) => env[name]?.trim() && !(choices as readonly string[]).includes(env[name]!.toLowerCase()))
+  const words = (Object.entries(CHOICE_SETTINGS) as [keyof typeof CHOICE_SETTINGS, readonly string[]][])
+    .filter(([name, choices]) => { const word = choiceSetting(name, env); return word !== undefined && !choices.includes(word); })
     .map(([name, choices]) => `${name} must be one of ${choices.join(', ')}, got '${shown(name)}'`);
   return [...numbers, ...words];
 }

@@ -37,7 +37,8 @@ export async function fuzzPipelines(
         out.push({ pipeline: p.name, file: p.file, reason: p.source.kind === 'schedule' ? 'a schedule source: its events are ticks' : 'no validate.schema to generate events from' });
         continue;
       }
-      out.push(await fuzzPipeline(p, ctx.schemas, opts));
+      const started = performance.now();
+      out.push({ ...(await fuzzPipeline(p, ctx.schemas, opts)), seconds: (performance.now() - started) / 1000 });
     }
   }
   return out;

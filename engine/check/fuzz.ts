@@ -28,6 +28,8 @@ export interface FuzzResult {
   generated: number;
   valid: number;
   failures: FuzzFailure[];
+  /** How long fuzzing it took (set by fuzzPipelines). */
+  seconds?: number;
 }
 
 /** How many candidates are generated per valid event wanted, at most. */

@@ -1,5 +1,6 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import { choiceSetting } from '../settings.ts';
 
 /**
  * A connection to Redis: one server, or a Redis Cluster (ioredis `Cluster`, which follows MOVED
@@ -25,7 +26,7 @@ export async function isClusterUrl(url: string, env: NodeJS.ProcessEnv = process
 
 /** isClusterUrl, with `undefined` when the server was asked and gave no answer. */
 async function clusterMode(url: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<boolean | undefined> {
-  const forced = env.SYNAPSE_REDIS_CLUSTER?.toLowerCase();
+  const forced = choiceSetting('SYNAPSE_REDIS_CLUSTER', env);
   if (forced === 'yes' || forced === 'true' || forced === '1') return true;
   if (forced === 'no' || forced === 'false' || forced === '0') return false;
   const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: timeoutMs, retryStrategy: () => null });

@@ -8,34 +8,38 @@ import type { TestFileResult } from './run-test-file.ts';
  * GitHub test reporters) read. One `<testsuite>` per test file, its cases as `<testcase>`s (the
  * errors of a file that could not run fail each of them; with no case, one named `load`), and
  * with `--fuzz` one more suite,
- * `fuzz`, with a case per pipeline (`<skipped>` for those it leaves out). Counts agree with the
- * command's last line.
+ * `fuzz`, with a case per pipeline (`<skipped>` for those it leaves out). `failures` is the
+ * failed count of the command's last line; `tests` less `failures` and `skipped` its passed count.
+ * Times are in seconds.
  */
 export function junitReport(results: TestFileResult[], fuzz?: { results: (FuzzResult | FuzzSkip)[]; runs: number; seed: number }): string {
   const suites: Suite[] = results.map((r) => {
     // What stopped the file from running comes first in each of its cases' failures: a report
     // is read on its own, without the errors the command printed above them.
     const errors = r.errors.map(formatDiagnostic);
-    const classname = r.pipeline ?? displayPath(r.file);
+    // The file, not the pipeline: two test files of one pipeline may name a case alike.
+    const classname = displayPath(r.file);
     return {
       name: `${displayPath(r.file)}${r.pipeline ? ` (pipeline ${r.pipeline})` : ''}`,
       cases: r.cases.length === 0 && errors.length
-        ? [{ name: 'load', classname, failure: errors.join('\n') }]
-        : r.cases.map((c) => ({ name: c.name, classname, failure: c.passed ? undefined : [...errors, ...c.failures].join('\n') })),
+        ? [{ name: 'load', classname, failure: errors.join('\n'), seconds: 0 }]
+        : r.cases.map((c) => ({ name: c.name, classname, failure: c.passed ? undefined : [...errors, ...c.failures].join('\n'), seconds: c.seconds ?? 0 })),
     };
   });
   if (fuzz) suites.push({ name: `fuzz (--fuzz ${fuzz.runs} --seed ${fuzz.seed})`, cases: fuzz.results.map(fuzzCase) });
   const count = (s: Suite[], f: (c: Case) => boolean) => s.reduce((n, suite) => n + suite.cases.filter(f).length, 0);
+  const seconds = (cases: Case[]) => cases.reduce((t, c) => t + c.seconds, 0).toFixed(3);
+  const all = suites.flatMap((s) => s.cases);
   const out = [
     '<?xml version="1.0" encoding="UTF-8"?>',
-    `<testsuites name="synapse test" tests="${count(suites, () => true)}" failures="${count(suites, (c) => c.failure !== undefined)}">`,
+    `<testsuites name="synapse test" tests="${all.length}" failures="${count(suites, (c) => c.failure !== undefined)}" skipped="${count(suites, (c) => c.skipped !== undefined)}" time="${seconds(all)}">`,
   ];
   for (const s of suites) {
     const failures = s.cases.filter((c) => c.failure !== undefined).length;
     const skipped = s.cases.filter((c) => c.skipped !== undefined).length;
-    out.push(`  <testsuite name="${attr(s.name)}" tests="${s.cases.length}" failures="${failures}" skipped="${skipped}">`);
+    out.push(`  <testsuite name="${attr(s.name)}" tests="${s.cases.length}" failures="${failures}" skipped="${skipped}" time="${seconds(s.cases)}">`);
     for (const c of s.cases) {
-      const open = `    <testcase classname="${attr(c.classname)}" name="${attr(c.name)}"`;
+      const open = `    <testcase classname="${attr(c.classname)}" name="${attr(c.name)}" time="${c.seconds.toFixed(3)}"`;
       if (c.failure !== undefined) {
         out.push(`${open}>`, `      <failure message="${attr(c.failure.split('\n')[0]!)}">${text(c.failure)}</failure>`, '    </testcase>');
       } else if (c.skipped !== undefined) {
@@ -51,6 +55,7 @@ export function junitReport(results: TestFileResult[], fuzz?: { results: (FuzzRe
 interface Case {
   name: string;
   classname: string;
+  seconds: number;
   failure?: string;
   skipped?: string;
 }
@@ -61,7 +66,7 @@ interface Suite {
 
 /** A fuzzed pipeline passes when no valid event was dead-lettered, as `synapse test --fuzz` counts it. */
 function fuzzCase(r: FuzzResult | FuzzSkip): Case {
-  const base = { name: `fuzz ${r.pipeline}`, classname: r.pipeline };
+  const base = { name: `fuzz ${r.pipeline}`, classname: displayPath(r.file), seconds: 'reason' in r ? 0 : r.seconds ?? 0 };
   if ('reason' in r) return { ...base, skipped: r.reason };
   if (r.valid === 0) return { ...base, failure: `none of ${r.generated} events generated from ${r.schemaId} passed the pipeline's own validation; the schema may be unsatisfiable` };
   if (r.failures.length === 0) return base;
@@ -83,10 +88,11 @@ function fuzzCase(r: FuzzResult | FuzzSkip): Case {
 function text(value: string): string {
   return value
     .replace(/[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
-    .replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+    // A raw CR would be read as a line end (XML normalises CR LF and CR to LF).
+    .replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\r/g, '&#13;');
 }
 
 /** An attribute value: also its quotes, and newlines and tabs, which an attribute would fold into spaces. */
 function attr(value: string): string {
-  return text(value).replace(/"/g, '&quot;').replace(/\n/g, '&#10;').replace(/\r/g, '&#13;').replace(/\t/g, '&#9;');
+  return text(value).replace(/"/g, '&quot;').replace(/\n/g, '&#10;').replace(/\t/g, '&#9;');
 }

@@ -30,6 +30,8 @@ export interface CaseResult {
   passed: boolean;
   /** Human-readable reasons, diffs included, when it failed. */
   failures: string[];
+  /** How long it ran (0 for a case that did not run). */
+  seconds?: number;
 }
 
 /** The result of one test file. */
@@ -118,7 +120,10 @@ async function runTestFile(file: string, loaded: LoadedPipelines, coverage?: Cov
   if (shapeErrors.length) return failAll(shapeErrors);
   const cases: CaseResult[] = [];
   const covered = coverage?.cover(pipeline);
-  for (const c of spec.cases) cases.push(await runCase(c, pipeline, covered));
+  for (const c of spec.cases) {
+    const started = performance.now();
+    cases.push({ ...(await runCase(c, pipeline, covered)), seconds: (performance.now() - started) / 1000 });
+  }
   return { file, pipeline: spec.pipeline, cases, errors: [] };
 }
 

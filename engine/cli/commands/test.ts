@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, stat, type FileHandle } from 'node:fs/promises';
+import { errorMessage } from '../../errors.ts';
 import { expandTestFiles, formatTestResults, loadTestFile, runTestFiles } from '../../testing/run-test-file.ts';
 import { formatFuzzResults, fuzzPipelines } from '../../check/fuzz-command.ts';
 import { loadContext, pipelinesDir, type CommonOptions } from '../context.ts';
@@ -37,9 +38,33 @@ export async function testCommand(paths: string[], opts: TestOptions): Promise<n
     process.stderr.write(`--seed takes an integer, not '${opts.seed}'\n`);
     return 2;
   }
+  // The report's file is opened before anything runs: a path that cannot be written must not
+  // cost a whole run (and a report from an earlier run must not stand in for this one).
+  let report: FileHandle | undefined;
+  if (opts.junit !== undefined) {
+    const file = resolve(opts.junit);
+    try {
+      if (!opts.junit.trim()) throw new Error('no file named');
+      await mkdir(dirname(file), { recursive: true });
+      report = await open(file, 'w');
+    } catch (err) {
+      process.stderr.write(`--junit: cannot write the report to '${opts.junit}': ${errorMessage(err)}\n`);
+      return 2;
+    }
+  }
+  try {
+    return await runTests(targets, opts, { fuzz, seed, report });
+  } finally {
+    await report?.close();
+  }
+}
+
+async function runTests(targets: string[], opts: TestOptions, run: { fuzz?: number; seed: number; report?: FileHandle }): Promise<number> {
+  const { fuzz, seed, report } = run;
   const files = await expandTestFiles(targets);
   if (files.length === 0 && fuzz === undefined) {
     process.stdout.write(`no test files (*.test.yaml) in ${targets.join(', ')}\n0 passed, 0 failed\n`);
+    if (report && !(await writeReport(report, opts.junit!, junitReport([])))) return 2;
     return 1;
   }
   const ctx = await loadContext(opts);
@@ -60,19 +85,26 @@ export async function testCommand(paths: string[], opts: TestOptions): Promise<n
   let fuzzed: Awaited<ReturnType<typeof fuzzPipelines>> | undefined;
   if (fuzz !== undefined) {
     fuzzed = await fuzzPipelines(await fuzzTargets(targets), ctx, { runs: fuzz, seed });
-    const report = formatFuzzResults(fuzzed, { runs: fuzz, seed });
-    out.push(report.text);
-    fuzzPassed = report.passed;
-    fuzzFailed = report.failed;
-  }
-  if (opts.junit) {
-    const file = resolve(opts.junit);
-    await mkdir(dirname(file), { recursive: true });
-    await writeFile(file, junitReport(results, fuzzed && { results: fuzzed, runs: fuzz!, seed }));
+    const formatted = formatFuzzResults(fuzzed, { runs: fuzz, seed });
+    out.push(formatted.text);
+    fuzzPassed = formatted.passed;
+    fuzzFailed = formatted.failed;
   }
   const total = { passed: passed + fuzzPassed, failed: failed + fuzzFailed };
   process.stdout.write(`${out.filter(Boolean).join('\n\n')}\n\n${total.passed} passed, ${total.failed} failed\n`);
+  if (report && !(await writeReport(report, opts.junit!, junitReport(results, fuzzed && { results: fuzzed, runs: fuzz!, seed })))) return 2;
   return total.failed > 0 ? 1 : 0;
+}
+
+/** Writes the JUnit report; a failure (a full disk) is one line on stderr, and the run exits 2. */
+async function writeReport(report: FileHandle, name: string, xml: string): Promise<boolean> {
+  try {
+    await report.writeFile(xml);
+    return true;
+  } catch (err) {
+    process.stderr.write(`--junit: cannot write the report to '${name}': ${errorMessage(err)}\n`);
+    return false;
+  }
 }
 
 /**

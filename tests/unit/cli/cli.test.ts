@@ -145,13 +145,27 @@ describe('synapse test', () => {
     const xml = readFileSync(report, 'utf8');
     // 3 cases, a file that could not load, and the fuzzed pipeline; the last line counts the same.
     expect(lines(r.stdout).at(-1)).toBe('3 passed, 2 failed');
-    expect(xml).toContain('<testsuites name="synapse test" tests="5" failures="2">');
-    expect(xml).toContain(`<testsuite name="${FIXTURES}/failing/orders.test.yaml (pipeline orders)" tests="3" failures="1" skipped="0">`);
-    expect(xml).toContain('<testcase classname="orders" name="the title is expected to say shipped (it does not)">\n      <failure message="sink publish: what reached it differs (- expected, + actual)">');
+    expect(xml).toMatch(/<testsuites name="synapse test" tests="5" failures="2" skipped="0" time="\d+\.\d{3}">/);
+    expect(xml).toMatch(new RegExp(`<testsuite name="${FIXTURES}/failing/orders.test.yaml \\(pipeline orders\\)" tests="3" failures="1" skipped="0" time="\\d+\\.\\d{3}">`));
+    expect(xml).toMatch(new RegExp(`<testcase classname="${FIXTURES}/failing/orders.test.yaml" name="the title is expected to say shipped \\(it does not\\)" time="\\d+\\.\\d{3}">\n      <failure message="sink publish: what reached it differs \\(- expected, \\+ actual\\)">`));
     expect(xml).toContain('-     "title": "Order o2 shipped",\n+     "title": "Order o2 confirmed",');
     // A file that could not run: its errors in its cases' failures (the report is read on its own).
-    expect(xml).toContain(`<testcase classname="no-such-pipeline" name="never runs">\n      <failure message="${FIXTURES}/bad/orphan.test.yaml:1:11 no pipeline named 'no-such-pipeline'`);
-    expect(xml).toContain('<testsuite name="fuzz (--fuzz 5 --seed 1)" tests="1" failures="0" skipped="0">');
+    expect(xml).toContain(`<testcase classname="${FIXTURES}/bad/orphan.test.yaml" name="never runs" time="0.000">\n      <failure message="${FIXTURES}/bad/orphan.test.yaml:1:11 no pipeline named 'no-such-pipeline'`);
+    expect(xml).toMatch(/<testsuite name="fuzz \(--fuzz 5 --seed 1\)" tests="1" failures="0" skipped="0" time="\d+\.\d{3}">/);
+  }, CLI_TIMEOUT);
+
+  it('--junit: a report that cannot be written is said before anything runs (exit 2); a run without test files writes an empty one', async () => {
+    const dir = await dirs.make();
+    const r = await synapse(['test', `${FIXTURES}/good`, '--schemas', SCHEMAS, '--junit', dir]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(`--junit: cannot write the report to '${dir}': EISDIR: illegal operation on a directory, open '${dir}'\n`);
+    const empty = await synapse(['test', dir, '--junit', join(dir, 'empty.xml')]);
+    expect(empty.code).toBe(1);
+    expect(readFileSync(join(dir, 'empty.xml'), 'utf8')).toContain('<testsuites name="synapse test" tests="0" failures="0" skipped="0" time="0.000">');
+    const unnamed = await synapse(['test', `${FIXTURES}/good`, '--schemas', SCHEMAS, '--junit', '']);
+    expect(unnamed.code).toBe(2);
+    expect(unnamed.stderr).toBe("--junit: cannot write the report to '': no file named\n");
   }, CLI_TIMEOUT);
 
   it('a test file naming a missing pipeline fails with FILE:LINE:COL, exit 1', async () => {
