@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import type { Redis } from 'ioredis';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { buildAdminServer, type AdminOptions } from '../../engine/admin/server.ts';
 import { ConfigWatcher } from '../../engine/runtime/config-watcher.ts';
 import { Engine } from '../../engine/runtime/engine.ts';
@@ -140,6 +140,8 @@ export async function startEngine(opts: {
   allowRejected?: boolean;
   /** More options of the admin server (limits, allow-lists). */
   admin?: Partial<AdminOptions>;
+  /** The engine's logger (default: silent). */
+  logger?: Logger;
 } = {}): Promise<EngineFixture> {
   const redis = opts.redis ?? (await startTestRedis({ own: opts.ownRedis }));
   const ownsRedis = !opts.redis;
@@ -161,7 +163,7 @@ export async function startEngine(opts: {
   for (const [file, schema] of Object.entries(opts.schemas ?? defaultSchemas())) await writeSchema(file, schema);
   for (const [name, yaml] of Object.entries(opts.pipelines ?? {})) await writePipeline(name, yaml);
 
-  const logger = pino({ level: 'silent' });
+  const logger = opts.logger ?? pino({ level: 'silent' });
   const engine = new Engine({ redisUrl: redis.url, pipelinesDir, schemasDir, logger, consumer: `admin-it-${randomUUID().slice(0, 8)}` });
   let app: FastifyInstance | undefined;
   let watcher: ConfigWatcher | undefined;
