@@ -64,9 +64,9 @@ describe('runTestFiles', () => {
     ].join('\n'));
     expect(result.errors).toEqual([]);
     expect(result.cases).toEqual([
-      { name: 'routing', passed: true, failures: [] },
-      { name: 'filtered and dropped', passed: true, failures: [] },
-      { name: 'decode errors are DLQ entries', passed: true, failures: [] },
+      { name: 'routing', passed: true, failures: [], seconds: expect.any(Number) },
+      { name: 'filtered and dropped', passed: true, failures: [], seconds: expect.any(Number) },
+      { name: 'decode errors are DLQ entries', passed: true, failures: [], seconds: expect.any(Number) },
     ]);
   });
 
@@ -83,7 +83,7 @@ describe('runTestFiles', () => {
       '',
     ].join('\n'));
     expect(result.errors.map(show)).toEqual([]);
-    expect(result.cases).toEqual([{ name: 'by type', passed: true, failures: [] }]);
+    expect(result.cases).toEqual([{ name: 'by type', passed: true, failures: [], seconds: expect.any(Number) }]);
   });
 
   it('a failing case explains itself: a diff of the sink, counts, and the DLQ', async () => {
