@@ -67,6 +67,10 @@ describe('what a reload refuses', () => {
     // Its own group (the default: its name) reads the same stream side by side.
     await writeFile(shared, pipelineYaml({ name: second, stream, out: key('out') }));
     expect(await f.engine.reloadFile(shared)).toMatchObject({ ok: true, change: 'added', name: second, generation: 1 });
+    // And a group of the same name on another stream is another group.
+    const third = key('c');
+    const elsewhere = await f.writePipeline(third, pipelineYaml({ name: third, stream: key('elsewhere'), out: key('out') }).replace('source:\n', `source:\n  group: ${first}\n`));
+    expect(await f.engine.reloadFile(elsewhere)).toMatchObject({ ok: true, change: 'added', name: third });
   });
 });
 
@@ -79,9 +83,11 @@ describe('what a reload answers and logs', () => {
     const file = join(f.pipelinesDir, `${name}.yaml`);
     const hash = f.engine.handles.get(name)!.pipeline.hash;
 
-    await writeFile(file, yaml.replace('transform:', 'transform: [')); // not YAML any more
+    await writeFile(file, `${yaml}colour: red\nsize: 3\n`); // two unknown keys: two errors, one line each
     expect(await f.engine.reloadFile(file)).toMatchObject({ ok: false, name });
-    expect(f.engine.handles.get(name)!.lastReloadError).toMatch(new RegExp(`^${file}:\\d+:\\d+ `));
+    const lines = f.engine.handles.get(name)!.lastReloadError!.split('\n');
+    expect(lines).toHaveLength(2);
+    for (const line of lines) expect(line).toMatch(new RegExp(`^${file}:\\d+:\\d+ unknown key`));
     expect(f.lines.find((l) => String(l.msg).startsWith('reload rejected'))).toMatchObject({ file, pipeline: name, cause: 'requested' });
 
     // Back to what runs: nothing is swapped, and the refused edit's error is gone.
@@ -113,22 +119,35 @@ describe('what a reload answers and logs', () => {
       [checked]: pipelineYaml({ name: checked, stream: key('in'), out: key('out') }),
       [unchecked]: pipelineYaml({ name: unchecked, stream: key('in2'), out: key('out'), validate: false }),
     } });
+    // A refused edit of the unchecked pipeline's own file: its error is not the schemas' to clear.
+    const uncheckedFile = join(f.pipelinesDir, `${unchecked}.yaml`);
+    await writeFile(uncheckedFile, 'name: [broken\n');
+    expect((await f.engine.reloadFile(uncheckedFile)).ok).toBe(false);
+    const ownError = f.engine.handles.get(unchecked)!.lastReloadError;
+    expect(ownError).toEqual(expect.any(String));
+
     await f.writeSchema('broken.json', '{ not json');
+    await f.writeSchema('broken2.json', '{ not json either');
     const [refused, ...more] = await f.engine.reloadSchemas({ cause: 'schema changed: broken.json' });
     expect(more).toEqual([]);
-    expect(refused).toMatchObject({ ok: false, diagnostics: [expect.objectContaining({ file: join(f.schemasDir, 'broken.json') })] });
-    expect(await reloads(f, 'error')).toBe(1);
-    const why = f.engine.handles.get(checked)!.lastReloadError;
-    expect(why).toMatch(new RegExp(`^${join(f.schemasDir, 'broken.json')}:\\d+:\\d+ `));
-    expect(f.engine.handles.get(unchecked)!.lastReloadError).toBeUndefined();
+    expect(refused).toMatchObject({ ok: false, diagnostics: [expect.objectContaining({ file: join(f.schemasDir, 'broken.json') }), expect.objectContaining({ file: join(f.schemasDir, 'broken2.json') })] });
+    expect(await reloads(f, 'error')).toBe(2);
+    // One line per broken schema.
+    const why = f.engine.handles.get(checked)!.lastReloadError!.split('\n');
+    expect(why).toHaveLength(2);
+    expect(why[0]).toMatch(new RegExp(`^${join(f.schemasDir, 'broken.json')}:\\d+:\\d+ `));
+    expect(why[1]).toMatch(new RegExp(`^${join(f.schemasDir, 'broken2.json')}:\\d+:\\d+ `));
+    expect(f.engine.handles.get(unchecked)!.lastReloadError).toBe(ownError);
     expect(f.lines.find((l) => String(l.msg).startsWith('schema reload rejected'))).toMatchObject({ level: 50, cause: 'schema changed: broken.json' });
     // The running schemas stay: the pipeline still validates with them.
     expect(f.engine.loadContext.schemas.fingerprint(PING_ID)).toEqual(expect.any(String));
 
     // A good load clears the error from every pipeline that still shows it, though none is reloaded.
     await rm(join(f.schemasDir, 'broken.json'));
+    await rm(join(f.schemasDir, 'broken2.json'));
     expect(await f.engine.reloadSchemas({ cause: 'schema removed: broken.json' })).toEqual([]);
     expect(f.engine.handles.get(checked)!.lastReloadError).toBeUndefined();
+    expect(f.engine.handles.get(unchecked)!.lastReloadError).toBe(ownError);
     expect(f.lines.find((l) => l.msg === 'schemas reloaded: no pipeline uses a changed schema')).toMatchObject({ cause: 'schema removed: broken.json', reloading: [], retrying: 0, untouched: 2 });
 
     // A changed schema reloads the pipeline that validates with it, and only that one.
@@ -136,6 +155,16 @@ describe('what a reload answers and logs', () => {
     const results = await f.engine.reloadSchemas();
     expect(results).toEqual([expect.objectContaining({ ok: true, change: 'updated', name: checked, generation: 2 })]);
     expect(f.lines.find((l) => l.msg === 'schemas reloaded: 1 pipeline(s) use a changed schema')).toMatchObject({ cause: 'schemas changed', reloading: [checked], retrying: 0, untouched: 1 });
+  });
+
+  it('a schema named by its file beside the pipeline is reloaded on every schema reload (the schema directory does not hold it)', async () => {
+    const name = key('p');
+    const g = await start({ schemas: {} });
+    const file = await g.writePipeline(name, pipelineYaml({ name, stream: key('in'), out: key('out') }).replace(PING_ID, './local-ping.json'));
+    await writeFile(join(g.pipelinesDir, 'local-ping.json'), JSON.stringify({ ...pingSchema(), $id: 'https://synapse.test/local-ping.json' }));
+    expect(await g.engine.reloadFile(file)).toMatchObject({ ok: true, change: 'added', name });
+    await writeFile(join(g.pipelinesDir, 'local-ping.json'), JSON.stringify({ ...pingSchema({ requireTag: true }), $id: 'https://synapse.test/local-ping.json' }));
+    expect(await g.engine.reloadSchemas()).toEqual([expect.objectContaining({ ok: true, change: 'updated', name, generation: 2 })]);
   });
 
   it('a reload that comes once the engine is stopping does nothing', async () => {
