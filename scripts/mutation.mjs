@@ -76,7 +76,7 @@ const SUITES = {
   'engine/runtime/redis-client.ts': ['tests/integration/redis-client.test.ts', 'tests/integration/cluster/runtime.test.ts'],
   // What a reload refuses, answers and logs; a stop that waits for the reloads in flight.
   'engine/runtime/reloader.ts': ['tests/integration/hot-reload/reload-scope.test.ts', 'tests/integration/admin/pipeline-files.test.ts',
-    'tests/integration/hot-reload/reload-rules.test.ts', 'tests/integration/stop-reload.test.ts'],
+    'tests/integration/hot-reload/reload-rules.test.ts', 'tests/integration/stop-reload.test.ts', 'tests/integration/plugins/schedule.test.ts'],
   // Its routes, and Ctrl-C of `synapse replay` (here and through the engine).
   'engine/runtime/replay.ts': ['tests/integration/admin/replay.test.ts', 'tests/integration/operating/replay-cli.test.ts'],
   'engine/runtime/retention.ts': ['tests/integration/retention.test.ts'],
