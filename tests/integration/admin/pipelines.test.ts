@@ -79,6 +79,15 @@ describe('GET /pipelines and /pipelines/:name', () => {
       lastReloadError: null,
     });
     expect(new Date(view.loadedAt).toISOString()).toBe(view.loadedAt);
+    // The counters are the four outcomes, nothing else; the last DLQ entry is the one of n = 13.
+    expect(Object.keys(view.counters).sort()).toEqual(['dlq', 'dropped', 'filtered', 'sunk']);
+    expect(view.lastDlq).toMatchObject({ stage: 'transform' });
+    const lastDlq = view.lastDlq;
+
+    // A later batch that dead-letters nothing leaves the last DLQ entry as it was.
+    await publish(f.client, a.stream, [ping(5)]);
+    await waitFor(() => f.engine.handles.get(a.name)!.counters.sunk === 4, 'the next entry settled');
+    expect(JSON.parse((await f.inject({ method: 'GET', url: `/pipelines/${a.name}` })).body).lastDlq).toEqual(lastDlq);
   });
 
   it('shows lastReloadError as FILE:LINE:COL while a bad edit is on disk, and fileHash differs from hash', async () => {
