@@ -160,7 +160,8 @@ describe('POST /replay and GET /replay/:id', () => {
     }
     // The chunk in hand is copied whole; nothing after it.
     const done = await finished(f, job.id as string);
-    expect(done).toMatchObject({ status: 'cancelled', scanned: 500, matched: 500, written: 500, lastId: `${T0 + 499}-0` });
+    // Its progress stays where it stopped: a cancelled replay is not shown as complete.
+    expect(done).toMatchObject({ status: 'cancelled', scanned: 500, matched: 500, written: 500, lastId: `${T0 + 499}-0`, progress: 499 / 1499 });
     expect(await f.client.xlen(target)).toBe(500);
     expect(done.finishedAt).toEqual(expect.any(String));
     // A finished replay cannot be cancelled; an unknown one is not found.
@@ -220,12 +221,20 @@ describe('POST /replay and GET /replay/:id', () => {
     expect(jobs.cancel(key())).toBeUndefined();
     expect(jobs.running()).toBe(0);
 
+    // A replay that fails is logged as failed, with why, and not as done.
+    const target = key('string');
+    await f.client.set(target, 'x');
+    const failing = jobs.start({ stream, from: '-', to: '+', toStream: target });
+    expect(await ended(failing)).toMatchObject({ status: 'failed', error: expect.stringMatching(/^WRONGTYPE/) });
     expect(lines.map((l) => [l.msg, l.replay, l.status, l.written])).toEqual([
       ['replay started', early.id, undefined, undefined],
       ['replay cancelled', early.id, 'cancelled', 0],
       ['replay started', late.id, undefined, undefined],
       ['replay done', late.id, 'done', 600],
+      ['replay started', failing.id, undefined, undefined],
+      ['replay failed', failing.id, undefined, undefined],
     ]);
+    expect(lines.at(-1)).toMatchObject({ level: 50, replay: failing.id, err: expect.stringMatching(/^WRONGTYPE/) });
     expect(lines[0]).toMatchObject({ stream, from: '-', to: '+', toStream: early.request.toStream });
   });
 
@@ -270,5 +279,15 @@ describe('POST /replay and GET /replay/:id', () => {
     // Chunk 1 ends at T0+499 of a span T0..T0+1999; chunk 2 at T0+999; chunk 3 at the end; then done.
     expect(seen).toEqual([499 / 1999, 999 / 1999, 1, 1]);
     expect(await f.client.xlen(target)).toBe(1001);
+
+    // A range of one entry (a span of no time) is done in one step; an empty one at once.
+    const one: number[] = [];
+    const single = jobs.start({ stream, from: `${T0 + 1999}-0`, to: '+', toStream: key('t1') }, (j) => void one.push(j.progress));
+    await waitFor(() => single.status !== 'running', 'the one-entry replay');
+    expect(single).toMatchObject({ status: 'done', scanned: 1, written: 1 });
+    expect(one).toEqual([1, 1]);
+    const none = jobs.start({ stream: key('missing'), from: '-', to: '+', toStream: key('t2') });
+    await waitFor(() => none.status !== 'running', 'the empty replay');
+    expect(none).toMatchObject({ status: 'done', scanned: 0, written: 0, progress: 1 });
   });
 });
