@@ -90,3 +90,7 @@ export async function timed(p: Promise<unknown>, ms: number): Promise<number> {
   return Promise.race([p.then(() => performance.now() - t0), limit]).finally(() => clearTimeout(timer));
 }
 
+/** Under CLIENT PAUSE … WRITE: waits until some client is held on an XADD (the write the test stopped). */
+export async function heldOnXadd(client: { call(...args: string[]): Promise<unknown> }, what = 'a write held by the paused writes'): Promise<void> {
+  await waitFor(async () => String(await client.call('CLIENT', 'LIST')).split('\n').some((c) => / flags=b .* cmd=xadd /.test(c)), what);
+}

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { type EngineFixture, entries, hasStackTrace, key, metricValue, payloads, ping, pipelineYaml, useEngines } from '../../helpers/engine.ts';
 import { pino } from 'pino';
 import { ReplayJobs, type ReplayJob } from '../../../engine/runtime/replay.ts';
-import { waitFor } from '../../helpers/redis.ts';
+import { heldOnXadd, waitFor } from '../../helpers/redis.ts';
 
 const { start } = useEngines();
 
@@ -32,11 +32,6 @@ async function writeMany(f: EngineFixture, stream: string, n: number): Promise<v
   const batch = f.client.pipeline();
   for (let i = 0; i < n; i++) batch.xadd(stream, `${T0 + i}-0`, 'payload', JSON.stringify(ping(i)));
   await batch.exec();
-}
-
-/** Under CLIENT PAUSE … WRITE: a client is held on an XADD (a replay's copy of its chunk). */
-async function blockedOnCopy(f: EngineFixture): Promise<void> {
-  await waitFor(async () => String(await f.client.call('CLIENT', 'LIST')).split('\n').some((c) => / flags=b .* cmd=xadd /.test(c)), 'a copy held by the paused writes');
 }
 
 describe('POST /replay and GET /replay/:id', () => {
@@ -151,7 +146,7 @@ describe('POST /replay and GET /replay/:id', () => {
       const res = await f.inject({ method: 'POST', url: '/replay', payload: { stream, from: '-', to: '+', toStream: target } });
       expect(res.statusCode, res.body).toBe(202);
       job = JSON.parse(res.body);
-      await blockedOnCopy(f);
+      await heldOnXadd(f.client, 'a copy held by the paused writes');
       const cancel = await f.inject({ method: 'DELETE', url: `/replay/${job.id}` });
       expect(cancel.statusCode, cancel.body).toBe(202);
       expect(JSON.parse(cancel.body)).toMatchObject({ id: job.id, status: 'running', scanned: 500, written: 0 });

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { key, ping, pipelineYaml, useEngines } from '../../helpers/engine.ts';
 import { runCli } from '../../helpers/engine-process.ts';
-import { startTestRedis, waitFor, type TestRedis } from '../../helpers/redis.ts';
+import { heldOnXadd, startTestRedis, waitFor, type TestRedis } from '../../helpers/redis.ts';
 import type { Redis } from 'ioredis';
 
 // Ctrl-C on `synapse replay` stops the replay after the chunk in hand, wherever it runs: a replay
@@ -16,11 +16,6 @@ async function writeHistory(client: Redis, stream: string, n: number): Promise<v
   const batch = client.pipeline();
   for (let i = 0; i < n; i++) batch.xadd(stream, `${T0 + i}-0`, 'payload', JSON.stringify(ping(100 + i)));
   await batch.exec();
-}
-
-/** Under CLIENT PAUSE … WRITE: a client is held on an XADD (the replay's first chunk, read and being written). */
-async function blockedOnWrite(client: Redis): Promise<void> {
-  await waitFor(async () => String(await client.call('CLIENT', 'LIST')).split('\n').some((c) => / flags=b .* cmd=xadd /.test(c)), 'the first chunk held by the paused writes');
 }
 
 /** Follows a child's stderr as it comes. */
@@ -52,7 +47,7 @@ describe('Ctrl-C on synapse replay', () => {
     const run = runCli(['replay', stream, '--from', '-', '--to', '+', '--to-stream', target, '--redis', redis.url], { onChild: (c) => (child = c) });
     try {
       // It has read its first chunk and waits on the copy.
-      await blockedOnWrite(client);
+      await heldOnXadd(client, 'the first chunk held by the paused writes');
       child!.kill('SIGINT');
       const stderr = stderrOf(child!);
       await waitFor(() => stderr().includes('stopping the replay after the chunk in hand'), 'the command to take the Ctrl-C');
@@ -88,7 +83,7 @@ describe('Ctrl-C on synapse replay', () => {
       });
       try {
         // The job runs in the engine, its first chunk held on the sink's write; the command follows it.
-        await blockedOnWrite(f.client);
+        await heldOnXadd(f.client, 'the first chunk held by the paused writes');
         await waitFor(() => stderr().includes('%'), 'the command to follow the job');
         child!.kill('SIGINT');
         await waitFor(() => stderr().includes('the engine stops the replay after the chunk in hand'), 'the engine to take the cancel');
