@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
-  clusterOptions, connectRedis, duplicateConnection, isClusterUrl, redisOptionsFromUrl, scanKeys, type RedisConnection,
+  clusterOptions, connectRedis, duplicateConnection, isClusterUrl, openRedis, redisOptionsFromUrl, scanKeys, type RedisConnection,
 } from '../../engine/runtime/redis-client.ts';
 import { freePort, startRedisServer, type OwnedRedis } from '../../engine/runtime/redis-server.ts';
 import { waitFor } from '../helpers/redis.ts';
@@ -45,8 +45,27 @@ describe('isClusterUrl', () => {
     expect(await isClusterUrl(clusterNode.url, { SYNAPSE_REDIS_CLUSTER: 'maybe' })).toBe(true);
   });
 
-  it('nothing listening: not a cluster', async () => {
-    expect(await isClusterUrl(`redis://127.0.0.1:${await freePort()}`, {}, 1000)).toBe(false);
+  it('nothing listening: not a cluster, and nothing printed (no ioredis "Unhandled error event")', async () => {
+    const printed = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      expect(await isClusterUrl(`redis://127.0.0.1:${await freePort()}`, {}, 1000)).toBe(false);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(printed.mock.calls).toEqual([]);
+    } finally {
+      printed.mockRestore();
+    }
+  });
+
+  it('the probe leaves no connection behind', async () => {
+    const admin = new Redis(single.url);
+    opened.push(admin);
+    const clients = async () => (await admin.client('LIST')).trim().split('\n').length;
+    const before = await clients();
+    expect(await isClusterUrl(single.url, {})).toBe(false);
+    await waitFor(async () => (await clients()) === before, 'the probe connection closed', 2_000);
+    // Still closed a moment later (a probe left open stays listed).
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await clients()).toBe(before);
   });
 
   it('a server that accepts the connection and never answers is taken for a single server once its time limit has passed', async () => {
@@ -70,6 +89,7 @@ describe('options from a URL', () => {
     });
     expect(redisOptionsFromUrl('redis://cache.internal')).toEqual({ host: 'cache.internal', port: 6379, maxRetriesPerRequest: null });
     expect(redisOptionsFromUrl('redis://:secret@10.0.0.5:7000/')).toEqual({ host: '10.0.0.5', port: 7000, password: 'secret', maxRetriesPerRequest: null });
+    expect(redisOptionsFromUrl('redis://')).toEqual({ host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null });
   });
 
   it('clusterOptions: the node named is where it starts; every node gets its credentials and TLS', () => {
@@ -107,6 +127,14 @@ describe('connections', () => {
     expect(await twin.client('GETNAME')).toBe('twin');
   });
 
+  it('openRedis opens a plain connection to a single server, with the options given', async () => {
+    const redis = await openRedis(single.url, { connectionName: 'it-open', maxRetriesPerRequest: 3 });
+    opened.push(redis);
+    expect(redis).toBeInstanceOf(Redis);
+    expect(await redis.client('GETNAME')).toBe('it-open');
+    expect(redis.options.maxRetriesPerRequest).toBe(3);
+  });
+
   it('connectRedis to a Redis that cannot say whether it is a cluster node warns that it takes it for a single server', async () => {
     const lines: { fields: Record<string, unknown>; msg: string }[] = [];
     const logger = { warn: (fields: Record<string, unknown>, msg: string) => lines.push({ fields, msg }), info: () => undefined } as unknown as Logger;
@@ -119,7 +147,7 @@ describe('connections', () => {
     expect(redis).toBeInstanceOf(Redis);
   });
 
-  it('connectRedis logs an outage once, and once more when Redis is back; commands wait for it', async () => {
+  it('connectRedis logs each outage once, and once more when Redis is back; commands wait for it', async () => {
     const lines: { level: string; fields: Record<string, unknown>; msg: string }[] = [];
     const at = (level: string) => (fields: Record<string, unknown>, msg: string) => lines.push({ level, fields, msg });
     const logger = { warn: at('warn'), info: at('info') } as unknown as Logger;
@@ -127,6 +155,7 @@ describe('connections', () => {
     opened.push(redis);
     await redis.set('outage', 'before');
     expect(await redis.client('GETNAME')).toBe('it-conn');
+    expect(redis.options).toMatchObject({ enableAutoPipelining: true, maxRetriesPerRequest: null });
     await single.stop();
     await waitFor(() => lines.length > 0, 'the outage logged');
     // Reconnect attempts fail again and again meanwhile: still one line.
@@ -139,5 +168,12 @@ describe('connections', () => {
       { level: 'warn', fields: { connection: 'it-conn', err: expect.stringMatching(/ECONNREFUSED|ECONNRESET|Connection is closed/) }, msg: 'redis unavailable; reconnecting with back-off' },
       { level: 'info', fields: { connection: 'it-conn' }, msg: 'redis connection restored' },
     ]);
+    // A second outage is logged as the first was.
+    await single.stop();
+    await waitFor(() => lines.length === 3, 'the second outage logged');
+    await single.restart();
+    expect(await redis.get('outage')).toBe('before');
+    await waitFor(() => lines.length === 4, 'the second return logged');
+    expect(lines.slice(2).map((l) => `${l.level} ${l.msg}`)).toEqual(['warn redis unavailable; reconnecting with back-off', 'info redis connection restored']);
   });
 });

@@ -1,6 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Cluster } from 'ioredis';
+import { Queue } from 'bullmq';
+import { Cluster } from 'ioredis';
+import type { Logger } from 'pino';
+import {
+  BULLMQ_CLUSTER_PREFIX, bullmqConnection, connectRedis, duplicateConnection, openRedis, scanKeys, type RedisConnection,
+} from '../../../engine/runtime/redis-client.ts';
 import { killEngines, spawnEngine, stopCleanly } from '../../helpers/engine-process.ts';
 import { FIXTURE_SCHEMAS, orderEvent, ordersPipeline, pipelineDirs } from '../../helpers/pipelines.ts';
 import { waitFor } from '../../helpers/redis.ts';
@@ -104,4 +109,78 @@ describe('the engine on a Redis Cluster', () => {
     await waitFor(async () => (await pendingSummary(redis, stream, doc.name)).count === 0, 'nothing pending');
     await stopCleanly(second);
   }, 120_000);
+});
+
+// The connections the engine and the command-line tools open to a cluster (redis-client.ts),
+// in-process: every node gets the options, and a command in any slot reaches its master.
+describe('connections to a Redis Cluster', () => {
+  const opened: RedisConnection[] = [];
+  afterEach(() => {
+    for (const c of opened.splice(0)) c.disconnect();
+  });
+  const names = async (c: Cluster) => Promise.all(c.nodes('master').map((n) => n.client('GETNAME')));
+
+  it('connectRedis opens a cluster connection named on every master; its duplicates keep its options and take their own', async () => {
+    const lines: { fields: Record<string, unknown>; msg: string }[] = [];
+    const log = (fields: Record<string, unknown>, msg: string) => lines.push({ fields, msg });
+    const connection = await connectRedis(cluster.url, { info: log, warn: log } as unknown as Logger, 'it-cluster');
+    opened.push(connection);
+    expect(connection).toBeInstanceOf(Cluster);
+    expect(lines).toEqual([{ fields: { connection: 'it-cluster' }, msg: 'redis is a cluster: using a cluster connection' }]);
+    const c = connection as Cluster;
+    await c.set(key('conn'), '1');
+    await waitFor(async () => c.nodes('master').length === 3, 'every master known');
+    expect(await names(c)).toEqual(['it-cluster', 'it-cluster', 'it-cluster']);
+
+    const twin = duplicateConnection(c, { connectionName: 'it-twin', enableAutoPipelining: false }) as Cluster;
+    opened.push(twin);
+    expect(twin).toBeInstanceOf(Cluster);
+    await twin.set(key('twin'), '1');
+    await waitFor(async () => twin.nodes('master').length === 3, 'every master known');
+    expect(await names(twin)).toEqual(['it-twin', 'it-twin', 'it-twin']);
+    expect(twin.options).toMatchObject({ enableAutoPipelining: false, maxRedirections: 64, redisOptions: { maxRetriesPerRequest: null } });
+    // Without options of its own, a duplicate pipelines as its original does.
+    const plain = duplicateConnection(c) as Cluster;
+    opened.push(plain);
+    expect(plain.options).toMatchObject({ enableAutoPipelining: true, maxRedirections: 64, redisOptions: { connectionName: 'it-cluster' } });
+  });
+
+  it('openRedis opens a cluster connection that gives up on a cluster gone after three attempts; scanKeys walks every master', async () => {
+    const c = await openRedis(cluster.url, { maxRetriesPerRequest: 3 }) as Cluster;
+    opened.push(c);
+    expect(c).toBeInstanceOf(Cluster);
+    const retry = c.options.clusterRetryStrategy!;
+    expect([1, 2, 3, 4].map((n) => retry(n, undefined as never))).toEqual([200, 400, 600, null]);
+    const prefix = key('scan');
+    const keys = range(0, 60).map((i) => `${prefix}:${i}`);
+    for (const k of keys) await c.set(k, '1');
+    const masters = new Set(await Promise.all(keys.map(async (k) => (await cluster.nodeOf(k)).port)));
+    expect(masters.size).toBe(3); // the keys are spread over every master
+    expect((await scanKeys(c, `${prefix}:*`)).sort()).toEqual([...keys].sort());
+  });
+
+  it('bullmqConnection: a cluster connection and the {bull} prefix, with which a queue works across masters', async () => {
+    const single = bullmqConnection('redis://cache.internal:7000', false);
+    expect(single.prefix).toBeUndefined();
+    expect(single.connection).toMatchObject({ host: 'cache.internal', port: 7000 });
+    await single.close();
+
+    const bull = bullmqConnection(cluster.url, true);
+    expect(bull.prefix).toBe('{bull}');
+    expect(BULLMQ_CLUSTER_PREFIX).toBe('{bull}');
+    expect(bull.connection).toBeInstanceOf(Cluster);
+    // The engine's cluster options, with BullMQ's own needs: commands wait through an outage
+    // (maxRetriesPerRequest: null, which BullMQ's workers require), and no automatic pipelining,
+    // which would queue other commands behind a worker's blocking wait for jobs.
+    expect((bull.connection as Cluster).options).toMatchObject({ enableAutoPipelining: false, maxRedirections: 64, redisOptions: { maxRetriesPerRequest: null } });
+    const queue = new Queue(key('queue'), { connection: bull.connection as Cluster, prefix: bull.prefix });
+    try {
+      await queue.addBulk(range(0, 5).map((i) => ({ name: 'job', data: { i } })));
+      expect((await queue.getJobCounts('waiting')).waiting).toBe(5);
+    } finally {
+      await queue.close();
+      await bull.close();
+    }
+    await waitFor(() => (bull.connection as Cluster).status === 'end', 'the connection closed by close()', 5_000);
+  });
 });
