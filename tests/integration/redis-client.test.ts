@@ -59,7 +59,7 @@ describe('isClusterUrl', () => {
   it('the probe leaves no connection behind', async () => {
     const admin = new Redis(single.url);
     opened.push(admin);
-    const clients = async () => (await admin.client('LIST')).trim().split('\n').length;
+    const clients = async () => String(await admin.client('LIST')).trim().split('\n').length;
     const before = await clients();
     expect(await isClusterUrl(single.url, {})).toBe(false);
     await waitFor(async () => (await clients()) === before, 'the probe connection closed', 2_000);
@@ -132,7 +132,7 @@ describe('connections', () => {
     opened.push(redis);
     expect(redis).toBeInstanceOf(Redis);
     expect(await redis.client('GETNAME')).toBe('it-open');
-    expect(redis.options.maxRetriesPerRequest).toBe(3);
+    expect((redis as Redis).options.maxRetriesPerRequest).toBe(3);
   });
 
   it('connectRedis to a Redis that cannot say whether it is a cluster node warns that it takes it for a single server', async () => {
