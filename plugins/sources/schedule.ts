@@ -26,6 +26,9 @@ export default defineSource<ScheduleConfig>({
         redis = ctx.bullmq();
         const { connection, prefix } = redis;
         queue = new Queue(queueName, { connection, prefix });
+        // Without a listener BullMQ prints each connection error to stderr; the engine's own
+        // connection logs an outage once, and a command that fails rejects where it was sent.
+        queue.on('error', () => undefined);
         await queue.upsertJobScheduler(ctx.pipeline, { every: config.everyMs }, { name: 'tick', opts: { removeOnComplete: 100, removeOnFail: 1000 } });
         worker = new Worker(queueName, async (job) => {
           const timestamp = new Date(job.timestamp).toISOString();
