@@ -75,7 +75,7 @@ describe('the engine says what it does', () => {
     await stopCleanly(engine);
     const lines = dlqLines();
     expect(lines).toHaveLength(2);
-    expect(lines[1]).toMatchObject({ pipeline: doc.name, count: 40, stage: 'sink', id: flood.at(-1), reason: expect.stringMatching(/ECONNREFUSED/) });
+    expect(lines[1]).toMatchObject({ pipeline: doc.name, count: 40, intervalMs: 60_000, stage: 'sink', id: flood.at(-1), reason: expect.stringMatching(/ECONNREFUSED/) });
     expect(String(lines[1]!.msg)).toMatch(/^40 more events dead-lettered/);
   }, 60_000);
 
