@@ -357,7 +357,8 @@ class PipelineCompiler {
   private compileExpr(source: string | undefined, path: DocPath, timeoutMs: number): CompiledExpression | undefined {
     if (source === undefined) return undefined;
     try {
-      const compiled = compileExpression(source, { timeoutMs });
+      // filter: and a sink's when: are conditions: their value is JSONata's $boolean of the result.
+      const compiled = compileExpression(source, { timeoutMs, condition: path[0] === 'filter' || path.at(-1) === 'when' });
       this.sites.push({ path, source, over: path[0] === 'filter' || path[0] === 'transform' ? 'event' : 'output' });
       return compiled;
     } catch (err) {

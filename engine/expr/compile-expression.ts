@@ -1,5 +1,6 @@
 import jsonata from 'jsonata';
 import { ExpressionError, errorMessage } from '../errors.ts';
+import { isTruthy } from '../runner/truthy.ts';
 import { compileAst, isCompilable } from './compiler/compile.ts';
 import type { BranchProbe } from './compiler/closures.ts';
 
@@ -36,6 +37,8 @@ export interface CompiledExpression {
   evaluate(input: unknown, bindings?: Record<string, unknown>): unknown;
   /** Whether compiled code evaluates this expression (then `evaluate` never returns a promise). */
   readonly sync: boolean;
+  /** Whether `evaluate` answers JSONata's `$boolean` of the result (see CompileOptions.condition). */
+  readonly condition: boolean;
 }
 
 interface JsonataNode {
@@ -56,6 +59,13 @@ export interface CompileOptions {
    * reports them, so an expression left to the interpreter reports none.
    */
   probe?: BranchProbe;
+  /**
+   * A condition (`filter:`, `when:`): `evaluate` answers JSONata's `$boolean` of the result,
+   * judged on the result as the expression made it. Other results are made plain JSON first,
+   * which drops what JSON cannot hold: an object whose only member is a function would become `{}`,
+   * false, where JSONata holds it true.
+   */
+  condition?: boolean;
 }
 
 /**
@@ -87,6 +97,10 @@ export function compileExpression(source: string, opts: CompileOptions = {}): Co
     throw new ExpressionSyntaxError(`$${name} is not allowed: it would run event data as code`,
       clamp((forbidden.position ?? 1) - name.length - 1, 0, source.length));
   }
+  // The result as sinks get it; a condition's truth, judged on the result as it was made once its
+  // size has been bounded (plain refuses a result of too many values before anything walks it).
+  const finish = opts.condition ? (value: unknown) => (plain(value), isTruthy(value)) : plain;
+  const condition = opts.condition === true;
   if (opts.compile !== false && isCompilable(expr.ast())) {
     // A private AST: the compiled code never shares nodes with the interpreter's.
     const compiled = compileAst(jsonata(source).ast(), options, opts.probe);
@@ -94,21 +108,21 @@ export function compileExpression(source: string, opts: CompileOptions = {}): Co
       // One try: an evaluation that ran out of time is not run again (it would hold the event
       // loop twice as long); the entry goes to the DLQ with the time-out as its reason.
       try {
-        return plain(compiled.evaluate(input, bindings));
+        return finish(compiled.evaluate(input, bindings));
       } catch (err) {
         throw expressionError(err, options.timeout);
       }
     };
-    return { source, sync: true, evaluate: run };
+    return { source, sync: true, condition, evaluate: run };
   }
   const viaJsonata = async (input: unknown, bindings: Record<string, unknown> | undefined): Promise<unknown> => {
     try {
-      return plain(await serialized(() => expr.evaluate(input, bindings)));
+      return finish(await serialized(() => expr.evaluate(input, bindings)));
     } catch (err) {
       throw expressionError(err, options.timeout);
     }
   };
-  return { source, sync: false, evaluate: viaJsonata };
+  return { source, sync: false, condition, evaluate: viaJsonata };
 }
 
 function expressionError(err: unknown, timeoutMs: number): ExpressionError {

@@ -146,7 +146,7 @@ export class CoveredPipeline {
         };
       },
     };
-    const compiled = compileExpression(source, { timeoutMs, probe });
+    const compiled = compileExpression(source, { timeoutMs, probe, condition: expr.condition });
     // Conditional nodes the compiler left to the interpreter report nothing: listed as unmeasured.
     for (const node of conditionalNodes(jsonata(source).ast() as unknown as AstNode)) {
       if (registered.has(nodeKey(node))) continue;
@@ -165,6 +165,7 @@ export class CoveredPipeline {
     return {
       source: when.source,
       sync: when.sync,
+      condition: when.condition,
       evaluate: (input, bindings) => {
         const r = when.evaluate(input, bindings);
         return when.sync ? count(r) : (r as Promise<unknown>).then(count);

@@ -118,6 +118,21 @@ describe('PipelineRunner: one outcome per entry, for every stage', () => {
     expect(kinds(result)).toEqual(['filtered', 'filtered', 'filtered', 'filtered', 'sunk', 'sunk', 'sunk', 'filtered']);
   });
 
+  it('a filter or a when: whose result holds a function is true, as in JSONata, though the function is no JSON', async () => {
+    const p = await compile(
+      'source: { stream: orders }',
+      "filter: '{ \"keep\": function($x) { $x } }'",
+      'sinks:',
+      "  - { type: log, id: held, when: '{ \"f\": $sum }' }",
+      "  - { type: log, id: bare, when: '[function($x) { $x }]' }",
+    );
+    const held = new FakeSink();
+    const bare = new FakeSink();
+    const result = await run(p, { held, bare }, entries(order('o1')));
+    expect(result.outcomes[0]).toMatchObject({ kind: 'sunk', sinks: ['held'] });
+    expect(bare.messages).toEqual([]);
+  });
+
   it('validate: an invalid event goes to the DLQ with the schema reason and its raw payload', async () => {
     const p = await compile('source: { stream: orders }', `validate: { schema: "${SCHEMA_ID}" }`, 'sink: { type: log }');
     const sink = new FakeSink();
