@@ -101,9 +101,9 @@ describe('an engine starting', () => {
     ]);
 
     // The shared connection and each pipeline's blocking one are named in CLIENT LIST.
-    const names = String(await redis.client('LIST')).split('\n').map((l) => /name=(\S*)/.exec(l)?.[1]);
-    expect(names).toContain('synapse');
-    expect(names).toContain(`synapse:${alpha}`);
+    const names = async () => String(await redis.client('LIST')).split('\n').map((l) => /name=(\S*)/.exec(l)?.[1]);
+    await waitFor(async () => (await names()).includes(`synapse:${alpha}`), `a connection named synapse:${alpha}`);
+    expect(await names()).toContain('synapse');
     // A blocking read is never pipelined with other commands.
     expect((engine.handles.get(alpha)!.blocking as Redis).options.enableAutoPipelining).toBe(false);
   });
