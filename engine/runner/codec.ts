@@ -74,7 +74,7 @@ export const decodeJson: Decoder = (entry, maxBytes) => {
 function refuseProtoKeys(value: unknown, prefix: string): void {
   const at = findProtoKey(value);
   if (at !== undefined) {
-    throw new DecodeError(`event has a '__proto__' key (at ${prefix ? `${prefix}.${at}` : at}): refused, since in JavaScript it would replace an object's prototype`);
+    throw new DecodeError(`event has a '__proto__' key (at ${prefix && !at.startsWith('[') ? `${prefix}.${at}` : prefix + at}): refused, since in JavaScript it would replace an object's prototype`);
   }
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeFields, decodeJson, decoders, encodeForCodec, rawPayload, PAYLOAD_FIELD, type StreamEntry } from '../../../engine/runner/codec.ts';
+import { BINARY_PAYLOAD, decodeFields, decodeJson, decoders, encodeForCodec, rawPayload, PAYLOAD_FIELD, type StreamEntry } from '../../../engine/runner/codec.ts';
 import { DecodeError } from '../../../engine/errors.ts';
 
 const MAX = 1024 * 1024;
@@ -154,5 +154,94 @@ describe('rawPayload (what the DLQ keeps)', () => {
 
   it('fields: the field map as JSON, values as written', () => {
     expect(rawPayload(entry('event', 'e', 'metrics', '{"a":1}'), 'fields')).toBe('{"event":"e","metrics":"{\\"a\\":1}"}');
+  });
+});
+
+describe('what a decoder refuses and why, to the letter', () => {
+  const bytes = Buffer.from([0xff, 0xfe, 0x41]);
+  const withBinary = (fields: string[], index: number): StreamEntry => ({ id: '1-0', fields, binary: new Map([[index, bytes]]) });
+
+  it('json: a payload that is not UTF-8 is refused, naming its byte count', () => {
+    const err = decodeError(() => decodeJson(withBinary(['trace', 'x', 'payload', '\ufffd\ufffdA'], 3), MAX));
+    expect(err.message).toBe("'payload' is not valid UTF-8 (3 bytes); the DLQ keeps the original bytes");
+  });
+
+  it('json: another field that is not UTF-8 does not stop the payload decoding', () => {
+    expect(decodeJson(withBinary(['trace', '\ufffd', 'payload', '{"n":1}'], 1), MAX)).toEqual({ n: 1 });
+  });
+
+  it('fields: a value that is not UTF-8 is refused, naming its field', () => {
+    const err = decodeError(() => decodeFields(withBinary(['a', '1', 'blob', '\ufffd\ufffdA'], 3), MAX));
+    expect(err.message).toBe("field 'blob' is not valid UTF-8; the DLQ keeps the original bytes");
+  });
+
+  it('fields: an empty map of binary values is no refusal', () => {
+    expect(decodeFields({ id: '1-0', fields: ['a', '1'], binary: new Map() }, MAX)).toEqual({ a: '1' });
+  });
+
+  it('json: a __proto__ key is refused with its path, written plainly or as a \\u escape', () => {
+    expect(decodeError(() => decodeJson(entry('payload', '{"data":{"list":[{"__proto__":{"x":1}}]}}'), MAX)).message)
+      .toBe("event has a '__proto__' key (at data.list[0].__proto__): refused, since in JavaScript it would replace an object's prototype");
+    expect(decodeError(() => decodeJson(entry('payload', '{"\\u005f_proto__":{}}'), MAX)).message).toContain('(at __proto__)');
+  });
+
+  it('fields: a __proto__ field, or one inside a JSON value, is refused with its path', () => {
+    expect(decodeError(() => decodeFields(entry('__proto__', '{}'), MAX)).message).toContain('(at __proto__)');
+    expect(decodeError(() => decodeFields(entry('a', '1', 'meta', '{"k":{"__proto__":1}}'), MAX)).message).toContain('(at meta.k.__proto__)');
+    expect(decodeError(() => decodeFields(entry('meta', '[{"\\u005f_proto__":1}]'), MAX)).message).toContain('(at meta[0].__proto__)');
+  });
+
+  it('a missing payload field names at most eight fields', () => {
+    const fields = Array.from({ length: 10 }, (_, i) => [`f${i}`, 'v']).flat();
+    expect(decodeError(() => decodeJson(entry(...fields), MAX)).message)
+      .toBe("entry has no 'payload' field (fields: f0, f1, f2, f3, f4, f5, f6, f7); use codec: fields for flat field maps");
+  });
+
+  it('json: the size is checked in bytes on either side of the cheap bound (1024 bytes of UTF-16 units × 3)', () => {
+    // 341 characters: 1023 bytes at most by the bound, counted exactly here (a few are 2 bytes).
+    const small = JSON.stringify({ s: 'é'.repeat(160) + 'x'.repeat(173) });
+    expect(small.length).toBe(341);
+    expect(decodeError(() => decodeJson(entry('payload', small), 400)).message).toBe('event is 501 bytes, over max_event_bytes (400)');
+    expect(decodeJson(entry('payload', small), 501)).toEqual(JSON.parse(small));
+    const large = JSON.stringify({ s: 'é'.repeat(600) });
+    expect(decodeError(() => decodeJson(entry('payload', large), 1000)).message).toBe('event is 1208 bytes, over max_event_bytes (1000)');
+    expect(decodeJson(entry('payload', large), 1208)).toEqual(JSON.parse(large));
+  });
+
+  it('json: more characters than max bytes is refused at once (and the message counts bytes)', () => {
+    expect(decodeError(() => decodeJson(entry('payload', '{"s":"xxxx"}'), 11)).message).toBe('event is 12 bytes, over max_event_bytes (11)');
+  });
+
+  it('fields: an event under the cheap bound (characters × 3) is accepted without counting', () => {
+    expect(decodeFields(entry('a', 'é'), 6)).toEqual({ a: 'é' });
+    expect(decodeError(() => decodeFields(entry('a', 'éé'), 4)).message).toBe('event is 5 bytes, over max_event_bytes (4)');
+  });
+
+  it('fields: a value that is a JSON object or array is decoded only when it starts with { or [', () => {
+    expect(decodeFields(entry('a', ' {"x":1}', 'b', '{"x":1}', 'c', '[2]'), MAX)).toEqual({ a: ' {"x":1}', b: { x: 1 }, c: [2] });
+  });
+});
+
+describe('encodeForCodec and rawPayload, their edges', () => {
+  it('fields: no event is no fields; null, numbers and nested values are written as a producer would', () => {
+    expect(encodeForCodec('fields', null)).toEqual([]);
+    expect(encodeForCodec('fields', { a: null, b: 1.5, c: [null] })).toEqual(['a', 'null', 'b', '1.5', 'c', '[null]']);
+  });
+
+  it('the bytes of a value that is not UTF-8 are kept as base64 behind the binary mark', () => {
+    const e: StreamEntry = { id: '1-0', fields: ['payload', '\ufffd\ufffdA', 'x', '1'], binary: new Map([[1, Buffer.from([0xff, 0xfe, 0x41])]]) };
+    expect(rawPayload(e, 'json')).toBe(`${BINARY_PAYLOAD}//5B`);
+    expect(rawPayload(e, 'fields')).toBe(JSON.stringify({ payload: `${BINARY_PAYLOAD}//5B`, x: '1' }));
+  });
+
+  it('a text that itself starts with the binary mark is carried as base64 too, so the mark never lies', () => {
+    const text = `${BINARY_PAYLOAD}abc`;
+    expect(rawPayload(entry('payload', text), 'json')).toBe(BINARY_PAYLOAD + Buffer.from(text).toString('base64'));
+    expect(rawPayload(entry('payload', 'x\u0000base64:'), 'json')).toBe('x\u0000base64:');
+  });
+
+  it('a __proto__ field name is kept as an ordinary key of the field map', () => {
+    expect(rawPayload(entry('__proto__', '{"a":1}', 'b', '2'), 'fields')).toBe('{"__proto__":"{\\"a\\":1}","b":"2"}');
+    expect(rawPayload(entry('a'), 'fields')).toBe('{"a":""}');
   });
 });
