@@ -3,11 +3,11 @@
 // The files of engine/runtime/ and engine/runner/ are cut into units: runs of whole top-level
 // statements and class members, about UNIT_LINES lines each, so that no mutant straddles two
 // units (Stryker keeps a mutant only when the range holds all of it). Each unit's result is
-// committed in mutation/<file>@<first>-<last>.json beside the hash of the source it mutated.
-// A unit whose recorded hash matches its file is skipped, so a run that was interrupted (the whole
+// committed in mutation/<file>@<first>-<last>.json beside the hash of the lines it mutated.
+// A unit whose recorded hash matches its lines is skipped, so a run that was interrupted (the whole
 // of it takes many hours: every mutant runs the tests that cover it, real Redis included) resumes
-// where it stopped, losing at most the run in progress, and a change re-runs only the files it
-// touched. Pending units are run RUN_LINES lines at a time, one StrykerJS run each
+// where it stopped, losing at most the run in progress, and a change re-runs only the units it
+// touched (and those it moved). Pending units are run RUN_LINES lines at a time, one StrykerJS run each
 // (stryker.config.mjs): every run starts with a test run of its own that takes minutes.
 //
 //   npm run mutation                                every unit not yet run on its current source
@@ -85,7 +85,12 @@ const SUITES = {
   'engine/runtime/service-registry.ts': ['tests/integration/admin/services.test.ts'],
 };
 
-const sourceHash = (source) => createHash('sha256').update(readFileSync(source)).digest('hex');
+/**
+ * The sha256 of a unit's own lines. A change elsewhere in its file leaves its result current, as a
+ * change in another file always did; a change that moves its lines makes it another unit.
+ */
+const unitHash = (unit) =>
+  createHash('sha256').update(readFileSync(unit.source, 'utf8').split('\n').slice(unit.first - 1, unit.last).join('\n')).digest('hex');
 
 /** [first, last] line ranges (1-based) of whole top-level statements and class members. */
 function unitsOf(source) {
@@ -114,7 +119,7 @@ const resultFile = (unit) => join(RESULTS, `${unitName(unit)}.json`);
 const hashFile = (unit) => `${resultFile(unit)}.sha256`;
 const upToDate = (unit) =>
   existsSync(resultFile(unit)) && existsSync(hashFile(unit)) &&
-  readFileSync(hashFile(unit), 'utf8').trim() === sourceHash(unit.source);
+  readFileSync(hashFile(unit), 'utf8').trim() === unitHash(unit);
 
 /** Stored results of a file, its current units first; results of other cuts are stale. */
 function resultsOf(source) {
@@ -154,14 +159,14 @@ if (!(args.includes('--report') || args.includes('--survivors'))) {
   // The tests that start the `synapse` command run dist/ (unmutated): it must match the sources.
   spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
   // Planned again after every run: the sources may change while a run goes on (a run records
-  // the hash of the source it mutated, so a change makes its result stale, and it runs again).
+  // the hash of the lines it mutated, so a change makes its result stale, and it runs again).
   const namedRuns = named.length > 0 ? plan().runs : undefined;
   for (let index = 0; ; index += 1) {
     const run = namedRuns ? namedRuns[index] : plan().runs[0];
     if (!run) break;
     const ranges = run.units.map((unit) => `${unit.source}:${unit.first}-${unit.last}`);
     console.log(`\n=== mutation run ${index + 1}: ${ranges.join(' ')} (${new Date().toISOString()})`);
-    const hashes = run.units.map((unit) => sourceHash(unit.source));
+    const hashes = run.units.map(unitHash);
     rmSync(REPORT, { force: true });
     const suites = [...new Set(run.units.flatMap((unit) => SUITES[unit.source] ?? []))];
     if (suites.length) console.log(`    with ${suites.join(' ')}`);
