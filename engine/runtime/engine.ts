@@ -12,6 +12,7 @@ import { EngineMetrics, type ObservedEngine, type PipelineState } from '../metri
 import type { Sink } from '../plugins/define-sink.ts';
 import { SinkRegistry, pluginSpecsFromEnv } from '../plugins/sink-registry.ts';
 import { PipelineRunner, type Outcome } from '../runner/pipeline-runner.ts';
+import { sleep } from '../runner/backoff.ts';
 import type { StreamEntry } from '../runner/codec.ts';
 import { bullmqConnection, connectRedis, duplicateConnection, type BullmqConnection } from './redis-client.ts';
 import { createSinkContext, type SinkServices } from './sink-context.ts';
@@ -322,7 +323,7 @@ export class Engine extends EventEmitter implements ObservedEngine {
    * stops and a new one starts.
    */
   async replacePipeline(existing: PipelineHandle | undefined, next: CompiledPipeline): Promise<PipelineHandle> {
-    if (!existing) return this.startPipeline(next);
+    if (!existing) return this.reading(await this.startPipeline(next));
     const prev = existing.pipeline;
     const sameSource = prev.source.kind === 'stream' && next.source.kind === 'stream'
       && prev.source.stream === next.source.stream && prev.source.group === next.source.group
@@ -330,7 +331,7 @@ export class Engine extends EventEmitter implements ObservedEngine {
     if (!sameSource) {
       const paused = existing.status === 'paused';
       await this.removePipeline(prev.name);
-      const handle = await this.startPipeline(next, existing.generation + 1);
+      const handle = await this.reading(await this.startPipeline(next, existing.generation + 1));
       handle.lastDlq = existing.lastDlq;
       if (paused) this.pause(next.name);
       return handle;
@@ -341,6 +342,20 @@ export class Engine extends EventEmitter implements ObservedEngine {
     Object.assign(existing, { pipeline: next, sinks, generation: existing.generation + 1, lastReloadError: undefined, loadedAt: new Date().toISOString() });
     await this.closeSinks(oldSinks);
     return existing;
+  }
+
+  /**
+   * Waits for a pipeline a reload started until its consumer group exists, so that a `start: $`
+   * group misses nothing written once the reload has answered, even while the pipeline is paused
+   * (a paused consumer reads nothing, and creates no group). With Redis away, at most
+   * START_WAIT_MS; a stop ends the wait.
+   */
+  private async reading(handle: PipelineHandle): Promise<PipelineHandle> {
+    if (!handle.consumer) return handle;
+    const waited = new AbortController();
+    await Promise.race([handle.consumer.ready, sleep(START_WAIT_MS, AbortSignal.any([this.shutdown.signal, waited.signal]))]);
+    waited.abort();
+    return handle;
   }
 
   /**
@@ -400,6 +415,8 @@ export class Engine extends EventEmitter implements ObservedEngine {
     if (!q) {
       const redis = this.bullmq();
       q = { queue: new Queue(name, { connection: redis.connection, prefix: redis.prefix }), redis };
+      // Its connection's errors reach the sink that adds a job; the shared connection logs outages.
+      q.queue.on('error', () => undefined);
       this.queues.set(name, q);
     }
     return q.queue;

@@ -11,7 +11,7 @@ import { buildAdminServer } from '../../engine/admin/server.ts';
 import { defaultConsumerName, Engine } from '../../engine/runtime/engine.ts';
 import { redisOptionsFromUrl } from '../../engine/runtime/redis-client.ts';
 import { metricValue } from '../helpers/engine.ts';
-import { FIXTURE_SCHEMAS, testKey } from '../helpers/pipelines.ts';
+import { FIXTURE_SCHEMAS, REPO_ROOT, testKey } from '../helpers/pipelines.ts';
 import { startTestRedis, waitFor, type TestRedis } from '../helpers/redis.ts';
 
 // What an engine is before and while it starts, and what its start leaves in place: the log
@@ -162,4 +162,118 @@ describe('an engine starting with Redis away', () => {
     closers.unshift(() => q.close());
     await waitFor(async () => (await q.getJobSchedulersCount()) === 1, 'the job scheduler written once Redis is back', 20_000);
   }, 40_000);
+});
+
+describe('an engine running, reloading and stopping', () => {
+  const up = async (engine: Engine, name: string) => (await engine.metrics.up.get()).values.find((v) => v.labels.pipeline === name)?.value;
+  const clientNames = async () => String(await redis.client('LIST')).split('\n').map((l) => /name=(\S*)/.exec(l)?.[1]);
+
+  it('pauses and resumes a running pipeline (state and gauge); an unknown or disabled one cannot be', async () => {
+    const name = `pr-${randomUUID().slice(0, 8)}`;
+    const { engine } = await engineOver({
+      [`${name}.yaml`]: streamPipeline(name, testKey('in')),
+      'off.yaml': `${streamPipeline('off', testKey('in'))}enabled: false\n`,
+    });
+    await engine.start();
+    expect([engine.pause('nosuch'), engine.resume('nosuch')]).toEqual([false, false]);
+    expect([engine.pause('off'), engine.resume('off')]).toEqual([false, false]);
+    expect(engine.handles.get('off')!.status).toBe('disabled');
+
+    expect(engine.pause(name)).toBe(true);
+    expect(engine.handles.get(name)!.status).toBe('paused');
+    expect(await up(engine, name)).toBe(0);
+    expect(engine.resume(name)).toBe(true);
+    expect(engine.handles.get(name)!.status).toBe('running');
+    expect(await up(engine, name)).toBe(1);
+  });
+
+  it('a reload onto another stream restarts a paused pipeline paused, keeping its last DLQ entry; one on the same stream swaps in place', async () => {
+    const name = `mv-${randomUUID().slice(0, 8)}`;
+    const [first, second] = [testKey('in'), testKey('in')];
+    const { engine, dir } = await engineOver({ [`${name}.yaml`]: streamPipeline(name, first) });
+    const file = join(dir, `${name}.yaml`);
+    await engine.start();
+    await redis.xadd(first, '*', 'payload', '{not json');
+    const dead = await waitFor(() => engine.handles.get(name)!.lastDlq, 'the entry dead-lettered');
+    engine.pause(name);
+
+    await writeFile(file, streamPipeline(name, second));
+    expect((await engine.reloadFile(file)).ok).toBe(true);
+    const moved = engine.handles.get(name)!;
+    expect(moved.pipeline.source).toMatchObject({ stream: second });
+    expect(moved).toMatchObject({ status: 'paused', generation: 2, lastDlq: dead });
+    expect(await up(engine, name)).toBe(0);
+    // Its group on the new stream (start: $) exists when the reload answers, though the pipeline
+    // reads nothing while paused: an event written during the pause is handled on resume.
+    expect((await redis.xinfo('GROUPS', second) as unknown[][]).map((g) => g[1])).toEqual([name]);
+    await redis.xadd(second, '*', 'payload', JSON.stringify({ event: 'moved' }));
+    engine.resume(name);
+    await waitFor(async () => (await redis.xlen(`${second}-out`)) === 1, 'the event on the new stream delivered');
+
+    const loadedAt = moved.loadedAt;
+    await new Promise((r) => setTimeout(r, 5));
+    await writeFile(file, streamPipeline(name, second).replace(`${second}-out`, `${second}-other`));
+    expect((await engine.reloadFile(file)).ok).toBe(true);
+    // The same handle, its consumer kept: a swap at the next batch boundary.
+    expect(engine.handles.get(name)).toBe(moved);
+    expect(moved).toMatchObject({ generation: 3, status: 'running', lastDlq: dead });
+    expect(moved.loadedAt > loadedAt).toBe(true);
+    await redis.xadd(second, '*', 'payload', JSON.stringify({ event: 'swapped' }));
+    await waitFor(async () => (await redis.xlen(`${second}-other`)) === 1, 'the event delivered by the swapped-in version');
+  });
+
+  it('a sink whose close fails is logged at warn, and neither removing its pipeline nor stopping the engine stops there', async () => {
+    const name = `st-${randomUUID().slice(0, 8)}`;
+    const other = `st2-${randomUUID().slice(0, 8)}`;
+    const sticky = (n: string) => `name: ${n}\nsource: { stream: ${testKey('in')}, block_ms: 100 }\nsink: { type: sticky }\n`;
+    const { engine, lines, dir } = await engineOver({ [`${name}.yaml`]: sticky(name), [`${other}.yaml`]: sticky(other) });
+    process.env.SYNAPSE_PLUGINS = join(REPO_ROOT, 'tests', 'fixtures', 'plugins-sticky');
+    try {
+      await engine.start();
+    } finally {
+      delete process.env.SYNAPSE_PLUGINS;
+    }
+    expect(engine.rejected.size).toBe(0);
+    await waitFor(async () => (await clientNames()).includes(`synapse:${name}`), `a connection named synapse:${name}`);
+
+    // Its file deleted: the pipeline is stopped and forgotten, its reading connection closed.
+    await rm(join(dir, `${name}.yaml`));
+    await engine.reloadFile(join(dir, `${name}.yaml`));
+    expect(engine.handles.has(name)).toBe(false);
+    expect(await up(engine, name)).toBe(0);
+    await waitFor(async () => !(await clientNames()).includes(`synapse:${name}`), `the connection synapse:${name} closed`);
+    expect(lines.filter((l) => l.msg === 'sink close failed')).toEqual([expect.objectContaining({ level: 40, err: 'sticky will not close' })]);
+
+    // stop() is one stop however often it is called.
+    const stopped = engine.stop();
+    expect(engine.stop()).toBe(stopped);
+    expect(engine.stopping).toBe(true);
+    await stopped;
+    expect(lines.filter((l) => l.msg === 'sink close failed')).toHaveLength(2);
+    expect(lines.filter((l) => l.msg === 'engine stopped')).toHaveLength(1);
+    expect(lines.at(-1)!.msg).toBe('engine stopped');
+  });
+
+  it('one BullMQ queue (one connection) per queue name, however many events go to it', async () => {
+    const name = `q-${randomUUID().slice(0, 8)}`;
+    const stream = testKey('in');
+    const queue = `jobs-${randomUUID().slice(0, 8)}`;
+    const { engine } = await engineOver({
+      [`${name}.yaml`]: `name: ${name}\nsource: { stream: ${stream}, start: $, block_ms: 100 }\nsink: { type: queue, with: { queue: ${queue}, job: j } }\n`,
+    });
+    await engine.start();
+    const jobs = scheduleQueue('unused');
+    const q = new Queue(queue, { connection: redisOptionsFromUrl(server.url) });
+    closers.push(() => q.close(), () => jobs.close());
+    const sunk = (n: number) => waitFor(() => engine.handles.get(name)!.counters.sunk === n, `${n} events sunk`);
+    await redis.xadd(stream, '*', 'payload', JSON.stringify({ event: 'a' }));
+    await sunk(1);
+    const clients = (await clientNames()).length;
+    for (let i = 0; i < 4; i++) {
+      await redis.xadd(stream, '*', 'payload', JSON.stringify({ event: `b${i}` }));
+      await sunk(2 + i);
+    }
+    expect(await q.getJobCountByTypes('waiting')).toBe(5);
+    expect((await clientNames()).length).toBe(clients);
+  });
 });
