@@ -73,7 +73,7 @@ const SUITES = {
   'engine/runtime/engine.ts': ['tests/integration/operating/engine-log.test.ts', 'tests/integration/hot-reload/reload-scope.test.ts',
     'tests/integration/admin/metrics.test.ts', 'tests/integration/engine-start.test.ts', 'tests/integration/admin/pipelines.test.ts',
     'tests/integration/plugins/schedule.test.ts'],
-  'engine/runtime/redis-server.ts': ['tests/integration/managed-redis.test.ts'],
+  'engine/runtime/redis-server.ts': ['tests/integration/managed-redis.test.ts', 'tests/integration/redis-server.test.ts'],
   // Telling a cluster node from a single server, connection options, outage logs; on a cluster.
   'engine/runtime/redis-client.ts': ['tests/integration/redis-client.test.ts', 'tests/integration/cluster/runtime.test.ts'],
   // What a reload refuses, answers and logs; a stop that waits for the reloads in flight.

@@ -91,7 +91,11 @@ export async function startRedisServer(opts: { port?: number; dir: string; persi
     for (;;) {
       const ok = await Promise.race([redisAnswers('127.0.0.1', port, 200), exited]);
       if (ok) break;
-      if (Date.now() > deadline) throw new RedisUnavailableError(`redis-server did not answer on port ${port} within 10 s`);
+      if (Date.now() > deadline) {
+        // Not left running: nothing would ever stop it.
+        child.kill('SIGKILL');
+        throw new RedisUnavailableError(`redis-server did not answer on port ${port} within 10 s`);
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
   };
