@@ -73,6 +73,7 @@ describe('an engine before its start', () => {
   it('has no connection (asking for it says so): its Redis status says it is not connected', async () => {
     const { engine } = await engineOver({});
     expect(() => engine.connection).toThrow('engine not started');
+    expect(() => engine.loadContext).toThrow('engine not started');
     expect(engine.redisStatus).toBe('not-connected');
     expect(engine.started).toBe(false);
   });
@@ -252,6 +253,38 @@ describe('an engine running, reloading and stopping', () => {
     expect(lines.filter((l) => l.msg === 'sink close failed')).toHaveLength(2);
     expect(lines.filter((l) => l.msg === 'engine stopped')).toHaveLength(1);
     expect(lines.at(-1)!.msg).toBe('engine stopped');
+    // A stopped engine reloads nothing.
+    await writeFile(join(dir, 'late.yaml'), sticky('late'));
+    expect(await engine.reloadFile(join(dir, 'late.yaml'))).toEqual({ ok: false, diagnostics: [] });
+    expect(engine.handles.has('late')).toBe(false);
+  });
+
+  it('a reload in flight when the engine stops starts no consumer: the sinks it made are closed', async () => {
+    const name = `held-${randomUUID().slice(0, 8)}`;
+    const { engine, dir } = await engineOver({});
+    process.env.SYNAPSE_PLUGINS = join(REPO_ROOT, 'tests', 'fixtures', 'plugins-sticky');
+    try {
+      await engine.start();
+    } finally {
+      delete process.env.SYNAPSE_PLUGINS;
+    }
+    const held = (globalThis as { synapseHeldSink?: { hold?: Promise<void>; connecting: number; closed: number } }).synapseHeldSink!;
+    let release!: () => void;
+    held.hold = new Promise<void>((r) => (release = r));
+    const [connecting, closed] = [held.connecting, held.closed];
+    const file = join(dir, `${name}.yaml`);
+    await writeFile(file, `name: ${name}\nsource: { stream: ${testKey('in')}, block_ms: 100 }\nsink: { type: held }\n`);
+    const reload = engine.reloadFile(file);
+    await waitFor(() => held.connecting === connecting + 1, "the reload's sink connecting");
+    const stopped = engine.stop();
+    release();
+    await reload;
+    await stopped;
+    held.hold = undefined;
+    expect(engine.handles.get(name)?.consumer).toBeUndefined();
+    expect(engine.handles.get(name)?.sinks.size).toBe(0);
+    expect(held.closed).toBe(closed + 1);
+    expect(await clientNames()).not.toContain(`synapse:${name}`);
   });
 
   it('one BullMQ queue (one connection) per queue name, however many events go to it', async () => {

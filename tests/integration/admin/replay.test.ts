@@ -110,6 +110,21 @@ describe('POST /replay and GET /replay/:id', () => {
     expect(view.lastDlq).toMatchObject({ stage: 'transform', id: `${T0 + 6000}-0` });
   });
 
+  it('a replay through a pipeline whose DLQ write Redis refuses fails, and says so', async () => {
+    const name = key('p');
+    const source = key('in');
+    const f = await start({ pipelines: { [name]: pipelineYaml({ name, stream: source, out: key('out') }) } });
+    const stream = key('history');
+    // It fails the pipeline's transform: its place is the DLQ, which is no stream.
+    await f.client.xadd(stream, `${T0}-0`, 'payload', JSON.stringify(ping(13)));
+    await f.client.set(`${source}:dlq`, 'a string');
+    const res = await f.inject({ method: 'POST', url: '/replay', payload: { stream, from: at(0), to: at(0), pipeline: name } });
+    expect(res.statusCode, res.body).toBe(202);
+    const job = await finished(f, JSON.parse(res.body).id);
+    expect(job).toMatchObject({ status: 'failed', scanned: 1, matched: 1, error: expect.stringMatching(/^Redis refused 1 DLQ write\(s\): WRONGTYPE/) });
+    expect(await f.client.get(`${source}:dlq`)).toBe('a string');
+  });
+
   it('422 for a bad request, 404 for an unknown replay, 400 for a malformed one', async () => {
     const f = await start();
     const stream = key('history');
