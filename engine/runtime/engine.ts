@@ -480,9 +480,9 @@ export class Engine extends EventEmitter implements ObservedEngine {
   }
 }
 
-/** A Redis URL without its password, for logs. */
+/** A Redis URL without its password, for logs: all of it, up to the last `@` of the authority, as URL parsers read it. */
 export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
+  return url.replace(/\/\/([^:/?#]*):[^/?#]*@/, '//$1:***@');
 }
 
 /**
