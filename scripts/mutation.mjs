@@ -69,10 +69,11 @@ const SUITES = {
   'engine/runner/codec.ts': ['tests/integration/security/proto-keys.test.ts'],
   // Every sink plugin against the context a pipeline hands it.
   'engine/runtime/sink-context.ts': ['tests/integration/plugins/conformance.test.ts', 'tests/integration/sink-context.test.ts'],
-  // Its start (logs, connections, groups, schedules), counters and state gauges, schedule ticks.
+  // Its start (logs, connections, groups, schedules), counters and state gauges, schedule ticks,
+  // replays through a pipeline.
   'engine/runtime/engine.ts': ['tests/integration/operating/engine-log.test.ts', 'tests/integration/hot-reload/reload-scope.test.ts',
     'tests/integration/admin/metrics.test.ts', 'tests/integration/engine-start.test.ts', 'tests/integration/admin/pipelines.test.ts',
-    'tests/integration/plugins/schedule.test.ts'],
+    'tests/integration/plugins/schedule.test.ts', 'tests/integration/admin/replay.test.ts'],
   'engine/runtime/redis-server.ts': ['tests/integration/managed-redis.test.ts', 'tests/integration/redis-server.test.ts'],
   // Telling a cluster node from a single server, connection options, outage logs; on a cluster.
   'engine/runtime/redis-client.ts': ['tests/integration/redis-client.test.ts', 'tests/integration/cluster/runtime.test.ts'],
