@@ -223,6 +223,58 @@ describe('an engine running, reloading and stopping', () => {
     await waitFor(async () => (await redis.xlen(`${second}-other`)) === 1, 'the event delivered by the swapped-in version');
   });
 
+  it('a renamed pipeline on the same stream and group restarts under its new name; removing an unknown pipeline does nothing', async () => {
+    const [name, renamed] = [`old-${randomUUID().slice(0, 8)}`, `new-${randomUUID().slice(0, 8)}`];
+    const stream = testKey('in');
+    const group = `g-${randomUUID().slice(0, 8)}`;
+    const { engine, dir } = await engineOver({ 'p.yaml': streamPipeline(name, stream, `  group: ${group}\n`) });
+    await engine.start();
+    await writeFile(join(dir, 'p.yaml'), streamPipeline(renamed, stream, `  group: ${group}\n`));
+    expect(await engine.reloadFile(join(dir, 'p.yaml'))).toMatchObject({ ok: true, name: renamed });
+    expect([...engine.handles.keys()]).toEqual([renamed]);
+    expect(engine.handles.get(renamed)).toMatchObject({ generation: 2, status: 'running' });
+    await waitFor(async () => (await clientNames()).includes(`synapse:${renamed}`), `a connection named synapse:${renamed}`);
+    expect(await up(engine, name)).toBe(0);
+    await expect(engine.removePipeline('nosuch')).resolves.toBeUndefined();
+  });
+
+  it('a reload adds a disabled pipeline and a schedule pipeline; a deleted schedule pipeline is down and its job scheduler gone', async () => {
+    const sched = `sch-${randomUUID().slice(0, 8)}`;
+    const { engine, dir } = await engineOver({});
+    await engine.start();
+    await writeFile(join(dir, 'off.yaml'), `${streamPipeline('off', testKey('in'))}enabled: false\n`);
+    expect(await engine.reloadFile(join(dir, 'off.yaml'))).toMatchObject({ ok: true, name: 'off' });
+    expect(engine.handles.get('off')!.status).toBe('disabled');
+    await writeFile(join(dir, `${sched}.yaml`), schedulePipeline(sched));
+    expect(await engine.reloadFile(join(dir, `${sched}.yaml`))).toMatchObject({ ok: true, name: sched });
+    const q = scheduleQueue(sched);
+    await waitFor(async () => (await q.getJobSchedulersCount()) === 1, 'the job scheduler written');
+    await waitFor(async () => (await up(engine, sched)) === 1, 'the schedule pipeline up');
+
+    await rm(join(dir, `${sched}.yaml`));
+    await engine.reloadFile(join(dir, `${sched}.yaml`));
+    expect(engine.handles.has(sched)).toBe(false);
+    expect(await up(engine, sched)).toBe(0);
+    expect(await q.getJobSchedulersCount()).toBe(0);
+  });
+
+  it('a reload waiting for a new group with Redis away ends when the engine stops', async () => {
+    const own = await startTestRedis({ own: true });
+    closers.push(() => own.close());
+    const { engine, dir } = await engineOver({}, own.url);
+    await engine.start();
+    await own.owned!.stop();
+    const file = join(dir, 'later.yaml');
+    await writeFile(file, streamPipeline('later', testKey('in')));
+    const reload = engine.reloadFile(file).then(() => 'reloaded');
+    // The reload waits for the group (at most 5 s with Redis away); the stop cuts that wait short.
+    await new Promise((r) => setTimeout(r, 200));
+    const stopped = engine.stop(1_000);
+    const waiting = new Promise((r) => setTimeout(() => r('still waiting after 3 s'), 3_000).unref());
+    expect(await Promise.race([reload, waiting])).toBe('reloaded');
+    await stopped;
+  });
+
   it('a sink whose close fails is logged at warn, and neither removing its pipeline nor stopping the engine stops there', async () => {
     const name = `st-${randomUUID().slice(0, 8)}`;
     const other = `st2-${randomUUID().slice(0, 8)}`;
