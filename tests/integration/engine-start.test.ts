@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildAdminServer } from '../../engine/admin/server.ts';
 import { defaultConsumerName, Engine } from '../../engine/runtime/engine.ts';
 import { redisOptionsFromUrl } from '../../engine/runtime/redis-client.ts';
@@ -250,6 +250,11 @@ describe('an engine running, reloading and stopping', () => {
     const q = scheduleQueue(sched);
     await waitFor(async () => (await q.getJobSchedulersCount()) === 1, 'the job scheduler written');
     await waitFor(async () => (await up(engine, sched)) === 1, 'the schedule pipeline up');
+    // Paused and resumed, its gauge follows (it has no consumer to set it).
+    expect(engine.pause(sched)).toBe(true);
+    expect(await up(engine, sched)).toBe(0);
+    expect(engine.resume(sched)).toBe(true);
+    expect(await up(engine, sched)).toBe(1);
 
     await rm(join(dir, `${sched}.yaml`));
     await engine.reloadFile(join(dir, `${sched}.yaml`));
@@ -337,6 +342,38 @@ describe('an engine running, reloading and stopping', () => {
     expect(engine.handles.get(name)?.sinks.size).toBe(0);
     expect(held.closed).toBe(closed + 1);
     expect(await clientNames()).not.toContain(`synapse:${name}`);
+  });
+
+  it('a queue sink says nothing on stderr through a Redis outage (the shared connection logs it)', async () => {
+    const own = await startTestRedis({ own: true, persistent: true });
+    closers.push(() => own.close());
+    const name = `qo-${randomUUID().slice(0, 8)}`;
+    const stream = testKey('in');
+    const { engine } = await engineOver({
+      [`${name}.yaml`]: `name: ${name}\nsource: { stream: ${stream}, start: $, block_ms: 100 }\nsink: { type: queue, with: { queue: q-${name}, job: j } }\n`,
+    }, own.url);
+    const printed: unknown[][] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void printed.push(args));
+    const write = process.stderr.write.bind(process.stderr);
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: unknown, ...rest: unknown[]) => {
+      printed.push(['stderr', String(chunk)]);
+      return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
+    });
+    try {
+      await engine.start();
+      const c = own.client();
+      await c.xadd(stream, '*', 'payload', JSON.stringify({ event: 'a' }));
+      await waitFor(() => engine.handles.get(name)!.counters.sunk === 1, 'the event enqueued');
+      c.disconnect();
+      await own.owned!.stop();
+      await new Promise((r) => setTimeout(r, 1_500));
+      await own.owned!.restart();
+      await waitFor(() => engine.redisStatus === 'ready', 'the engine reconnected');
+    } finally {
+      spy.mockRestore();
+      stderr.mockRestore();
+    }
+    expect(printed).toEqual([]);
   });
 
   it('one BullMQ queue (one connection) per queue name, however many events go to it', async () => {
