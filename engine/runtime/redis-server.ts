@@ -99,9 +99,12 @@ export async function startRedisServer(opts: { port?: number; dir: string; persi
       await new Promise((r) => setTimeout(r, 50));
     }
   };
-  const waitExit = async () => {
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    await once(child, 'exit');
+  /** Ends the server with `signal` and waits until it has exited; nothing when it has already. */
+  const end = async (signal: NodeJS.Signals) => {
+    if (child!.exitCode !== null || child!.signalCode !== null) return;
+    const exited = once(child!, 'exit');
+    child!.kill(signal);
+    await exited;
   };
   await launch();
   const owned: OwnedRedis = {
@@ -109,20 +112,12 @@ export async function startRedisServer(opts: { port?: number; dir: string; persi
     port,
     dir,
     get pid() {
-      return child?.pid ?? -1;
+      return child!.pid!;
     },
-    async stop() {
-      if (!child || child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      await waitExit();
-    },
-    async kill() {
-      if (!child || child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGKILL');
-      await waitExit();
-    },
+    stop: () => end('SIGTERM'),
+    kill: () => end('SIGKILL'),
     async restart() {
-      await owned.stop();
+      await end('SIGTERM');
       await launch();
     },
   };

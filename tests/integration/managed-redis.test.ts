@@ -70,6 +70,19 @@ describe('the embedded Redis (startManagedRedis)', () => {
     expect(rows.map(([, f]) => f)).toEqual([['payload', '{"event":"kept"}']]);
   });
 
+  it('ignores a remembered port that is no port, and runs its server in a process group of its own', async () => {
+    for (const garbage of ['not a port', '-5', '0']) {
+      const dir = await root();
+      await writeFile(join(dir, 'redis.port'), garbage);
+      const m = await managed(dir);
+      expect(m.owned).toBeDefined();
+      expect(await readFile(join(dir, 'redis.port'), 'utf8')).toBe(String(m.owned!.port));
+      // Detached: a Ctrl-C meant for the engine does not reach it (field 5 of /proc/<pid>/stat).
+      const stat = await readFile(`/proc/${m.owned!.pid}/stat`, 'utf8');
+      expect(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2])).toBe(m.owned!.pid);
+    }
+  });
+
   it('starts a new server when the remembered port no longer answers', async () => {
     const dir = await root();
     const stale = await freePort();

@@ -67,6 +67,8 @@ describe('what answers as a Redis (redisAnswers)', () => {
     expect(await redisAnswers('127.0.0.1', await freePort())).toBe(false);
     expect(await redisAnswers('127.0.0.1', await fakeServer('HTTP/1.1 400 Bad Request\r\n\r\n'))).toBe(false);
     expect(await redisAnswers('127.0.0.1', await fakeServer('-ERR unknown command\r\n'))).toBe(false);
+    // The reply must start so: PONG further on is no answer.
+    expect(await redisAnswers('127.0.0.1', await fakeServer('-ERR not +PONG\r\n'))).toBe(false);
     const silent = await fakeServer();
     const began = performance.now();
     expect(await redisAnswers('127.0.0.1', silent, 300)).toBe(false);
