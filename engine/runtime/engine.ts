@@ -330,10 +330,12 @@ export class Engine extends EventEmitter implements ObservedEngine {
     if (!sameSource) {
       const paused = existing.status === 'paused';
       await this.removePipeline(prev.name);
-      const handle = await this.reading(await this.startPipeline(next, existing.generation + 1));
+      const handle = await this.startPipeline(next, existing.generation + 1);
       handle.lastDlq = existing.lastDlq;
+      // Paused at once (a resume during the wait below then stands): its consumer's loop has sent
+      // XGROUP as it started, before it first looks for a pause.
       if (paused) this.pause(next.name);
-      return handle;
+      return this.reading(handle);
     }
     const sinks = await this.createSinks(next);
     await existing.consumer!.swap(this.runnerFor(next, sinks));
@@ -345,9 +347,9 @@ export class Engine extends EventEmitter implements ObservedEngine {
 
   /**
    * Waits for a pipeline a reload started until its consumer group exists, so that a `start: $`
-   * group misses nothing written once the reload has answered, even while the pipeline is paused
-   * (a paused consumer reads nothing, and creates no group). With Redis away, at most
-   * START_WAIT_MS; a stop ends the wait.
+   * group misses nothing written once the reload has answered (its consumer creates it as it
+   * starts, unawaited). With Redis away, or refusing the group, at most START_WAIT_MS; a stop ends
+   * the wait.
    */
   private async reading(handle: PipelineHandle): Promise<PipelineHandle> {
     if (!handle.consumer) return handle;
@@ -480,9 +482,33 @@ export class Engine extends EventEmitter implements ObservedEngine {
   }
 }
 
-/** A Redis URL without its password, for logs: all of it, up to the last `@` of the authority, as URL parsers read it. */
+/** Query options that carry a secret: ioredis takes any of its options from the query (`?password=`). */
+const SECRET_PARAM = /pass|auth|secret|token|key/i;
+
+/**
+ * A Redis URL without its secrets, for logs: read as ioredis reads it (a WHATWG URL, `redis://`
+ * assumed without a scheme), the password and every query option that may hold one are `***`;
+ * a URL with none is returned as it was, and one that does not parse is not shown.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:/?#]*):[^/?#]*@/, '//$1:***@');
+  const prefix = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? '' : url.startsWith('//') ? 'redis:' : 'redis://';
+  let parsed: URL;
+  try {
+    parsed = new URL(prefix + url);
+  } catch {
+    return '<a URL that does not parse>';
+  }
+  let secret = false;
+  if (parsed.password) {
+    parsed.password = '***';
+    secret = true;
+  }
+  for (const name of new Set(parsed.searchParams.keys())) {
+    if (!SECRET_PARAM.test(name)) continue;
+    parsed.searchParams.set(name, '***');
+    secret = true;
+  }
+  return secret ? parsed.href.slice(prefix.length) : url;
 }
 
 /**
