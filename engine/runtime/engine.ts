@@ -332,9 +332,7 @@ export class Engine extends EventEmitter implements ObservedEngine {
       await this.removePipeline(prev.name);
       const handle = await this.startPipeline(next, existing.generation + 1);
       handle.lastDlq = existing.lastDlq;
-      // Paused at once (a resume during the wait below then stands): its consumer's loop has sent
-      // XGROUP as it started, before it first looks for a pause.
-      if (paused) this.pause(next.name);
+      if (paused) this.pause(next.name); // before the wait: a resume during it stands (XGROUP is sent as the consumer starts)
       return this.reading(handle);
     }
     const sinks = await this.createSinks(next);
