@@ -32,7 +32,11 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Whether something accepts TCP connections and answers PING at host:port within `timeoutMs`. */
+/**
+ * Whether a Redis accepts TCP connections and answers PING at host:port within `timeoutMs`: with
+ * PONG, or asking for a password, or still loading its data (it is there: never start a second
+ * server on its data).
+ */
 export async function redisAnswers(host: string, port: number, timeoutMs = 500): Promise<boolean> {
   return new Promise((resolveAnswer) => {
     const socket = connect({ host, port });
@@ -44,7 +48,7 @@ export async function redisAnswers(host: string, port: number, timeoutMs = 500):
     socket.on('connect', () => socket.write('PING\r\n'));
     socket.on('data', (d) => {
       clearTimeout(timer);
-      done(/^(\+PONG|-NOAUTH)/.test(d.toString()));
+      done(/^(\+PONG|-NOAUTH|-LOADING)/.test(d.toString()));
     });
     socket.on('error', () => {
       clearTimeout(timer);
@@ -132,7 +136,7 @@ export async function startRedisServer(opts: { port?: number; dir: string; persi
 export async function startManagedRedis(root: string): Promise<{ url: string; owned?: OwnedRedis }> {
   const portFile = join(root, 'redis.port');
   const remembered = Number(await readFile(portFile, 'utf8').catch(() => ''));
-  if (remembered > 0 && (await redisAnswers('127.0.0.1', remembered))) {
+  if (Number.isInteger(remembered) && remembered > 0 && remembered < 65_536 && (await redisAnswers('127.0.0.1', remembered))) {
     return { url: `redis://127.0.0.1:${remembered}` };
   }
   const port = await freePort();

@@ -57,10 +57,11 @@ afterEach(async () => {
 });
 
 describe('what answers as a Redis (redisAnswers)', () => {
-  it('a Redis answering PONG does; a server that asks for a password (NOAUTH) does too', async () => {
+  it('a Redis answering PONG does; one that asks for a password (NOAUTH) or is loading its data does too', async () => {
     const s = await server();
     expect(await redisAnswers('127.0.0.1', s.port)).toBe(true);
     expect(await redisAnswers('127.0.0.1', await fakeServer('-NOAUTH Authentication required.\r\n'))).toBe(true);
+    expect(await redisAnswers('127.0.0.1', await fakeServer('-LOADING Redis is loading the dataset in memory\r\n'))).toBe(true);
   });
 
   it('a closed port, a server answering something else, or one that never answers does not', async () => {
@@ -167,7 +168,8 @@ describe('starting a redis-server', () => {
       }
       return found;
     };
-    const port = await freePort();
+    // The port is held by a server that never answers, so nothing else can take it meanwhile.
+    const port = await fakeServer();
     const began = performance.now();
     const start = startRedisServer({ dir: d, port, bin });
     await expect(start).rejects.toThrow(`redis-server did not answer on port ${port} within 10 s`);
