@@ -32,11 +32,7 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/**
- * Whether a Redis accepts TCP connections and answers PING at host:port within `timeoutMs`: with
- * PONG, or asking for a password, or still loading its data (it is there: never start a second
- * server on its data).
- */
+/** Whether a Redis answers PING at host:port within `timeoutMs`: PONG, NOAUTH, or LOADING (still loading its data, it is there). */
 export async function redisAnswers(host: string, port: number, timeoutMs = 500): Promise<boolean> {
   return new Promise((resolveAnswer) => {
     const socket = connect({ host, port });
