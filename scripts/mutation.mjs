@@ -66,7 +66,9 @@ const SUITES = {
   'engine/runtime/lua-script.ts': ['tests/integration/lua-script.test.ts'],
   // A read cut short by a stop; what a payload becomes on its way in and out (`__proto__` keys).
   'engine/runtime/stream-reader.ts': ['tests/integration/stop-cut.test.ts', 'tests/integration/housekeeping.test.ts'],
-  'engine/runner/codec.ts': ['tests/integration/security/proto-keys.test.ts'],
+  // (Alone: see ALONE.) Decoding, its refusals, what the DLQ keeps of an entry.
+  'engine/runner/codec.ts': ['tests/unit/runner/codec.test.ts', 'tests/unit/producers-contract.test.ts',
+    'tests/integration/security/proto-keys.test.ts', 'tests/integration/security/binary-payloads.test.ts'],
   // Every sink plugin against the context a pipeline hands it.
   'engine/runtime/sink-context.ts': ['tests/integration/plugins/conformance.test.ts', 'tests/integration/sink-context.test.ts'],
   // Its start (logs, connections, groups, schedules), counters and state gauges, schedule ticks,
@@ -85,6 +87,14 @@ const SUITES = {
   'engine/runtime/retention.ts': ['tests/integration/retention.test.ts'],
   'engine/runtime/service-registry.ts': ['tests/integration/admin/services.test.ts'],
 };
+
+/**
+ * Files every test reaches (each event is decoded): run with all the suites, each of their mutants
+ * would meet nearly all of them, hours for one file. Their runs meet only the suites SUITES names
+ * for them (SYNAPSE_MUTATION_ONLY), written to reach every branch; a survivor there might still be
+ * killed by a suite left out, so their score is a lower bound.
+ */
+const ALONE = new Set(['engine/runner/codec.ts']);
 
 /**
  * The sha256 of a unit's own lines. A change elsewhere in its file leaves its result current, as a
@@ -175,7 +185,14 @@ if (!(args.includes('--report') || args.includes('--survivors'))) {
       process.execPath,
       ['node_modules/@stryker-mutator/core/bin/stryker.js', 'run', '--mutate', ranges.join(','),
         '--reporters', 'clear-text,progress,json'],
-      { stdio: 'inherit', env: { ...process.env, SYNAPSE_MUTATION_SUITES: suites.join(',') } },
+      {
+        stdio: 'inherit',
+        env: {
+          ...process.env,
+          SYNAPSE_MUTATION_SUITES: suites.join(','),
+          ...(run.units.every((unit) => ALONE.has(unit.source)) ? { SYNAPSE_MUTATION_ONLY: '1' } : {}),
+        },
+      },
     );
     if (stryker.status !== 0 || !existsSync(REPORT)) {
       console.error(`stryker failed on ${ranges.join(' ')} (exit ${stryker.status}); stopping`);
