@@ -208,6 +208,10 @@ describe('what a decoder refuses and why, to the letter', () => {
     expect(decodeJson(entry('payload', large), 1208)).toEqual(JSON.parse(large));
   });
 
+  it('json: an ASCII event of exactly max bytes (as many characters) is accepted', () => {
+    expect(decodeJson(entry('payload', '{"s":"xxxx"}'), 12)).toEqual({ s: 'xxxx' });
+  });
+
   it('json: more characters than max bytes is refused at once (and the message counts bytes)', () => {
     expect(decodeError(() => decodeJson(entry('payload', '{"s":"xxxx"}'), 11)).message).toBe('event is 12 bytes, over max_event_bytes (11)');
   });
