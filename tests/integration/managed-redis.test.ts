@@ -71,7 +71,7 @@ describe('the embedded Redis (startManagedRedis)', () => {
   });
 
   it('ignores a remembered port that is no port, and runs its server in a process group of its own', async () => {
-    for (const garbage of ['not a port', '-5', '0', '1.5', '70000', '1e9']) {
+    for (const garbage of ['not a port', '-5', '0', '1.5', '65536', '70000', '1e9']) {
       const dir = await root();
       await writeFile(join(dir, 'redis.port'), garbage);
       const m = await managed(dir);
