@@ -20,6 +20,8 @@ describe('redactUrl (the Redis URL as the engine logs it)', () => {
 
   it('hides a password given without a scheme, or as a query option (ioredis reads both)', () => {
     expect(redactUrl('user:s3cret@host:6379')).toBe('user:***@host:6379');
+    // A scheme is only where the URL starts: a `x://` later in it does not make it one.
+    expect(redactUrl('user:s3cret@host:6379/0?next=a://b')).toBe('user:***@host:6379/0?next=a://b');
     expect(redactUrl(':s3cret@host:6379')).toBe(':***@host:6379');
     expect(redactUrl('//:s3cret@host:6379')).toBe('//:***@host:6379');
     expect(redactUrl('redis://host:6379/0?password=s3cret')).toBe('redis://host:6379/0?password=***');
