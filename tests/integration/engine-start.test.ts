@@ -168,6 +168,7 @@ describe('an engine starting with Redis away', () => {
 describe('an engine running, reloading and stopping', () => {
   const up = async (engine: Engine, name: string) => (await engine.metrics.up.get()).values.find((v) => v.labels.pipeline === name)?.value;
   const clientNames = async () => String(await redis.client('LIST')).split('\n').map((l) => /name=(\S*)/.exec(l)?.[1]);
+  const clientIds = async () => new Set(String(await redis.client('LIST')).split('\n').flatMap((l) => /^id=(\d+)/.exec(l)?.[1] ?? []));
 
   it('pauses and resumes a running pipeline (state and gauge); an unknown or disabled one cannot be', async () => {
     const name = `pr-${randomUUID().slice(0, 8)}`;
@@ -379,10 +380,11 @@ describe('an engine running, reloading and stopping', () => {
     const { engine } = await engineOver({
       [`${name}.yaml`]: `name: ${name}\nsource: { stream: ${stream}, start: $, block_ms: 100 }\nsink: { type: queue, with: { queue: ${queue}, job: j } }\n`,
     });
-    await engine.start();
     const q = new Queue(queue, { connection: redisOptionsFromUrl(server.url) });
     closers.push(() => q.close());
     await q.waitUntilReady();
+    const before = await clientIds();
+    await engine.start();
     const sunk = (n: number) => waitFor(() => engine.handles.get(name)!.counters.sunk === n, `${n} events sunk`);
     await redis.xadd(stream, '*', 'payload', JSON.stringify({ event: 'a' }));
     await sunk(1);
@@ -393,5 +395,55 @@ describe('an engine running, reloading and stopping', () => {
     }
     expect(await q.getJobCountByTypes('waiting')).toBe(5);
     expect((await clientNames()).length).toBe(clients);
+    // Its stop closes every connection it opened, the queue's among them.
+    await engine.stop();
+    await waitFor(async () => [...(await clientIds())].every((id) => before.has(id)), 'every connection of the engine closed');
+  });
+
+  it('a stop with Redis away and a command waiting on the connection ends within its limit and closes the connection', async () => {
+    const own = await startTestRedis({ own: true });
+    closers.push(() => own.close());
+    const { engine, lines } = await engineOver({}, own.url);
+    await engine.start();
+    await own.owned!.stop();
+    await waitFor(() => engine.redisStatus !== 'ready', 'the engine seeing Redis away');
+    // Queued until Redis is back: a QUIT sent now would wait behind it for good.
+    const queued = engine.connection.get(testKey('k')).then(() => 'answered', () => 'closed');
+    const stopped = engine.stop(1_000).then(() => 'stopped');
+    const late = new Promise((r) => setTimeout(() => r('still stopping after 5 s'), 5_000).unref());
+    expect(await Promise.race([stopped, late])).toBe('stopped');
+    expect(lines.at(-1)!.msg).toBe('engine stopped');
+    // Closed for good: it does not connect again once Redis is back (its retries come at most
+    // 5 s apart), and the command it held is never answered.
+    const reconnected = new Promise((r) => engine.connection.once('ready', () => r('reconnected')));
+    await own.owned!.restart();
+    const quiet = new Promise((r) => setTimeout(() => r('closed'), 5_500).unref());
+    expect(await Promise.race([reconnected, queued, quiet])).toBe('closed');
+  });
+
+  it('a stop that times out closes the connection all the same', async () => {
+    const name = `held-${randomUUID().slice(0, 8)}`;
+    const { engine, dir, lines } = await engineOver({});
+    process.env.SYNAPSE_PLUGINS = join(REPO_ROOT, 'tests', 'fixtures', 'plugins-sticky');
+    try {
+      await engine.start();
+    } finally {
+      delete process.env.SYNAPSE_PLUGINS;
+    }
+    const held = (globalThis as { synapseHeldSink?: { hold?: Promise<void>; connecting: number } }).synapseHeldSink!;
+    let release!: () => void;
+    held.hold = new Promise<void>((r) => (release = r));
+    const connecting = held.connecting;
+    const file = join(dir, `${name}.yaml`);
+    await writeFile(file, `name: ${name}\nsource: { stream: ${testKey('in')}, block_ms: 100 }\nsink: { type: held }\n`);
+    const reload = engine.reloadFile(file);
+    await waitFor(() => held.connecting === connecting + 1, "the reload's sink connecting");
+    // The stop waits for the reload, which its sink holds past the stop's limit.
+    await engine.stop(300);
+    expect(lines.filter((l) => l.msg.startsWith('shutdown timed out'))).toEqual([expect.objectContaining({ level: 40, timeoutMs: 300 })]);
+    await waitFor(() => engine.redisStatus === 'end', 'the connection closed');
+    release();
+    await reload;
+    held.hold = undefined;
   });
 });
