@@ -409,6 +409,8 @@ describe('an engine running, reloading and stopping', () => {
     await waitFor(() => engine.redisStatus !== 'ready', 'the engine seeing Redis away');
     // Queued until Redis is back: a QUIT sent now would wait behind it for good.
     const queued = engine.connection.get(testKey('k')).then(() => 'answered', () => 'closed');
+    // Auto-pipelining hands it to the connection a turn of the event loop later (setImmediate).
+    await new Promise((r) => setTimeout(r, 50));
     const stopped = engine.stop(1_000).then(() => 'stopped');
     const late = new Promise((r) => setTimeout(() => r('still stopping after 5 s'), 5_000).unref());
     expect(await Promise.race([stopped, late])).toBe('stopped');
