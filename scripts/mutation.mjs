@@ -19,7 +19,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import ts from 'typescript';
 
 const FOLDERS = ['engine/runtime', 'engine/runner'];
@@ -236,6 +236,7 @@ const UNDETECTED = new Set(['Survived', 'NoCoverage']);
 const rows = [];
 const total = { detected: 0, undetected: 0, ignored: 0, files: 0 };
 const survivors = [];
+const perFolder = {};
 const units = all.flatMap(unitsOf);
 for (const source of all) {
   const mine = units.filter((unit) => unit.source === source);
@@ -255,6 +256,9 @@ for (const source of all) {
     }
   }
   for (const key of ['detected', 'undetected', 'ignored']) total[key] += count[key];
+  const folder = (perFolder[dirname(source)] ??= { detected: 0, undetected: 0 });
+  folder.detected += count.detected;
+  folder.undetected += count.undetected;
   if (done.length === mine.length) total.files += 1;
   const score = (100 * count.detected) / Math.max(1, count.detected + count.undetected);
   rows.push([source, `${score.toFixed(2)}%  killed ${count.detected}, survived ${count.undetected}` +
@@ -268,6 +272,10 @@ if (args.includes('--survivors')) {
 }
 console.log('\nMutation score per file (mutation/):');
 for (const [source, text] of rows) console.log(`  ${basename(source).padEnd(22)} ${text}`);
+for (const [folder, count] of Object.entries(perFolder)) {
+  const score = (100 * count.detected) / Math.max(1, count.detected + count.undetected);
+  console.log(`  ${`${folder}/`.padEnd(22)} ${score.toFixed(2)}%  killed ${count.detected}, survived ${count.undetected}`);
+}
 const score = (100 * total.detected) / Math.max(1, total.detected + total.undetected);
 console.log(`  ${'all run so far'.padEnd(22)} ${score.toFixed(2)}%  killed ${total.detected}, ` +
   `survived ${total.undetected} (${total.files} of ${all.length} files complete)`);
