@@ -53,6 +53,39 @@ async function engineOver(files: Record<string, string>, redisUrl = server.url):
   return { engine, lines, logger, dir };
 }
 
+/** Starts `engine` with the sink fixtures of tests/fixtures/plugins-sticky (`sticky`, `held`). */
+async function startWithFixtureSinks(engine: Engine): Promise<void> {
+  process.env.SYNAPSE_PLUGINS = join(REPO_ROOT, 'tests', 'fixtures', 'plugins-sticky');
+  try {
+    await engine.start();
+  } finally {
+    delete process.env.SYNAPSE_PLUGINS;
+  }
+}
+
+/** What the `held` sink fixture shows a test: its connect waits for `hold`. */
+type HeldSinks = { hold?: Promise<void>; connecting: number; closed: number };
+
+/**
+ * Reloads a new pipeline `name` (in `dir`) whose `held` sink holds its connect, and answers once
+ * the reload waits there: `reload` is the reload's answer, `release()` lets the connect go on.
+ */
+async function heldReload(engine: Engine, dir: string, name: string): Promise<{ held: HeldSinks; reload: Promise<unknown>; release: () => void }> {
+  const held = (globalThis as { synapseHeldSink?: HeldSinks }).synapseHeldSink!;
+  let letGo!: () => void;
+  held.hold = new Promise<void>((r) => (letGo = r));
+  const connecting = held.connecting;
+  const file = join(dir, `${name}.yaml`);
+  await writeFile(file, `name: ${name}\nsource: { stream: ${testKey('in')}, block_ms: 100 }\nsink: { type: held }\n`);
+  const reload = engine.reloadFile(file);
+  await waitFor(() => held.connecting === connecting + 1, "the reload's sink connecting");
+  const release = () => {
+    held.hold = undefined;
+    letGo();
+  };
+  return { held, reload, release };
+}
+
 const streamPipeline = (name: string, stream: string, source = '') =>
   `name: ${name}\nsource:\n  stream: ${stream}\n  start: $\n  block_ms: 100\n${source}sink: { type: publish, with: { stream: ${stream}-out } }\n`;
 const schedulePipeline = (name: string) =>
@@ -314,12 +347,7 @@ describe('an engine running, reloading and stopping', () => {
     const other = `st2-${randomUUID().slice(0, 8)}`;
     const sticky = (n: string) => `name: ${n}\nsource: { stream: ${testKey('in')}, block_ms: 100 }\nsink: { type: sticky }\n`;
     const { engine, lines, dir } = await engineOver({ [`${name}.yaml`]: sticky(name), [`${other}.yaml`]: sticky(other) });
-    process.env.SYNAPSE_PLUGINS = join(REPO_ROOT, 'tests', 'fixtures', 'plugins-sticky');
-    try {
-      await engine.start();
-    } finally {
-      delete process.env.SYNAPSE_PLUGINS;
-    }
+    await startWithFixtureSinks(engine);
     expect(engine.rejected.size).toBe(0);
     await waitFor(async () => (await clientNames()).includes(`synapse:${name}`), `a connection named synapse:${name}`);
 
@@ -348,25 +376,13 @@ describe('an engine running, reloading and stopping', () => {
   it('a reload in flight when the engine stops starts no consumer: the sinks it made are closed', async () => {
     const name = `held-${randomUUID().slice(0, 8)}`;
     const { engine, dir } = await engineOver({});
-    process.env.SYNAPSE_PLUGINS = join(REPO_ROOT, 'tests', 'fixtures', 'plugins-sticky');
-    try {
-      await engine.start();
-    } finally {
-      delete process.env.SYNAPSE_PLUGINS;
-    }
-    const held = (globalThis as { synapseHeldSink?: { hold?: Promise<void>; connecting: number; closed: number } }).synapseHeldSink!;
-    let release!: () => void;
-    held.hold = new Promise<void>((r) => (release = r));
-    const [connecting, closed] = [held.connecting, held.closed];
-    const file = join(dir, `${name}.yaml`);
-    await writeFile(file, `name: ${name}\nsource: { stream: ${testKey('in')}, block_ms: 100 }\nsink: { type: held }\n`);
-    const reload = engine.reloadFile(file);
-    await waitFor(() => held.connecting === connecting + 1, "the reload's sink connecting");
+    await startWithFixtureSinks(engine);
+    const { held, reload, release } = await heldReload(engine, dir, name);
+    const closed = held.closed;
     const stopped = engine.stop();
     release();
     await reload;
     await stopped;
-    held.hold = undefined;
     expect(engine.handles.get(name)?.consumer).toBeUndefined();
     expect(engine.handles.get(name)?.sinks.size).toBe(0);
     expect(held.closed).toBe(closed + 1);
@@ -432,20 +448,8 @@ describe('an engine running, reloading and stopping', () => {
   it('a stop that times out closes the connection all the same', async () => {
     const name = `held-${randomUUID().slice(0, 8)}`;
     const { engine, dir, lines } = await engineOver({});
-    process.env.SYNAPSE_PLUGINS = join(REPO_ROOT, 'tests', 'fixtures', 'plugins-sticky');
-    try {
-      await engine.start();
-    } finally {
-      delete process.env.SYNAPSE_PLUGINS;
-    }
-    const held = (globalThis as { synapseHeldSink?: { hold?: Promise<void>; connecting: number } }).synapseHeldSink!;
-    let release!: () => void;
-    held.hold = new Promise<void>((r) => (release = r));
-    const connecting = held.connecting;
-    const file = join(dir, `${name}.yaml`);
-    await writeFile(file, `name: ${name}\nsource: { stream: ${testKey('in')}, block_ms: 100 }\nsink: { type: held }\n`);
-    const reload = engine.reloadFile(file);
-    await waitFor(() => held.connecting === connecting + 1, "the reload's sink connecting");
+    await startWithFixtureSinks(engine);
+    const { reload, release } = await heldReload(engine, dir, name);
     try {
       // The stop waits for the reload, which its sink holds past the stop's limit.
       await engine.stop(300);
@@ -454,7 +458,6 @@ describe('an engine running, reloading and stopping', () => {
     } finally {
       release();
       await reload;
-      held.hold = undefined;
     }
   });
 });
